@@ -1,0 +1,51 @@
+# soundfleet — set-up and checks. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint unit integration acceptance test-external bench bench-ingest clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/soundfleet db migrate
+	$(BIN)/soundfleet db status
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy schemas coordinator crawler scoring simulator soundfleet migrations benchmarks
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: install
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+acceptance: install
+	$(BIN)/pytest tests/acceptance $(PYTEST_ARGS)
+
+# The integration suite again, against the server DATABASE_URL names (CI: the local PG 15).
+test-external: install
+	@test -n "$$DATABASE_URL" || (echo "set DATABASE_URL" && exit 2)
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+bench-ingest: install
+	$(PY) -m benchmarks.ingest
+
+bench: bench-ingest
+
+clean:
+	rm -rf $(VENV) .pytest_pgdata .mypy_cache .ruff_cache .pytest_cache
