@@ -10,6 +10,7 @@ reads them, e.g. ``soundfleet export``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, DateTime, Double, Integer, MetaData, Table, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -26,14 +27,14 @@ class View:
     name: str
     doc: str
     sql: str
-    columns: tuple[tuple[str, TypeEngine[object]], ...]
+    columns: tuple[tuple[str, TypeEngine[Any]], ...]
 
 
 _TS = DateTime(timezone=True)
 _BIG = BigInteger()
 _INT = Integer()
 _TXT = Text()
-_DBL = Double()
+_DBL: Double[float] = Double()
 _BOOL = Boolean()
 
 VIEWS: tuple[View, ...] = (

@@ -82,12 +82,12 @@ def start_embedded(settings: Settings) -> str:
     with warnings.catch_warnings():
         # pgserver falls back to /tmp when XDG_RUNTIME_DIR is unset, and says so.
         warnings.simplefilter("ignore")
-        import pgserver  # imported late: it registers atexit handlers
+        from pgserver.postgres_server import get_server  # late: it registers atexit hooks
 
     pgdata = embedded_pgdata(settings)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        server = get_server(pgdata, cleanup_mode=None)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         raise DatabaseError(f"embedded PostgreSQL failed to start in {pgdata}: {exc}") from exc
     uri: str = server.get_uri()
@@ -100,10 +100,11 @@ def stop_embedded(settings: Settings) -> bool:
 
     pgdata = embedded_pgdata(settings)
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
-    if info is None or not info.is_running():
+    process = info.process if info is not None and info.is_running() else None
+    if process is None:
         return False
-    info.process.terminate()  # SIGTERM: PostgreSQL's "smart" shutdown
-    info.process.wait(30)
+    process.terminate()  # SIGTERM: PostgreSQL's "smart" shutdown
+    process.wait(30)
     return True
 
 

@@ -1,0 +1,1 @@
+"""The coordinator service: jobs API, work leasing, client_id registry, fleet budget."""

@@ -1,0 +1,1 @@
+"""The crawler worker: HTTP client, client_id discovery, handlers, bulk landing."""

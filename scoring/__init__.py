@@ -1,0 +1,1 @@
+"""Scoring jobs: pure numeric cores with thin database readers and writers."""
