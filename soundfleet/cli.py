@@ -16,6 +16,7 @@ from schemas.errors import SoundfleetError
 
 COMMAND_MODULES = [
     "soundfleet.cli_db",
+    "scoring.cli",
 ]
 
 Handler = Callable[[argparse.Namespace], int]

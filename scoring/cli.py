@@ -1,0 +1,65 @@
+"""``soundfleet score network|spam|virality|revisit [--params k=v ...]``: one scoring run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from schemas.errors import InputError
+from schemas.settings import Settings
+from scoring.registry import MODEL_MODULES, run_model
+from soundfleet import database
+from soundfleet.logs import configure_logging
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """``k=v`` pairs as a dict; values are parsed as JSON when they are JSON, else text."""
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--params: {item!r} is not of the form key=value")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``score`` command."""
+    score = sub.add_parser("score", help="run a scoring model over the crawled data")
+    score.add_argument("model", choices=sorted(MODEL_MODULES), help="the model to run")
+    score.add_argument(
+        "--params",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="model parameters (values parsed as JSON when possible)",
+    )
+    score.set_defaults(handler=_score)
+
+
+async def _run(dsn: str, timeout: float, model: str, params: dict[str, Any]) -> dict[str, Any]:
+    async with database.connection(dsn, timeout=timeout) as conn:
+        run_id = await run_model(conn, model, params)
+        row = await conn.fetchrow(
+            "SELECT id, state, error, metrics FROM scoring_runs WHERE id = $1", run_id
+        )
+    return dict(row) if row is not None else {"id": run_id, "state": "unknown"}
+
+
+def _score(args: argparse.Namespace) -> int:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    params = parse_params(args.params)
+    target = database.resolve(settings)
+    run = asyncio.run(_run(target.dsn, settings.db_connect_timeout_s, args.model, params))
+    if run["state"] != "done":
+        print(f"run {run['id']} ({args.model}) {run['state']}: {run['error']}")
+        return 1
+    metrics = json.loads(run["metrics"]) if isinstance(run["metrics"], str) else run["metrics"]
+    print(f"run {run['id']} ({args.model}) done")
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0
