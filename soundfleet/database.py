@@ -65,10 +65,8 @@ def parse_database_url(url: str) -> str:
         raise ConfigError("DATABASE_URL is malformed: it names no host")
     if not parsed.database:
         raise ConfigError("DATABASE_URL is malformed: it names no database")
-    try:
-        _ = parsed.port
-    except ValueError as exc:
-        raise ConfigError(f"DATABASE_URL is malformed: {exc}") from exc
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigError(f"DATABASE_URL is malformed: port {parsed.port} is out of range")
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 

@@ -1,0 +1,257 @@
+"""Pydantic v2 models of SoundCloud api-v2 payloads.
+
+Modelled on real response bodies (``shared/fixtures/soundcloud-api-v2``). Unknown
+fields are ignored, never an error, because the platform adds fields without notice; a
+known field of the wrong type fails with an error naming the field's path.
+
+Use :func:`parse` to validate a decoded JSON body into a model and get a
+:class:`~schemas.errors.PayloadError` on failure.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from schemas.errors import PayloadError
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Product(_Payload):
+    """A subscription product (``free``, ``creator-pro``, ``creator-pro-unlimited``…)."""
+
+    id: str
+
+
+class CreatorSubscription(_Payload):
+    """A user's creator subscription."""
+
+    product: Product
+
+
+class Badges(_Payload):
+    """Profile badges."""
+
+    pro: bool | None = None
+    creator_mid_tier: bool | None = None
+    pro_unlimited: bool | None = None
+    verified: bool | None = None
+
+
+class MiniUser(_Payload):
+    """The reduced user nested in comments and some tracks."""
+
+    id: int
+    kind: Literal["user"] = "user"
+    permalink: str | None = None
+    username: str | None = None
+    full_name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    avatar_url: str | None = None
+    permalink_url: str | None = None
+    uri: str | None = None
+    urn: str | None = None
+    city: str | None = None
+    country_code: str | None = None
+    followers_count: int | None = None
+    last_modified: datetime | None = None
+    verified: bool | None = None
+    badges: Badges | None = None
+    station_urn: str | None = None
+    station_permalink: str | None = None
+
+
+class User(MiniUser):
+    """The full user of ``/users/{id}``, of follower/following lists, of reposters…"""
+
+    created_at: datetime
+    description: str | None = None
+    followings_count: int | None = None
+    track_count: int | None = None
+    playlist_count: int | None = None
+    likes_count: int | None = None
+    playlist_likes_count: int | None = None
+    reposts_count: int | None = None
+    comments_count: int | None = None
+    groups_count: int | None = None
+    creator_subscription: CreatorSubscription | None = None
+    creator_subscriptions: list[CreatorSubscription] = Field(default_factory=list)
+    date_of_birth: dict[str, Any] | None = None
+
+    @property
+    def plan(self) -> str:
+        """The creator subscription's product id, ``free`` when none is given."""
+        if self.creator_subscription is not None:
+            return self.creator_subscription.product.id
+        if self.creator_subscriptions:
+            return self.creator_subscriptions[0].product.id
+        return "free"
+
+
+class Track(_Payload):
+    """A track (``/tracks/{id}``, a user's tracks, inside likes)."""
+
+    id: int
+    kind: Literal["track"] = "track"
+    user_id: int
+    user: MiniUser | None = None
+    title: str | None = None
+    permalink: str | None = None
+    permalink_url: str | None = None
+    description: str | None = None
+    genre: str | None = None
+    tag_list: str | None = None
+    created_at: datetime
+    last_modified: datetime | None = None
+    display_date: datetime | None = None
+    duration: int | None = None
+    full_duration: int | None = None
+    playback_count: int | None = None
+    likes_count: int | None = None
+    reposts_count: int | None = None
+    comment_count: int | None = None
+    download_count: int | None = None
+    public: bool | None = None
+    sharing: str | None = None
+    streamable: bool | None = None
+    state: str | None = None
+    urn: str | None = None
+
+
+class Playlist(_Payload):
+    """A playlist or album (``/users/{id}/albums``, playlist likes)."""
+
+    id: int
+    kind: Literal["playlist"] = "playlist"
+    user_id: int
+    title: str | None = None
+    permalink: str | None = None
+    created_at: datetime
+    is_album: bool | None = None
+    set_type: str | None = None
+    track_count: int | None = None
+    likes_count: int | None = None
+    reposts_count: int | None = None
+
+
+class Like(_Payload):
+    """An item of ``/users/{id}/likes``: when, and the liked track or playlist."""
+
+    created_at: datetime
+    kind: Literal["like"] = "like"
+    track: Track | None = None
+    playlist: Playlist | None = None
+
+
+class Comment(_Payload):
+    """An item of ``/tracks/{id}/comments``."""
+
+    id: int
+    kind: Literal["comment"] = "comment"
+    body: str | None = None
+    created_at: datetime
+    timestamp: int | None = None
+    track_id: int
+    user_id: int
+    user: MiniUser | None = None
+
+
+class WebProfile(_Payload):
+    """A link on a user's profile (``/users/{urn}/web-profiles``)."""
+
+    url: str
+    network: str | None = None
+    title: str | None = None
+    username: str | None = None
+
+
+ItemT = TypeVar("ItemT", bound=BaseModel)
+
+
+class Page(_Payload, Generic[ItemT]):
+    """A ``linked_partitioning`` collection page.
+
+    ``next_href`` is null on the last page; a page may be empty while ``next_href`` is
+    set (private items sit there), and then must still be followed.
+    """
+
+    collection: list[ItemT]
+    next_href: str | None = None
+    query_urn: str | None = None
+    total_results: int | None = None
+
+
+class HydrationEntry(_Payload):
+    """One entry of the homepage's ``window.__sc_hydration`` array."""
+
+    hydratable: str
+    data: Any = None
+
+
+class ApiClient(_Payload):
+    """The ``apiClient`` hydration entry's data: the web client's ``client_id``."""
+
+    id: str = Field(min_length=1)
+    isExpiring: bool | None = None
+
+
+UserPage = Page[User]
+TrackPage = Page[Track]
+LikePage = Page[Like]
+CommentPage = Page[Comment]
+PlaylistPage = Page[Playlist]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_hydration_adapter: TypeAdapter[list[HydrationEntry]] = TypeAdapter(list[HydrationEntry])
+_web_profiles_adapter: TypeAdapter[list[WebProfile]] = TypeAdapter(list[WebProfile])
+
+
+def _describe(exc: ValidationError, what: str) -> PayloadError:
+    first = exc.errors()[0]
+    path = ".".join(str(p) for p in first["loc"]) or "(body)"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return PayloadError(f"{what}: field {path}: {first['msg']}{more}")
+
+
+def parse(model: type[ModelT], data: object) -> ModelT:
+    """Validate decoded JSON ``data`` as ``model``; :class:`PayloadError` names the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _describe(exc, model.__name__) from exc
+
+
+def parse_hydration(data: object) -> list[HydrationEntry]:
+    """Validate the ``__sc_hydration`` array."""
+    try:
+        return _hydration_adapter.validate_python(data)
+    except ValidationError as exc:
+        raise _describe(exc, "__sc_hydration") from exc
+
+
+def client_id_from_hydration(entries: list[HydrationEntry]) -> str | None:
+    """The ``client_id`` of the ``apiClient`` entry, if there is one."""
+    for entry in entries:
+        if entry.hydratable == "apiClient":
+            return parse(ApiClient, entry.data).id
+    return None
+
+
+def parse_web_profiles(data: object) -> list[WebProfile]:
+    """Validate a web-profiles body: a JSON array of links."""
+    try:
+        return _web_profiles_adapter.validate_python(data)
+    except ValidationError as exc:
+        raise _describe(exc, "web-profiles") from exc
+
+
+def is_not_found_body(data: object) -> bool:
+    """True for the empty object the platform sends with a 404."""
+    return data == {}

@@ -1,0 +1,135 @@
+"""Parsed api-v2 payloads as rows of the platform tables.
+
+Pure functions, no I/O: each returns a dict keyed by the columns of one table in
+:mod:`schemas.tables`, ready for :func:`soundfleet.sink.write_rows`. ``fetched_at`` is
+passed in (the time of the fetch), never taken from the clock here, so that landing the
+same fetch twice writes identical rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from schemas.api_v2 import Track, User, WebProfile
+
+Row = dict[str, Any]
+TimeSource = Literal["item", "exact", "page", "none"]
+
+
+def user_row(user: User, fetched_at: datetime) -> Row:
+    """A ``users`` row from a full user object."""
+    return {
+        "id": user.id,
+        "permalink": user.permalink,
+        "username": user.username,
+        "full_name": user.full_name,
+        "description": user.description,
+        "city": user.city,
+        "country_code": user.country_code,
+        "created_at": user.created_at,
+        "last_modified": user.last_modified,
+        "followers_count": user.followers_count,
+        "followings_count": user.followings_count,
+        "track_count": user.track_count,
+        "playlist_count": user.playlist_count,
+        "likes_count": user.likes_count,
+        "playlist_likes_count": user.playlist_likes_count,
+        "reposts_count": user.reposts_count,
+        "comments_count": user.comments_count,
+        "groups_count": user.groups_count,
+        "verified": user.verified,
+        "plan": user.plan,
+        "avatar_url": user.avatar_url,
+        "permalink_url": user.permalink_url,
+        "fetched_at": fetched_at,
+    }
+
+
+def gone_row(user_id: int, checked_at: datetime) -> Row:
+    """A ``user_ids_gone`` row for an id that answered 404."""
+    return {"id": user_id, "checked_at": checked_at}
+
+
+def track_row(track: Track, fetched_at: datetime) -> Row:
+    """A ``tracks`` row."""
+    return {
+        "id": track.id,
+        "user_id": track.user_id,
+        "title": track.title,
+        "permalink": track.permalink,
+        "permalink_url": track.permalink_url,
+        "description": track.description,
+        "genre": track.genre,
+        "tag_list": track.tag_list,
+        "created_at": track.created_at,
+        "last_modified": track.last_modified,
+        "duration_ms": track.duration,
+        "playback_count": track.playback_count,
+        "likes_count": track.likes_count,
+        "reposts_count": track.reposts_count,
+        "comment_count": track.comment_count,
+        "download_count": track.download_count,
+        "public": track.public,
+        "sharing": track.sharing,
+        "fetched_at": fetched_at,
+    }
+
+
+def track_stats_row(track: Track, observed_at: datetime) -> Row:
+    """A ``track_stats`` snapshot of a track's counters at platform time ``observed_at``."""
+    return {
+        "track_id": track.id,
+        "observed_at": observed_at,
+        "playback_count": track.playback_count,
+        "likes_count": track.likes_count,
+        "reposts_count": track.reposts_count,
+        "comment_count": track.comment_count,
+        "download_count": track.download_count,
+    }
+
+
+def follow_row(
+    follower_id: int,
+    followee_id: int,
+    event_time: datetime,
+    time_source: TimeSource,
+    fetched_at: datetime,
+) -> Row:
+    """A ``follows`` event row."""
+    return {
+        "follower_id": follower_id,
+        "followee_id": followee_id,
+        "event_time": event_time,
+        "time_source": time_source,
+        "fetched_at": fetched_at,
+    }
+
+
+def track_event_row(
+    track_id: int,
+    user_id: int,
+    event_time: datetime,
+    time_source: TimeSource,
+    fetched_at: datetime,
+) -> Row:
+    """A ``reposts`` or ``likes`` event row (both tables share these columns)."""
+    return {
+        "track_id": track_id,
+        "user_id": user_id,
+        "event_time": event_time,
+        "time_source": time_source,
+        "fetched_at": fetched_at,
+    }
+
+
+def web_profile_row(user_id: int, profile: WebProfile, fetched_at: datetime) -> Row:
+    """A ``web_profiles`` row."""
+    return {
+        "user_id": user_id,
+        "url": profile.url,
+        "network": profile.network,
+        "title": profile.title,
+        "username": profile.username,
+        "fetched_at": fetched_at,
+    }

@@ -1,0 +1,149 @@
+"""Bulk, idempotent landing of records into PostgreSQL.
+
+Each batch is ``COPY``'d into a per-connection temporary staging table (no indexes, so
+the copy is cheap) and moved into the target with one ``INSERT … SELECT … ON CONFLICT``.
+Tables with a primary key are upserted (a changed row is updated, an identical one is
+left alone); tables keyed by a unique constraint only (follow, repost and like events)
+ignore rows they already hold. Either way, landing the same batch twice leaves the
+same table as landing it once.
+
+Call :func:`write_rows` inside ``async with conn.transaction():`` to land several tables
+of one work unit atomically; on its own it runs in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Table, UniqueConstraint
+
+from schemas.errors import DatabaseError, InputError
+
+
+@dataclass(frozen=True)
+class ConflictPolicy:
+    """How a table absorbs rows it already holds."""
+
+    key: tuple[str, ...]
+    update: tuple[str, ...]
+
+    @property
+    def do_nothing(self) -> bool:
+        """True when existing rows are kept as they are."""
+        return not self.update
+
+
+@cache
+def policy_for(table: Table) -> ConflictPolicy:
+    """The conflict policy of ``table``: upsert on its primary key, else ignore duplicates."""
+    pk = tuple(c.name for c in table.primary_key.columns)
+    if pk:
+        update = tuple(c.name for c in table.columns if c.name not in pk)
+        return ConflictPolicy(pk, update)
+    uniques = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
+    if not uniques:
+        raise InputError(f"table {table.name} has no key: its writes could not be idempotent")
+    return ConflictPolicy(tuple(c.name for c in uniques[0].columns), ())
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _stage_name(table: Table) -> str:
+    return f"_stage_{table.name}"
+
+
+@cache
+def _insert_sql(table: Table, columns: tuple[str, ...]) -> str:
+    policy = policy_for(table)
+    cols = ", ".join(_quote(c) for c in columns)
+    key = ", ".join(_quote(c) for c in policy.key)
+    target = _quote(table.name)
+    stage = _quote(_stage_name(table))
+    if policy.do_nothing:
+        return f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT DO NOTHING"
+    updated = [c for c in columns if c in policy.update]
+    if not updated:
+        return (
+            f"INSERT INTO {target} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM {stage} "
+            f"ON CONFLICT ({key}) DO NOTHING"
+        )
+    sets = ", ".join(f"{_quote(c)} = EXCLUDED.{_quote(c)}" for c in updated)
+    old = ", ".join(f"{target}.{_quote(c)}" for c in updated)
+    new = ", ".join(f"EXCLUDED.{_quote(c)}" for c in updated)
+    # DISTINCT ON: one INSERT may not touch a row twice; the batch's last copy wins.
+    return (
+        f"INSERT INTO {target} ({cols}) "
+        f"SELECT DISTINCT ON ({key}) {cols} FROM {stage} ORDER BY {key}, ctid DESC "
+        f"ON CONFLICT ({key}) DO UPDATE SET {sets} "
+        f"WHERE ({old}) IS DISTINCT FROM ({new})"
+    )
+
+
+def _columns_of(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    columns = tuple(rows[0].keys())
+    known = set(table.columns.keys())
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise InputError(f"{table.name}: unknown column(s) {', '.join(sorted(unknown))}")
+    missing = [c for c in policy_for(table).key if c not in columns]
+    if missing:
+        raise InputError(f"{table.name}: rows lack key column(s) {', '.join(missing)}")
+    for i, row in enumerate(rows):
+        if len(row) != len(columns) or any(c not in row for c in columns):
+            raise InputError(f"{table.name}: row {i} has columns other than row 0's")
+    return columns
+
+
+async def _ensure_stage(conn: asyncpg.Connection, table: Table) -> None:
+    # Temporary tables live as long as the connection; create once per connection.
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_quote(_stage_name(table))} "
+        f"(LIKE {_quote(table.name)} INCLUDING DEFAULTS)"
+    )
+
+
+async def write_rows(
+    conn: asyncpg.Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> int:
+    """Land ``rows`` (mappings with the same keys) into ``table``; returns rows changed.
+
+    Raises :class:`InputError` naming the table and column when the rows do not fit,
+    in which case nothing is written.
+    """
+    if not rows:
+        return 0
+    columns = _columns_of(table, rows)
+    records = [tuple(row[c] for c in columns) for row in rows]
+    return await write_records(conn, table, columns, records)
+
+
+async def write_records(
+    conn: asyncpg.Connection,
+    table: Table,
+    columns: tuple[str, ...],
+    records: Sequence[tuple[Any, ...]],
+) -> int:
+    """Like :func:`write_rows` for records already laid out as tuples in ``columns`` order."""
+    if not records:
+        return 0
+    sql = _insert_sql(table, columns)
+    stage = _stage_name(table)
+    try:
+        async with conn.transaction():
+            await _ensure_stage(conn, table)
+            await conn.copy_records_to_table(stage, records=records, columns=list(columns))
+            status = await conn.execute(sql)
+            await conn.execute(f"TRUNCATE {_quote(stage)}")
+    except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+        raise InputError(f"{table.name}: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise DatabaseError(f"landing rows in {table.name} failed: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # the driver's encoding of a wrong Python type
+        raise InputError(f"{table.name}: {exc}") from exc
+    return int(status.rsplit(" ", 1)[-1])
