@@ -47,3 +47,31 @@ def test_migrate_then_status(db_dsn: str) -> None:
     assert "(at head)" in status.stdout
     for table in ("users", "follows", "work_units", "revisit_fits"):
         assert f"  {table} " in status.stdout
+
+
+def test_embedded_up_status_down(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["SOUNDFLEET_DATA_DIR"] = str(tmp_path / "data")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "soundfleet.cli", "db", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    up = run("up")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert up.stdout.startswith("postgresql://")
+        assert run("migrate").returncode == 0
+        status = run("status")
+        assert status.returncode == 0 and "(embedded)" in status.stdout
+        assert "(at head)" in status.stdout
+    finally:
+        down = run("down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert "was not running" in run("down").stdout
