@@ -1,0 +1,57 @@
+# syntax=docker/dockerfile:1
+# The crawler worker, `soundfleet worker`, with Debian's Chromium for the browser step of
+# client_id discovery (Playwright drives it; Playwright's own browser download is not used).
+# Build from the repository root:  docker build -f docker/worker.Dockerfile -t soundfleet-worker .
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---------------------------------------------------------------- build: a self-contained venv
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+RUN python -m venv /opt/soundfleet
+# Runtime dependencies first (read from pyproject, pinned by constraints.txt) so that a
+# source edit does not re-download them; dev tools in constraints.txt are not installed.
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+ && /opt/soundfleet/bin/pip install --no-cache-dir -c constraints.txt -r requirements.txt
+# Then the distribution itself (the build context is filtered by /.dockerignore).
+COPY . .
+RUN /opt/soundfleet/bin/pip install --no-cache-dir --no-deps . \
+ && /opt/soundfleet/bin/soundfleet --help >/dev/null
+
+# ---------------------------------------------------------------- runtime
+FROM ${PYTHON_IMAGE} AS runtime
+# Pinned to bookworm's current builds; override with --build-arg after a Debian point release.
+ARG CHROMIUM_VERSION=156.0.8078.79-1~deb12u1
+ARG FONTS_VERSION=1:1.07.4-11
+ARG TINI_VERSION=0.19.0-1+b3
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      chromium=${CHROMIUM_VERSION} \
+      fonts-liberation=${FONTS_VERSION} \
+      tini=${TINI_VERSION} \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 soundfleet \
+ && useradd --system --uid 10001 --gid soundfleet --home-dir /home/soundfleet \
+      --create-home --shell /usr/sbin/nologin soundfleet
+COPY --from=build /opt/soundfleet /opt/soundfleet
+# The root filesystem is read-only in Kubernetes: bytecode is compiled at build time and
+# whatever is written at run time goes under /tmp or $HOME (emptyDir volumes there).
+ENV PATH=/opt/soundfleet/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    SOUNDFLEET_DATA_DIR=/tmp/soundfleet \
+    SOUNDFLEET_LOG_FORMAT=json \
+    SOUNDFLEET_CHROMIUM=/usr/bin/chromium \
+    SOUNDFLEET_REQUIRE_EXTERNAL_DB=1 \
+    SOUNDFLEET_REQUIRE=api_key
+USER 10001:10001
+WORKDIR /home/soundfleet
+EXPOSE 9108
+# SIGTERM starts the drain: stop leasing, checkpoint cursors, finish or release the leases
+# within --grace seconds. tini forwards it to soundfleet and reaps Chromium's children.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+  CMD ["soundfleet", "worker", "--check"]
+ENTRYPOINT ["tini", "--", "soundfleet"]
+CMD ["worker", "--coordinator", "http://coordinator:8700", "--concurrency", "8", "--grace", "30", "--metrics-port", "9108"]
