@@ -16,6 +16,7 @@ from schemas.errors import SoundfleetError
 
 COMMAND_MODULES = [
     "soundfleet.cli_db",
+    "soundfleet.cli_research",
     "scoring.cli",
 ]
 

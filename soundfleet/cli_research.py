@@ -1,0 +1,153 @@
+"""Researcher commands against a running coordinator: submit, jobs, job, cancel, export."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from schemas.errors import InputError
+from schemas.settings import Settings
+from schemas.views import VIEW_NAMES
+from soundfleet import database
+from soundfleet.client import CoordinatorClient
+from soundfleet.export import check_view, export_view
+from soundfleet.progress import describe, watch
+
+KINDS = ("user_sweep", "network", "user_tracks", "track_timelines", "play_poll", "score")
+
+
+def _add_connection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--coordinator", help="coordinator URL (default: SOUNDFLEET_COORDINATOR_URL)")
+    p.add_argument("--key", help="API key (default: SOUNDFLEET_API_KEY)")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add submit, jobs, job, cancel and export."""
+    p = sub.add_parser("submit", help="submit a job to the coordinator")
+    p.add_argument("kind", choices=KINDS)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--spec", type=Path, help="JSON file with the job's spec")
+    src.add_argument(
+        "--param",
+        action="append",
+        metavar="K=V",
+        help="one spec field; V is JSON when it parses (1, true, [1,2]), else text",
+    )
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--watch", action="store_true", help="show progress until it finishes")
+    _add_connection(p)
+    p.set_defaults(handler=_submit)
+
+    p = sub.add_parser("jobs", help="list jobs with their progress")
+    p.add_argument("--state")
+    p.add_argument("--kind", choices=KINDS)
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--watch", action="store_true", help="progress bars until all finish")
+    _add_connection(p)
+    p.set_defaults(handler=_jobs)
+
+    p = sub.add_parser("job", help="one job with its progress (JSON)")
+    p.add_argument("job_id", type=int)
+    _add_connection(p)
+    p.set_defaults(handler=_job)
+
+    p = sub.add_parser("cancel", help="cancel a job")
+    p.add_argument("job_id", type=int)
+    _add_connection(p)
+    p.set_defaults(handler=_cancel)
+
+    p = sub.add_parser("export", help="stream a reporting view to a file")
+    p.add_argument("view", help=f"one of: {', '.join(VIEW_NAMES)}")
+    p.add_argument("--format", choices=("csv", "jsonl", "parquet"), default="csv")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(handler=_export)
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``["depth=2", "seeds=[1,2]", "direction=both"]`` → a spec dict."""
+    spec: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param {pair!r} is not K=V")
+        try:
+            spec[key] = json.loads(raw)
+        except ValueError:
+            spec[key] = raw
+    return spec
+
+
+def _client(args: argparse.Namespace) -> CoordinatorClient:
+    settings = Settings()
+    return CoordinatorClient(
+        args.coordinator or settings.coordinator_url, args.key or settings.api_key
+    )
+
+
+def _load_spec(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise InputError(f"{path} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path} must hold a JSON object (the job's spec)")
+    return data
+
+
+def _submit(args: argparse.Namespace) -> int:
+    spec = _load_spec(args.spec) if args.spec else parse_params(args.param)
+
+    async def run() -> int:
+        async with _client(args) as client:
+            job = await client.submit(args.kind, spec, priority=args.priority)
+            print(describe(job))
+            if args.watch:
+                [job] = await watch(client, [job.id])
+            return 0 if job.state != "failed" else 1
+
+    return asyncio.run(run())
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        async with _client(args) as client:
+            page = await client.jobs(state=args.state, kind=args.kind, limit=args.limit)
+            if args.watch:
+                await watch(client, [j.id for j in page.jobs])
+            else:
+                for job in page.jobs:
+                    print(describe(job))
+            return 0
+
+    return asyncio.run(run())
+
+
+def _job(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        async with _client(args) as client:
+            print((await client.job(args.job_id)).model_dump_json(indent=2))
+            return 0
+
+    return asyncio.run(run())
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        async with _client(args) as client:
+            print(describe(await client.cancel(args.job_id)))
+            return 0
+
+    return asyncio.run(run())
+
+
+def _export(args: argparse.Namespace) -> int:
+    check_view(args.view)
+    target = database.resolve(Settings())
+    n = asyncio.run(export_view(target.dsn, args.view, args.format, args.out))
+    print(f"wrote {n:,} rows of reporting.{args.view} to {args.out}")
+    return 0
