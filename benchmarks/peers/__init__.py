@@ -1,0 +1,1 @@
+"""Peer implementations measured against soundfleet (not part of soundfleet itself)."""
