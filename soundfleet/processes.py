@@ -9,6 +9,7 @@ the children in order.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -124,17 +125,13 @@ def stop(service: Service, *, grace_s: float = 10.0, sig: int = signal.SIGTERM) 
     """Signal the service, wait up to ``grace_s``, then kill it; returns its exit code."""
     proc = service.proc
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(grace_s)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait(10)
     if service._drain is not None:
         service._drain.join(2)
@@ -143,10 +140,8 @@ def stop(service: Service, *, grace_s: float = 10.0, sig: int = signal.SIGTERM) 
 
 def kill(service: Service) -> None:
     """SIGKILL the service's whole process group at once (chaos tests)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(service.proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     service.proc.wait(10)
 
 
