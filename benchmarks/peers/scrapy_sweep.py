@@ -77,7 +77,7 @@ class UserSweep(scrapy.Spider):
         if response.status == 404:
             yield {"gone_id": user_id}
             return
-        data = response.json()
+        data = json.loads(response.text)
         item = {k: data.get(k) for k in USER_FIELDS}
         sub = data.get("creator_subscription") or {}
         item["plan"] = (sub.get("product") or {}).get("id", "free")
