@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from schemas.errors import SoundfleetError
 
 COMMAND_MODULES = [
+    "crawler.cli",
     "soundfleet.cli_db",
     "soundfleet.cli_research",
     "scoring.cli",

@@ -1,0 +1,144 @@
+"""``soundfleet worker``: run one crawler worker process (or probe its dependencies)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+import structlog
+import uvloop
+
+from crawler.config import WorkerSettings
+from crawler.fleet import CoordinatorClient
+from crawler.metrics import WorkerMetrics
+from crawler.store import Store
+from crawler.worker import Worker, new_worker_id
+from schemas.errors import ConfigError, SoundfleetError
+from schemas.settings import Settings
+from schemas.work import CRAWL_KINDS
+from soundfleet import database
+from soundfleet.logs import configure_logging
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``worker`` command."""
+    p = sub.add_parser(
+        "worker",
+        help="run a crawler worker: lease units from the coordinator, crawl, land rows",
+        description=(
+            "Leases work units from the coordinator, crawls the platform API and lands "
+            "rows in PostgreSQL (DATABASE_URL, else the embedded server). Settings come "
+            "from SOUNDFLEET_* variables; flags override them."
+        ),
+    )
+    p.add_argument("--coordinator", metavar="URL", help="coordinator base URL")
+    p.add_argument("--key", metavar="KEY", help="worker-role API key")
+    p.add_argument("--concurrency", type=int, metavar="N", help="requests in flight")
+    p.add_argument("--units", type=int, metavar="N", help="units worked on at once")
+    p.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=CRAWL_KINDS,
+        metavar="KIND",
+        help=f"unit kinds to lease (default all: {' '.join(CRAWL_KINDS)})",
+    )
+    p.add_argument("--grace", type=float, metavar="S", help="SIGTERM drain period in seconds")
+    p.add_argument("--metrics-port", type=int, metavar="P", help="serve Prometheus metrics")
+    p.add_argument(
+        "--discovery",
+        choices=("auto", "hydration", "bundles", "browser"),
+        help="client_id discovery strategy (default: all, in that order)",
+    )
+    p.add_argument("--api-base", metavar="URL", help="platform API base URL")
+    p.add_argument("--web-base", metavar="URL", help="platform web client URL")
+    p.add_argument(
+        "--exit-when-idle",
+        type=float,
+        metavar="S",
+        help="drain and exit once no unit was leasable for S seconds (batch runs)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="probe: exit 0 if the coordinator and the database answer, else 1",
+    )
+    p.set_defaults(handler=_handle)
+
+
+def settings_from(args: argparse.Namespace) -> WorkerSettings:
+    """Environment settings with the command line's flags applied on top."""
+    overrides: dict[str, Any] = {
+        "coordinator_url": args.coordinator,
+        "api_key": args.key,
+        "concurrency": args.concurrency,
+        "unit_slots": args.units,
+        "kinds": tuple(args.kinds) if args.kinds else None,
+        "grace_s": args.grace,
+        "metrics_port": args.metrics_port,
+        "discovery": args.discovery,
+        "api_base": args.api_base,
+        "web_base": args.web_base,
+    }
+    base = WorkerSettings()
+    data = base.model_dump()
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return WorkerSettings.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"worker settings are invalid: {exc}") from exc
+
+
+def _dsn(settings: WorkerSettings) -> str:
+    shared = Settings()
+    if settings.database_url:
+        shared = shared.model_copy(update={"database_url": settings.database_url})
+    return database.resolve(shared).dsn
+
+
+async def check(settings: WorkerSettings, dsn: str) -> list[str]:
+    """What is wrong with this worker's dependencies (empty: healthy)."""
+    problems: list[str] = []
+    async with CoordinatorClient(
+        settings.coordinator_url, settings.api_key or "", new_worker_id()
+    ) as coordinator:
+        if not await coordinator.healthy():
+            problems.append(f"coordinator at {settings.coordinator_url} is not healthy")
+    try:
+        store = await Store.open(dsn, size=1)
+        try:
+            await store.ping()
+        finally:
+            await store.close()
+    except SoundfleetError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def _handle(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    configure_logging(settings.log_level, settings.log_format)
+    dsn = _dsn(settings)
+    if args.check:
+        problems = uvloop.run(check(settings, dsn))
+        for problem in problems:
+            print(f"soundfleet worker: unhealthy: {problem}", file=sys.stderr)
+        if not problems:
+            print("soundfleet worker: healthy")
+        return 1 if problems else 0
+    metrics = WorkerMetrics()
+    worker = Worker(settings, dsn, metrics=metrics)
+    if settings.metrics_port is not None:
+        port = metrics.serve(settings.metrics_port)
+        structlog.get_logger("crawler.cli").info("metrics_serving", port=port)
+    return uvloop.run(worker.run(stop_after_idle=args.exit_when_idle))
+
+
+def run_worker(settings: WorkerSettings, dsn: str) -> int:
+    """Run a worker to completion on a uvloop event loop (for embedding)."""
+    return uvloop.run(Worker(settings, dsn).run())
+
+
+__all__ = ["check", "register", "run_worker", "settings_from"]
+_ = asyncio  # the worker's loop is uvloop's; asyncio is used through it

@@ -1,0 +1,146 @@
+"""Where the worker gets its client_id: the fleet (coordinator) or local discovery.
+
+Both providers are single flight inside the process: however many requests see a 401
+at once, the id is reported and replaced once, and every request waits for the one
+replacement before it is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+import structlog
+
+from crawler.discovery import Discoverer
+from crawler.errors import DiscoveryError
+from crawler.fleet import CoordinatorClient
+from crawler.metrics import WorkerMetrics
+from soundfleet.logs import short
+
+log = structlog.get_logger("crawler.clientids")
+
+
+class ClientIdProvider(Protocol):
+    """The client_id requests are sent with, and what to do when it is refused."""
+
+    async def current(self) -> str:
+        """The id to use now (waits for a rediscovery in progress)."""
+        ...
+
+    async def rejected(self, value: str) -> None:
+        """The platform refused ``value``: drop it (once, however many callers report it)."""
+        ...
+
+    def advise(self, value: str | None) -> None:
+        """The coordinator's view of the fleet's current id (sent with leases)."""
+        ...
+
+
+class LocalClientIds:
+    """Discover locally, without a coordinator (benchmarks, ``--check``, tests)."""
+
+    def __init__(self, discoverer: Discoverer, metrics: WorkerMetrics | None = None) -> None:
+        self._discoverer = discoverer
+        self._metrics = metrics
+        self._value: str | None = None
+        self._lock = asyncio.Lock()
+        self._refused: set[str] = set()
+
+    async def current(self) -> str:
+        """The id to use now."""
+        if self._value is not None:
+            return self._value
+        async with self._lock:
+            if self._value is None:
+                found = await self._discoverer.discover()
+                if self._metrics is not None:
+                    self._metrics.discoveries.labels(found.source, "true").inc()
+                self._value = found.value
+            return self._value
+
+    async def rejected(self, value: str) -> None:
+        """Forget ``value`` so the next :meth:`current` rediscovers."""
+        self._refused.add(value)
+        if self._value == value:
+            self._value = None
+
+    def advise(self, value: str | None) -> None:
+        """Adopt an id from outside unless the platform refused it already."""
+        if value and value not in self._refused:
+            self._value = value
+
+
+class FleetClientIds:
+    """The coordinator's client_id registry; this worker discovers when told to."""
+
+    def __init__(
+        self,
+        coordinator: CoordinatorClient,
+        discoverer: Discoverer,
+        metrics: WorkerMetrics | None = None,
+        max_wait_s: float = 120.0,
+    ) -> None:
+        self._coordinator = coordinator
+        self._discoverer = discoverer
+        self._metrics = metrics
+        self._max_wait_s = max_wait_s
+        self._value: str | None = None
+        self._lock = asyncio.Lock()
+        # Ids the platform refused: a lease response carrying one (sent before the
+        # coordinator saw our report) must not bring it back.
+        self._refused: set[str] = set()
+
+    def advise(self, value: str | None) -> None:
+        """Adopt the fleet's id from a lease/heartbeat response."""
+        if value and value not in self._refused and value != self._value:
+            self._value = value
+
+    async def current(self) -> str:
+        """The fleet's id; runs the discovery itself when the coordinator says so."""
+        if self._value is not None:
+            return self._value
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._max_wait_s
+            value = self._value
+            while value is None:
+                state = await self._coordinator.client_id()
+                if state.client_id and state.client_id not in self._refused:
+                    value = self._value = state.client_id
+                    break
+                if state.discover:
+                    value = await self._discover()
+                    break
+                if loop.time() > deadline:
+                    raise DiscoveryError(
+                        f"no valid client_id from the fleet after {self._max_wait_s:g}s"
+                    )
+                await asyncio.sleep(max(0.05, min(state.retry_after_s, 5.0)))
+                value = self._value
+            return value
+
+    async def _discover(self) -> str:
+        log.info("discovery_started")
+        try:
+            found = await self._discoverer.discover()
+        except DiscoveryError:
+            if self._metrics is not None:
+                self._metrics.discoveries.labels("none", "false").inc()
+            raise
+        if self._metrics is not None:
+            self._metrics.discoveries.labels(found.source, "true").inc()
+        await self._coordinator.report_client_id(found.value, found.source)
+        log.info("client_id_reported", source=found.source, client_id=short(found.value))
+        self._value = found.value
+        return found.value
+
+    async def rejected(self, value: str) -> None:
+        """Report ``value`` invalid to the fleet (once) and forget it."""
+        if value in self._refused:
+            return
+        self._refused.add(value)
+        if self._value == value:
+            self._value = None
+        log.warning("client_id_rejected", client_id=short(value))
+        await self._coordinator.invalidate_client_id(value)

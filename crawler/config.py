@@ -1,0 +1,85 @@
+"""Worker settings, read from the environment with the ``SOUNDFLEET_`` prefix.
+
+Command-line flags of ``soundfleet worker`` override them field by field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.work import CRAWL_KINDS
+
+DiscoveryMode = Literal["auto", "hydration", "bundles", "browser"]
+DISCOVERY_ORDER: tuple[str, ...] = ("hydration", "bundles", "browser")
+
+
+class WorkerSettings(BaseSettings):
+    """Everything a crawler worker process needs to know."""
+
+    model_config = SettingsConfigDict(env_prefix="SOUNDFLEET_", extra="ignore")
+
+    coordinator_url: str = Field(
+        default="http://127.0.0.1:8700", description="Base URL of the coordinator."
+    )
+    api_key: str | None = Field(default=None, description="Worker-role bearer key.")
+    api_base: str = Field(
+        default="https://api-v2.soundcloud.com",
+        description="Platform API base URL; `next_href`s off it are refused.",
+    )
+    web_base: str = Field(
+        default="https://soundcloud.com", description="Platform web client, for discovery."
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "SOUNDFLEET_DATABASE_URL", "database_url"),
+        description="Where rows land (unset: the embedded PostgreSQL).",
+    )
+    kinds: tuple[str, ...] = Field(
+        default=CRAWL_KINDS, description="Unit kinds this worker leases."
+    )
+    concurrency: int = Field(default=64, ge=1, le=2048, description="Requests in flight.")
+    unit_slots: int = Field(
+        default=4, ge=1, le=256, description="Units worked on at once (leased in batches)."
+    )
+    grace_s: float = Field(
+        default=20.0, ge=0, description="SIGTERM: seconds to finish or checkpoint units."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
+    )
+    discovery: DiscoveryMode = Field(
+        default="auto", description="client_id discovery: one strategy, or all in order."
+    )
+    chromium: Path | None = Field(
+        default=None, description="Chromium for browser discovery (else /usr/bin/chromium)."
+    )
+    request_timeout_s: float = Field(default=30.0, gt=0, description="Per request.")
+    max_retries: int = Field(
+        default=6, ge=0, le=100, description="Retries of one request on 5xx/connection/body."
+    )
+    max_throttle_waits: int = Field(
+        default=60, ge=0, description="429s one request may wait out before its unit fails."
+    )
+    max_rejections: int = Field(
+        default=5, ge=0, description="401/403s one request may see (one rediscovery each)."
+    )
+    backoff_base_s: float = Field(default=0.2, gt=0, description="First retry's mean wait.")
+    backoff_max_s: float = Field(default=10.0, gt=0, description="Longest retry wait.")
+    page_limit: int = Field(default=200, ge=1, le=200, description="`limit` of list pages.")
+    id_batch: int = Field(
+        default=250, ge=1, le=10_000, description="user_range: ids fetched per landed batch."
+    )
+    flush_rows: int = Field(
+        default=2000, ge=1, description="List units: land (and checkpoint) every N rows."
+    )
+    heartbeat_s: float | None = Field(
+        default=None, gt=0, description="Heartbeat period (default: a third of the lease)."
+    )
+    idle_poll_s: float = Field(default=1.0, gt=0, description="Wait when no unit is leasable.")
+    db_pool_size: int = Field(default=4, ge=1, le=64, description="Landing connections.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"

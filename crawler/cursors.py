@@ -1,0 +1,105 @@
+"""Pure helpers for api-v2 URLs: cursor times, ``client_id`` handling, the host guard.
+
+Cursors are opaque to the platform's clients, but the real service encodes a time in
+them: ``offset=<epoch microseconds>`` on follower/following/reposter/liker lists and
+``offset=<ISO time>,tracks,<20-digit id>`` on track lists. A parseable time is recorded
+as the event time of the items it bounds.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from crawler.errors import OffHostError
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Epoch microseconds of 2001-09-09 .. 2286: small integers are list offsets, not times.
+_MIN_MICROS = 10**15
+_MAX_MICROS = 10**16 - 1
+_ISO = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)(Z|[+-]\d{2}:?\d{2})?")
+_CURSOR_PARAMS = ("offset", "cursor")
+
+
+def parse_cursor_time(cursor: str) -> datetime | None:
+    """The time encoded in one cursor value, or None when it carries none."""
+    value = cursor.strip()
+    if value.isdigit():
+        micros = int(value)
+        if _MIN_MICROS <= micros <= _MAX_MICROS:
+            return _EPOCH + timedelta(microseconds=micros)
+        return None
+    match = _ISO.match(value)
+    if match is None:
+        return None
+    stamp, zone = match.group(1).replace(" ", "T"), match.group(2)
+    if zone in (None, "Z"):
+        zone = "+00:00"
+    try:
+        parsed = datetime.fromisoformat(stamp + zone)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC)
+
+
+def cursor_time(next_href: str | None) -> datetime | None:
+    """The time in a ``next_href``'s cursor parameter (``offset`` or ``cursor``), if any."""
+    if not next_href:
+        return None
+    for key, value in parse_qsl(urlsplit(next_href).query, keep_blank_values=True):
+        if key in _CURSOR_PARAMS:
+            found = parse_cursor_time(value)
+            if found is not None:
+                return found
+    return None
+
+
+def with_params(url: str, **params: str | int) -> str:
+    """``url`` with each of ``params`` set (replacing any value it already had)."""
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    kept.extend((k, str(v)) for k, v in params.items())
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
+def client_id_of(url: str) -> str | None:
+    """The ``client_id`` query parameter of ``url``, if it has one."""
+    for key, value in parse_qsl(urlsplit(url).query):
+        if key == "client_id":
+            return value
+    return None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def check_on_api_host(url: str, api_base: str) -> str:
+    """Return ``url`` if it is on the API's scheme, host, port and path; else raise.
+
+    The guard against server-side request forgery: a ``next_href`` is data from the
+    remote side and must never steer the crawler to another host.
+    """
+    try:
+        origin = _origin(url)
+    except ValueError as exc:
+        raise OffHostError(f"refused URL {url[:200]!r}: {exc}") from exc
+    if origin != _origin(api_base):
+        raise OffHostError(f"refused URL off the API host: {url[:200]!r}")
+    base_path = urlsplit(api_base).path.rstrip("/")
+    path = urlsplit(url).path
+    if base_path and not (path == base_path or path.startswith(base_path + "/")):
+        raise OffHostError(f"refused URL outside the API path {base_path!r}: {url[:200]!r}")
+    if ".." in path.split("/"):
+        raise OffHostError(f"refused URL with a dot-dot path: {url[:200]!r}")
+    return url
+
+
+def api_url(api_base: str, path: str, **params: str | int) -> str:
+    """An absolute API URL for ``path`` (``/users/1``) with query ``params``."""
+    url = api_base.rstrip("/") + "/" + path.lstrip("/")
+    return with_params(url, **params) if params else url

@@ -1,0 +1,51 @@
+"""Errors of the crawler, each a subclass of the :mod:`schemas.errors` hierarchy.
+
+The lease loop turns them into unit outcomes: :class:`TransientError` and its
+subclasses are retried by the HTTP client and, once retries are exhausted, fail the
+unit with ``retryable=True``; :class:`OffHostError` and :class:`UnexpectedResponse`
+fail it with ``retryable=False`` (retrying would send the same request again).
+"""
+
+from __future__ import annotations
+
+from schemas.errors import ConflictError, InputError, PayloadError, SoundfleetError
+
+
+class TransientError(SoundfleetError):
+    """A request failed in a way another attempt may not: connection, 5xx, bad body."""
+
+
+class MalformedBody(TransientError, PayloadError):
+    """A 2xx response whose body is not the JSON we expect (truncated, HTML, wrong type)."""
+
+
+class RateLimited(TransientError):
+    """The platform answered 429; ``retry_after`` is its ``Retry-After`` in seconds."""
+
+    def __init__(self, url: str, retry_after: float) -> None:
+        super().__init__(f"429 from {url} (Retry-After {retry_after:g}s)")
+        self.retry_after = retry_after
+
+
+class ClientIdRejected(TransientError):
+    """The platform answered 401/403: the client_id in use is no longer valid."""
+
+
+class OffHostError(InputError):
+    """A URL the platform handed us (``next_href``, redirect) points off the API host."""
+
+
+class UnexpectedResponse(InputError):
+    """A status the crawler has no recovery for (400, 410, a redirect, ...)."""
+
+
+class DiscoveryError(SoundfleetError):
+    """No client_id could be found by the configured discovery strategies."""
+
+
+class LeaseLost(ConflictError):
+    """The coordinator re-issued this unit's lease (409): stop working on it."""
+
+
+class CoordinatorError(SoundfleetError):
+    """The coordinator is unreachable or answered something unexpected."""

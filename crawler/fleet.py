@@ -1,0 +1,187 @@
+"""The coordinator's HTTP API as the worker sees it (bodies from :mod:`schemas.work`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from crawler.errors import CoordinatorError, LeaseLost
+from schemas.work import (
+    ClientIdReport,
+    ClientIdState,
+    CompleteRequest,
+    FailRequest,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    InvalidateRequest,
+    LeaseRequest,
+    LeaseResponse,
+    ReleaseRequest,
+    ThrottleReport,
+    UnitStateResponse,
+)
+
+log = structlog.get_logger("crawler.fleet")
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Transport failures towards the coordinator are retried this many times (it may be
+# restarting behind a Service); after that the caller sees CoordinatorError.
+_ATTEMPTS = 5
+
+
+class CoordinatorClient:
+    """Typed calls to the coordinator, with a bearer key and a session of its own.
+
+    The platform session is sized for the crawl; keeping the coordinator's calls on a
+    separate small session means heartbeats never queue behind API requests.
+    """
+
+    def __init__(self, base_url: str, api_key: str, worker_id: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.worker_id = worker_id
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> CoordinatorClient:
+        self._session = aiohttp.ClientSession(
+            headers=self._headers,
+            timeout=aiohttp.ClientTimeout(total=30),
+            connector=aiohttp.TCPConnector(limit=16),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: BaseModel | None,
+        model: type[ModelT] | None,
+        *,
+        params: dict[str, str] | None = None,
+    ) -> ModelT | None:
+        assert self._session is not None, "use the client as an async context manager"
+        url = self.base_url + path
+        data = body.model_dump(mode="json") if body is not None else None
+        last: BaseException | None = None
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self._session.request(method, url, json=data, params=params) as resp:
+                    if resp.status == 409:
+                        raise LeaseLost(f"{path}: lease is no longer ours")
+                    if resp.status >= 500:
+                        last = CoordinatorError(f"{method} {path}: HTTP {resp.status}")
+                    elif resp.status >= 400:
+                        text = (await resp.text())[:300]
+                        raise CoordinatorError(f"{method} {path}: HTTP {resp.status}: {text}")
+                    else:
+                        if model is None:
+                            return None
+                        payload: Any = await resp.json(content_type=None)
+                        return model.model_validate(payload)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = exc
+            except ValidationError as exc:
+                raise CoordinatorError(f"{method} {path}: unexpected body: {exc}") from exc
+            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+        raise CoordinatorError(f"coordinator unreachable at {url}: {last}")
+
+    async def _must(
+        self, method: str, path: str, body: BaseModel | None, model: type[ModelT], **kw: Any
+    ) -> ModelT:
+        result = await self._call(method, path, body, model, **kw)
+        assert result is not None
+        return result
+
+    async def lease(self, kinds: tuple[str, ...], max_units: int) -> LeaseResponse:
+        """Claim up to ``max_units`` units."""
+        body = LeaseRequest(
+            worker_id=self.worker_id,
+            kinds=kinds,  # type: ignore[arg-type]
+            max_units=max_units,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        return await self._must("POST", "/v1/leases", body, LeaseResponse)
+
+    async def heartbeat(
+        self, unit_id: int, token: int, cursor: str | None, rows: int
+    ) -> HeartbeatResponse:
+        """Extend a lease and checkpoint its cursor (:class:`LeaseLost` on 409)."""
+        body = HeartbeatRequest(worker_id=self.worker_id, token=token, cursor=cursor, rows=rows)
+        return await self._must("POST", f"/v1/leases/{unit_id}/heartbeat", body, HeartbeatResponse)
+
+    async def complete(
+        self,
+        unit_id: int,
+        token: int,
+        rows: int,
+        discovered_user_ids: list[int] | None = None,
+        discovered_track_ids: list[int] | None = None,
+    ) -> UnitStateResponse:
+        """Report a unit done (its rows are committed)."""
+        body = CompleteRequest(
+            worker_id=self.worker_id,
+            token=token,
+            rows=rows,
+            discovered_user_ids=discovered_user_ids or [],
+            discovered_track_ids=discovered_track_ids or [],
+        )
+        return await self._must("POST", f"/v1/leases/{unit_id}/complete", body, UnitStateResponse)
+
+    async def fail(
+        self, unit_id: int, token: int, error: str, retryable: bool
+    ) -> UnitStateResponse:
+        """Report a unit failed (retried with backoff by the coordinator if retryable)."""
+        body = FailRequest(
+            worker_id=self.worker_id, token=token, error=error[:4000], retryable=retryable
+        )
+        return await self._must("POST", f"/v1/leases/{unit_id}/fail", body, UnitStateResponse)
+
+    async def release(self, unit_id: int, token: int, cursor: str | None) -> UnitStateResponse:
+        """Give a unit back with its resume cursor (SIGTERM drain)."""
+        body = ReleaseRequest(worker_id=self.worker_id, token=token, cursor=cursor)
+        return await self._must("POST", f"/v1/leases/{unit_id}/release", body, UnitStateResponse)
+
+    async def client_id(self) -> ClientIdState:
+        """The fleet's client_id, or an instruction to discover one (single flight)."""
+        return await self._must(
+            "GET", "/v1/client-ids", None, ClientIdState, params={"worker_id": self.worker_id}
+        )
+
+    async def report_client_id(self, value: str, source: str) -> None:
+        """Tell the fleet about a discovered client_id."""
+        body = ClientIdReport(value=value, source=source, worker_id=self.worker_id)  # type: ignore[arg-type]
+        await self._call("POST", "/v1/client-ids", body, None)
+
+    async def invalidate_client_id(self, value: str) -> None:
+        """Report that the platform refused ``value`` (401/403)."""
+        body = InvalidateRequest(worker_id=self.worker_id)
+        await self._call("POST", f"/v1/client-ids/{quote(value, safe='')}/invalidate", body, None)
+
+    async def throttled(self, retry_after_s: float | None) -> None:
+        """Report a 429 so the coordinator can shrink the fleet's budget."""
+        if retry_after_s is not None:
+            retry_after_s = min(3600.0, max(0.0, retry_after_s))
+        body = ThrottleReport(worker_id=self.worker_id, retry_after_s=retry_after_s)
+        await self._call("POST", "/v1/fleet/throttle", body, None)
+
+    async def healthy(self) -> bool:
+        """True when the coordinator answers ``/healthz``."""
+        assert self._session is not None
+        try:
+            async with self._session.get(self.base_url + "/healthz") as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False

@@ -1,0 +1,347 @@
+"""One handler per crawl unit kind: fetch, turn payloads into rows, land, checkpoint.
+
+A handler works through a :class:`UnitContext`. It lands its rows in batches
+(:meth:`UnitContext.land` commits a batch, then moves the resume cursor past it), so
+the cursor a heartbeat reports never runs ahead of committed rows: a unit re-leased
+after a crash resumes where the last committed batch ended, and landing the overlap
+again changes nothing (every write is idempotent).
+
+Event times: list cursors carry a time (``offset=<epoch µs>`` or ``offset=<ISO>,…``).
+With ``limit=1`` (``timestamps: exact``) a page's cursor is the time of its one item
+(``time_source='exact'``); with ``limit=200`` the cursor bounds the page's items
+(``'page'``). A page without a parseable cursor takes the bound of the page before it
+(``'page'``) and, failing that, the fetch time (``'none'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+
+from crawler.config import WorkerSettings
+from crawler.cursors import api_url, check_on_api_host, cursor_time
+from crawler.errors import OffHostError
+from crawler.http import GONE, ApiClient
+from crawler.metrics import WorkerMetrics
+from crawler.store import Batch, Store
+from schemas import records, tables
+from schemas.api_v2 import Page, Track, TrackPage, User, UserPage, parse
+from schemas.errors import InputError
+from schemas.records import TimeSource
+from schemas.work import (
+    FollowListPayload,
+    Lease,
+    PlayPollPayload,
+    TrackListPayload,
+    UserRangePayload,
+    UserTracksPayload,
+)
+
+_RANGE_CURSOR = "next_id="
+_FLUSH_EVERY_S = 5.0
+
+
+class Drained(Exception):
+    """The worker is draining: the unit stopped at a committed checkpoint."""
+
+
+@dataclass
+class UnitResult:
+    """What a finished unit reports to the coordinator."""
+
+    rows: int
+    discovered_user_ids: list[int] = field(default_factory=list)
+    discovered_track_ids: list[int] = field(default_factory=list)
+
+
+class UnitContext:
+    """One leased unit as a handler sees it: its API client, store and checkpoint."""
+
+    def __init__(
+        self,
+        lease: Lease,
+        api: ApiClient,
+        store: Store,
+        settings: WorkerSettings,
+        metrics: WorkerMetrics,
+        draining: asyncio.Event,
+    ) -> None:
+        self.lease = lease
+        self.api = api
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.draining = draining
+        self.cursor: str | None = lease.cursor
+        self.rows = 0
+        self.log = structlog.get_logger("crawler.unit").bind(
+            unit_id=lease.unit_id, job_id=lease.job_id, kind=lease.kind
+        )
+
+    def url(self, path: str, **params: str | int) -> str:
+        """An API URL under the configured base."""
+        return api_url(self.settings.api_base, path, **params)
+
+    async def land(self, batch: Batch, cursor: str | None) -> None:
+        """Commit ``batch``, then move the resume point to ``cursor``."""
+        if len(batch):
+            self.rows += await self.store.land(batch)
+            for name, count in batch.counts().items():
+                self.metrics.rows.labels(name).inc(count)
+        self.cursor = cursor
+
+    def stop_if_draining(self) -> None:
+        """Raise :class:`Drained` when the worker is shutting down (call at checkpoints)."""
+        if self.draining.is_set():
+            raise Drained()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _page_parser(model: type[BaseModel]) -> Callable[[Any], Any]:
+    def parse_page(data: Any) -> Any:
+        return parse(model, data)
+
+    return parse_page
+
+
+def _user(data: Any) -> User:
+    return parse(User, data)
+
+
+def _track(data: Any) -> Track:
+    return parse(Track, data)
+
+
+# ---------------------------------------------------------------------- user_range
+
+
+async def user_range(ctx: UnitContext) -> UnitResult:
+    """``GET /users/{id}`` for each id of the range; 404s land in ``user_ids_gone``."""
+    payload = UserRangePayload.model_validate(ctx.lease.payload)
+    start = payload.id_from
+    if ctx.cursor and ctx.cursor.startswith(_RANGE_CURSOR):
+        start = max(start, int(ctx.cursor[len(_RANGE_CURSOR) :]))
+
+    async def one(user_id: int) -> tuple[int, User | None]:
+        got = await ctx.api.get_json(ctx.url(f"/users/{user_id}"), _user)
+        ctx.metrics.pages.labels("user").inc()
+        return user_id, None if got is GONE else got
+
+    step = ctx.settings.id_batch
+    for lo in range(start, payload.id_to, step):
+        hi = min(lo + step, payload.id_to)
+        results = await asyncio.gather(*(one(i) for i in range(lo, hi)))
+        fetched_at = _now()
+        batch = Batch()
+        for user_id, user in results:
+            if user is None:
+                batch.add(tables.user_ids_gone, records.gone_row(user_id, fetched_at))
+            elif user.id != user_id:
+                raise InputError(f"/users/{user_id} answered user {user.id}")
+            else:
+                batch.add(tables.users, records.user_row(user, fetched_at))
+        await ctx.land(batch, f"{_RANGE_CURSOR}{hi}")
+        if hi < payload.id_to:
+            ctx.stop_if_draining()
+    return UnitResult(ctx.rows)
+
+
+# ---------------------------------------------------------------------- paged lists
+
+
+@dataclass
+class _PageTimes:
+    """Event times of a page's items from its cursor (see the module docstring)."""
+
+    exact: bool
+    previous: datetime | None = None
+
+    def of(self, next_href: str | None, fetched_at: datetime) -> tuple[datetime, TimeSource]:
+        found = cursor_time(next_href)
+        if found is not None:
+            self.previous = found
+            return found, "exact" if self.exact else "page"
+        if self.previous is not None:
+            return self.previous, "page"
+        return fetched_at, "none"
+
+
+async def _walk(
+    ctx: UnitContext,
+    first_url: str,
+    model: type[BaseModel],
+    on_page: Callable[[Batch, list[Any], str | None, datetime], None],
+) -> bool:
+    """Page from the resume cursor (or ``first_url``) to the end; False if the list is gone.
+
+    ``on_page(batch, items, next_href, fetched_at)`` adds a page's rows to the batch.
+    Batches are landed every ``flush_rows`` rows, every few seconds, at the end and
+    when the worker drains; each landing checkpoints the next page's URL.
+    """
+    url = ctx.cursor or first_url
+    check_on_api_host(url, ctx.settings.api_base)
+    parse_page = _page_parser(model)
+    batch = Batch()
+    last_flush = time.monotonic()
+    while True:
+        got = await ctx.api.get_json(url, parse_page)
+        ctx.metrics.pages.labels(ctx.lease.kind).inc()
+        if got is GONE:
+            await ctx.land(batch, url)
+            return False
+        page: Page[Any] = got
+        fetched_at = _now()
+        on_page(batch, list(page.collection), page.next_href, fetched_at)
+        next_href = page.next_href
+        if next_href:
+            try:
+                check_on_api_host(next_href, ctx.settings.api_base)
+            except OffHostError:
+                ctx.log.error("next_href_refused", url=next_href[:200])
+                await ctx.land(batch, url)  # rows before the refused link are good
+                raise
+        if next_href is None:
+            await ctx.land(batch, None)
+            return True
+        due = len(batch) >= ctx.settings.flush_rows or (
+            time.monotonic() - last_flush >= _FLUSH_EVERY_S
+        )
+        if due or ctx.draining.is_set():
+            await ctx.land(batch, next_href)
+            batch = Batch()
+            last_flush = time.monotonic()
+            ctx.stop_if_draining()
+        url = next_href
+
+
+async def follow_list(ctx: UnitContext) -> UnitResult:
+    """A user's follower or following list: users plus follow events."""
+    payload = FollowListPayload.model_validate(ctx.lease.payload)
+    times = _PageTimes(exact=False)
+    listed: list[int] = []
+    resumed = ctx.cursor is not None
+
+    def on_page(batch: Batch, items: list[User], next_href: str | None, at: datetime) -> None:
+        event_time, source = times.of(next_href, at)
+        for user in items:
+            batch.add(tables.users, records.user_row(user, at))
+            if payload.direction == "followers":
+                edge = (user.id, payload.user_id)
+            else:
+                edge = (payload.user_id, user.id)
+            batch.add(tables.follows, records.follow_row(*edge, event_time, source, at))
+            listed.append(user.id)
+
+    if resumed:
+        times.previous = cursor_time(ctx.cursor)
+    first = ctx.url(
+        f"/users/{payload.user_id}/{payload.direction}",
+        limit=ctx.settings.page_limit,
+        linked_partitioning=1,
+    )
+    live = await _walk(ctx, first, UserPage, on_page)
+    if not live:
+        gone = Batch()
+        gone.add(tables.user_ids_gone, records.gone_row(payload.user_id, _now()))
+        await ctx.land(gone, None)
+        return UnitResult(ctx.rows)
+    discovered: list[int] = []
+    if payload.expand:
+        if resumed:  # ids listed before the checkpoint were landed, not remembered
+            listed.extend(await ctx.store.listed_users(payload.user_id, payload.direction))
+        discovered = sorted(set(listed))
+    return UnitResult(ctx.rows, discovered_user_ids=discovered)
+
+
+async def user_tracks(ctx: UnitContext) -> UnitResult:
+    """A user's tracks; with ``then_timelines`` their ids go back to the job."""
+    payload = UserTracksPayload.model_validate(ctx.lease.payload)
+    found: list[int] = []
+    resumed = ctx.cursor is not None
+
+    def on_page(batch: Batch, items: list[Track], next_href: str | None, at: datetime) -> None:
+        for track in items:
+            batch.add(tables.tracks, records.track_row(track, at))
+            found.append(track.id)
+
+    first = ctx.url(
+        f"/users/{payload.user_id}/tracks", limit=ctx.settings.page_limit, linked_partitioning=1
+    )
+    live = await _walk(ctx, first, TrackPage, on_page)
+    if not live:
+        gone = Batch()
+        gone.add(tables.user_ids_gone, records.gone_row(payload.user_id, _now()))
+        await ctx.land(gone, None)
+        return UnitResult(ctx.rows)
+    discovered: list[int] = []
+    if payload.then_timelines is not None:
+        if resumed:
+            found.extend(await ctx.store.user_track_ids(payload.user_id))
+        discovered = sorted(set(found))
+    return UnitResult(ctx.rows, discovered_track_ids=discovered)
+
+
+async def track_list(ctx: UnitContext) -> UnitResult:
+    """A track's reposters or likers with event times (exact: ``limit=1``)."""
+    payload = TrackListPayload.model_validate(ctx.lease.payload)
+    exact = payload.timestamps == "exact"
+    times = _PageTimes(exact=exact)
+    table = tables.reposts if payload.list == "reposters" else tables.likes
+    if ctx.cursor is not None:
+        times.previous = cursor_time(ctx.cursor)
+
+    def on_page(batch: Batch, items: list[User], next_href: str | None, at: datetime) -> None:
+        event_time, source = times.of(next_href, at)
+        if exact and len(items) > 1:
+            source = "page"  # the platform ignored limit=1: the cursor only bounds them
+        for user in items:
+            batch.add(tables.users, records.user_row(user, at))
+            batch.add(
+                table, records.track_event_row(payload.track_id, user.id, event_time, source, at)
+            )
+
+    first = ctx.url(
+        f"/tracks/{payload.track_id}/{payload.list}",
+        limit=1 if exact else ctx.settings.page_limit,
+        linked_partitioning=1,
+    )
+    await _walk(ctx, first, UserPage, on_page)
+    return UnitResult(ctx.rows)
+
+
+async def play_poll(ctx: UnitContext) -> UnitResult:
+    """One snapshot of a track's counters, timed by the platform's clock."""
+    payload = PlayPollPayload.model_validate(ctx.lease.payload)
+    got = await ctx.api.fetch(ctx.url(f"/tracks/{payload.track_id}"), _track)
+    ctx.metrics.pages.labels("track").inc()
+    if got.data is GONE:
+        return UnitResult(0)
+    track: Track = got.data
+    fetched_at = _now()
+    observed_at = got.date or fetched_at
+    batch = Batch()
+    batch.add(tables.tracks, records.track_row(track, fetched_at))
+    batch.add(tables.track_stats, records.track_stats_row(track, observed_at))
+    await ctx.land(batch, None)
+    return UnitResult(ctx.rows)
+
+
+Handler = Callable[[UnitContext], Awaitable[UnitResult]]
+
+HANDLERS: dict[str, Handler] = {
+    "user_range": user_range,
+    "follow_list": follow_list,
+    "user_tracks": user_tracks,
+    "track_list": track_list,
+    "play_poll": play_poll,
+}

@@ -1,0 +1,335 @@
+"""The platform HTTP client: one session, bounded concurrency, retries, politeness.
+
+Every request goes through :meth:`ApiClient.get_json`:
+
+* the local token bucket (this worker's share of the fleet budget, and any pause a
+  429 imposed) is waited for first;
+* the current client_id is (re-)set on the URL, so a request resumed after a
+  rediscovery carries the new id, and a ``next_href`` that dropped it gets it back;
+* connection errors, timeouts, 5xx and malformed bodies are retried with exponential
+  backoff and full jitter (tenacity); 429 waits its ``Retry-After`` (reported to the
+  coordinator); 401/403 reports the id invalid and waits for the replacement;
+* redirects are not followed: the API never redirects a JSON request, and following
+  one could leave the API host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import aiohttp
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity.wait import wait_random_exponential
+
+from crawler.clientids import ClientIdProvider
+from crawler.cursors import check_on_api_host, with_params
+from crawler.errors import (
+    ClientIdRejected,
+    MalformedBody,
+    OffHostError,
+    RateLimited,
+    TransientError,
+    UnexpectedResponse,
+)
+from crawler.metrics import WorkerMetrics
+from crawler.ratelimit import TokenBucket
+from schemas.errors import PayloadError
+
+log = structlog.get_logger("crawler.http")
+
+T = TypeVar("T")
+
+GONE: Any = object()
+"""Returned by :meth:`ApiClient.get_json` for a 404 (a gone or never-assigned id)."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A parsed body and the platform's clock (``Date`` header) when it answered."""
+
+    data: Any
+    date: datetime | None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many failures of each kind one request absorbs, and how long it waits."""
+
+    max_retries: int = 6
+    max_throttle_waits: int = 60
+    max_rejections: int = 5
+    backoff_base_s: float = 0.2
+    backoff_max_s: float = 10.0
+
+
+def parse_retry_after(value: str | None, default: float = 1.0) -> float:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return default
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def create_session(concurrency: int, timeout_s: float) -> aiohttp.ClientSession:
+    """The process's one platform session: a connection pool sized to the concurrency."""
+    connector = aiohttp.TCPConnector(
+        limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=300, keepalive_timeout=30
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 10.0)),
+        headers={"Accept": "application/json"},
+        # The platform's JSON is decoded by us (to classify malformed bodies).
+        auto_decompress=True,
+        raise_for_status=False,
+    )
+
+
+class _Counters:
+    """Failures of one request by kind (for the stop condition)."""
+
+    __slots__ = ("rejections", "throttles", "transient")
+
+    def __init__(self) -> None:
+        self.transient = 0
+        self.throttles = 0
+        self.rejections = 0
+
+
+class ApiClient:
+    """GET JSON from the platform API with every politeness and recovery rule applied."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_base: str,
+        client_ids: ClientIdProvider,
+        *,
+        concurrency: int,
+        bucket: TokenBucket | None = None,
+        policy: RetryPolicy | None = None,
+        metrics: WorkerMetrics | None = None,
+        on_throttle: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        self.session = session
+        self.api_base = api_base
+        self.client_ids = client_ids
+        self.bucket = bucket or TokenBucket(0)
+        self.policy = policy or RetryPolicy()
+        self.metrics = metrics
+        self._on_throttle = on_throttle
+        self._slots = asyncio.Semaphore(concurrency)
+        self._background: set[asyncio.Task[None]] = set()
+        self._last_report = float("-inf")
+        self._backoff = wait_random_exponential(
+            multiplier=self.policy.backoff_base_s, max=self.policy.backoff_max_s
+        )
+
+    # ------------------------------------------------------------------ retry policy
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited):
+            return exc.retry_after  # the token bucket holds every other request too
+        if isinstance(exc, ClientIdRejected):
+            return 0.0  # the next attempt waits for the replacement id itself
+        return float(self._backoff(state))
+
+    def _stopper(self, counters: _Counters) -> Callable[[RetryCallState], bool]:
+        policy = self.policy
+
+        def stop(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, RateLimited):
+                counters.throttles += 1
+                return counters.throttles > policy.max_throttle_waits
+            if isinstance(exc, ClientIdRejected):
+                counters.rejections += 1
+                return counters.rejections > policy.max_rejections
+            counters.transient += 1
+            return counters.transient > policy.max_retries
+
+        return stop
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        reason = (
+            "throttled"
+            if isinstance(exc, RateLimited)
+            else "client_id"
+            if isinstance(exc, ClientIdRejected)
+            else "malformed"
+            if isinstance(exc, MalformedBody)
+            else "transient"
+        )
+        if self.metrics is not None:
+            self.metrics.retries.labels(reason).inc()
+        log.debug("request_retry", reason=reason, attempt=state.attempt_number, error=str(exc))
+
+    # ------------------------------------------------------------------ requests
+
+    async def get_json(
+        self,
+        url: str,
+        parse: Callable[[Any], T] | None = None,
+        *,
+        not_found_ok: bool = True,
+    ) -> T | Any:
+        """GET ``url`` and return only its parsed body (see :meth:`fetch`)."""
+        return (await self.fetch(url, parse, not_found_ok=not_found_ok)).data
+
+    async def fetch(
+        self,
+        url: str,
+        parse: Callable[[Any], T] | None = None,
+        *,
+        not_found_ok: bool = True,
+    ) -> Fetched:
+        """GET ``url`` (on the API host) and return its decoded, parsed body.
+
+        ``parse`` validates the decoded JSON (for example ``lambda d: parse(UserPage, d)``);
+        a :class:`PayloadError` from it counts as a malformed body and is retried. A 404
+        returns :data:`GONE` when ``not_found_ok``. Raises :class:`TransientError` once
+        retries are exhausted, :class:`OffHostError` or :class:`UnexpectedResponse` for
+        requests that must not be retried.
+        """
+        check_on_api_host(url, self.api_base)
+        counters = _Counters()
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=self._stopper(counters),
+            wait=self._wait,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(url, parse, not_found_ok)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _attempt(
+        self, url: str, parse: Callable[[Any], T] | None, not_found_ok: bool
+    ) -> Fetched:
+        await self.bucket.acquire()
+        client_id = await self.client_ids.current()
+        target = with_params(url, client_id=client_id)
+        async with self._slots:
+            started = time.monotonic()
+            try:
+                async with self.session.get(target, allow_redirects=False) as resp:
+                    status = resp.status
+                    body = await resp.read()
+                    content_type = resp.headers.get("Content-Type", "")
+                    retry_after = resp.headers.get("Retry-After")
+                    location = resp.headers.get("Location")
+                    date = resp.headers.get("Date")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if self.metrics is not None:
+                    self.metrics.requests.labels("error").inc()
+                raise TransientError(
+                    f"GET {url}: {type(exc).__name__}: {exc}".rstrip(": ")
+                ) from exc
+            finally:
+                if self.metrics is not None:
+                    self.metrics.latency.observe(time.monotonic() - started)
+        if self.metrics is not None:
+            self.metrics.requests.labels(str(status)).inc()
+        data = await self._interpret(
+            url, client_id, status, body, content_type, retry_after, location, parse, not_found_ok
+        )
+        return Fetched(data, _http_date(date))
+
+    async def _interpret(
+        self,
+        url: str,
+        client_id: str,
+        status: int,
+        body: bytes,
+        content_type: str,
+        retry_after: str | None,
+        location: str | None,
+        parse: Callable[[Any], T] | None,
+        not_found_ok: bool,
+    ) -> T | Any:
+        if status == 200:
+            return self._decode(url, body, content_type, parse)
+        if status == 404 and not_found_ok:
+            return GONE
+        if status in (401, 403):
+            await self.client_ids.rejected(client_id)
+            raise ClientIdRejected(f"GET {url}: HTTP {status}: client_id refused")
+        if status == 429:
+            seconds = parse_retry_after(retry_after)
+            self.bucket.pause(seconds)
+            self._report_throttle(seconds)
+            raise RateLimited(url, seconds)
+        if status >= 500:
+            raise TransientError(f"GET {url}: HTTP {status}")
+        if 300 <= status < 400:
+            if location:
+                try:
+                    check_on_api_host(location, self.api_base)
+                except OffHostError as exc:
+                    raise OffHostError(f"GET {url}: redirect refused: {exc}") from exc
+            raise UnexpectedResponse(f"GET {url}: HTTP {status} redirect to {location!r}")
+        raise UnexpectedResponse(f"GET {url}: HTTP {status}: {body[:200]!r}")
+
+    def _decode(
+        self, url: str, body: bytes, content_type: str, parse: Callable[[Any], T] | None
+    ) -> T | Any:
+        if "html" in content_type.lower():
+            raise MalformedBody(f"GET {url}: an HTML page instead of JSON")
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise MalformedBody(f"GET {url}: malformed JSON ({exc.msg} at {exc.pos})") from exc
+        except UnicodeDecodeError as exc:
+            raise MalformedBody(f"GET {url}: body is not UTF-8 ({exc.reason})") from exc
+        if parse is None:
+            return data
+        try:
+            return parse(data)
+        except PayloadError as exc:
+            raise MalformedBody(f"GET {url}: {exc}") from exc
+
+    def _report_throttle(self, seconds: float) -> None:
+        # A storm of 429s is one event for the coordinator: report at most once a second.
+        now = time.monotonic()
+        if self._on_throttle is None or now - self._last_report < 1.0:
+            return
+        self._last_report = now
+        task = asyncio.create_task(self._safe_report(seconds))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _safe_report(self, seconds: float) -> None:
+        assert self._on_throttle is not None
+        try:
+            await self._on_throttle(seconds)
+        except Exception as exc:  # a lost throttle report must not fail a request
+            log.warning("throttle_report_failed", error=str(exc))

@@ -1,0 +1,72 @@
+"""A local token bucket enforcing this worker's share of the fleet's request budget."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+class TokenBucket:
+    """Requests per second with a small burst; ``pause`` holds every caller until a time.
+
+    The coordinator splits the fleet budget into per-worker shares and sends this
+    worker's share with every lease and heartbeat response; :meth:`set_rate` applies it.
+    A rate of 0 or less means "unlimited".
+    """
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._tokens = self.capacity
+        self._stamp = time.monotonic()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    @property
+    def rate(self) -> float:
+        """Current rate in requests per second (<= 0: unlimited)."""
+        return self._rate
+
+    @property
+    def capacity(self) -> float:
+        """How many tokens may accumulate: the burst, default a quarter second's worth."""
+        if self._burst is not None:
+            return self._burst
+        return max(1.0, self._rate * 0.25)
+
+    def set_rate(self, rate: float) -> None:
+        """Apply a new rate share (tokens already held are capped to the new burst)."""
+        self._refill()
+        self._rate = rate
+        self._tokens = min(self._tokens, self.capacity)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for ``seconds`` from now (a 429's ``Retry-After``)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
+
+    def pause_until_monotonic(self, deadline: float) -> None:
+        """Hold every request until the monotonic clock reads ``deadline``."""
+        self._paused_until = max(self._paused_until, deadline)
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        if self._rate > 0:
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+
+    async def acquire(self) -> None:
+        """Wait for the pause to end and for one token."""
+        # The lock makes waiters queue in order instead of all waking on every refill.
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                if now < self._paused_until:
+                    await asyncio.sleep(self._paused_until - now)
+                    continue
+                if self._rate <= 0:
+                    return
+                self._refill()
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                await asyncio.sleep((1.0 - self._tokens) / self._rate)

@@ -1,0 +1,118 @@
+"""All of the crawler's SQL: landing batches through the bulk sink, and two lookups.
+
+A :class:`Batch` holds the rows of one checkpoint of one unit, for several tables; it
+is landed in one transaction, so a unit is never half-landed at a checkpoint: either
+all of the batch's rows are committed (and the cursor may move past them) or none is.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Table
+
+from schemas import tables
+from schemas.errors import DatabaseError
+from soundfleet import database
+from soundfleet.sink import write_rows
+
+Row = dict[str, Any]
+
+# Landing order inside a transaction: entities before the events that mention them.
+_ORDER = (
+    tables.users,
+    tables.user_ids_gone,
+    tables.web_profiles,
+    tables.tracks,
+    tables.follows,
+    tables.reposts,
+    tables.likes,
+    tables.track_stats,
+)
+
+
+class Batch:
+    """Rows to land together, grouped by table."""
+
+    def __init__(self) -> None:
+        self._rows: dict[Table, list[Row]] = defaultdict(list)
+
+    def add(self, table: Table, row: Row) -> None:
+        """Queue one row for ``table``."""
+        self._rows[table].append(row)
+
+    def extend(self, table: Table, rows: Iterable[Row]) -> None:
+        """Queue rows for ``table``."""
+        self._rows[table].extend(rows)
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self._rows.values())
+
+    def tables(self) -> list[tuple[Table, list[Row]]]:
+        """Non-empty tables in landing order."""
+        order = {t.name: i for i, t in enumerate(_ORDER)}
+        items = [(t, r) for t, r in self._rows.items() if r]
+        return sorted(items, key=lambda item: order.get(item[0].name, len(order)))
+
+    def counts(self) -> dict[str, int]:
+        """Rows queued per table name."""
+        return {t.name: len(r) for t, r in self._rows.items() if r}
+
+
+class Store:
+    """A small asyncpg pool landing batches and answering the crawler's lookups."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, size: int = 4) -> Store:
+        """Connect a pool to ``dsn`` (errors become :class:`DatabaseError`)."""
+        return cls(await database.create_pool(dsn, size=size))
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self._pool.close()
+
+    async def land(self, batch: Batch) -> int:
+        """Land every table of ``batch`` in one transaction; returns rows written."""
+        if not len(batch):
+            return 0
+        written = 0
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                for table, rows in batch.tables():
+                    written += await write_rows(conn, table, rows)
+        except (OSError, asyncpg.InterfaceError) as exc:
+            raise DatabaseError(f"landing a batch failed: {exc}") from exc
+        return written
+
+    async def listed_users(self, user_id: int, direction: str) -> list[int]:
+        """Users already landed in ``user_id``'s follower or following list."""
+        if direction == "followers":
+            sql = "SELECT DISTINCT follower_id FROM follows WHERE followee_id = $1"
+        else:
+            sql = "SELECT DISTINCT followee_id FROM follows WHERE follower_id = $1"
+        return [int(r[0]) for r in await self._fetch(sql, user_id)]
+
+    async def user_track_ids(self, user_id: int) -> list[int]:
+        """Tracks already landed for ``user_id``."""
+        return [
+            int(r[0])
+            for r in await self._fetch("SELECT id FROM tracks WHERE user_id = $1", user_id)
+        ]
+
+    async def ping(self) -> None:
+        """Raise :class:`DatabaseError` unless the database answers."""
+        await self._fetch("SELECT 1")
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            async with self._pool.acquire() as conn:
+                records: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                return records
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseError(f"database query failed: {exc}") from exc
