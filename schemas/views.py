@@ -151,6 +151,23 @@ VIEWS: tuple[View, ...] = (
         ),
     ),
     View(
+        "backlog",
+        "Work units waiting or in progress, fleet-wide (one row): what autoscalers read.",
+        """SELECT count(*) FILTER (WHERE state = 'queued') AS units_queued,
+       count(*) FILTER (WHERE state = 'queued' AND not_before <= now()) AS units_due,
+       count(*) FILTER (WHERE state = 'leased') AS units_leased,
+       count(*) FILTER (WHERE state = 'leased' AND lease_expires_at < now())
+           AS units_lease_expired
+  FROM public.work_units
+ WHERE state IN ('queued', 'leased')""",
+        (
+            ("units_queued", _BIG),
+            ("units_due", _BIG),
+            ("units_leased", _BIG),
+            ("units_lease_expired", _BIG),
+        ),
+    ),
+    View(
         "scoring_runs",
         "Scoring runs with their parameters, metrics and durations.",
         """SELECT id AS run_id, model, model_version, params, state, metrics, durations,
