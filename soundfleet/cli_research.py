@@ -65,6 +65,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(handler=_export)
 
+    p = sub.add_parser("report", help="draw the PNG plots and index.html of the crawled data")
+    p.add_argument("--out", type=Path, required=True, help="directory for the report")
+    p.set_defaults(handler=_report)
+
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     """``["depth=2", "seeds=[1,2]", "direction=both"]`` → a spec dict."""
@@ -150,4 +154,15 @@ def _export(args: argparse.Namespace) -> int:
     target = database.resolve(Settings())
     n = asyncio.run(export_view(target.dsn, args.view, args.format, args.out))
     print(f"wrote {n:,} rows of reporting.{args.view} to {args.out}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from soundfleet.report import write_report
+
+    target = database.resolve(Settings())
+    figures = write_report(target.dsn, args.out)
+    for fig in figures:
+        print(f"{fig.name:<11} {fig.path if fig.path else 'not drawn: ' + (fig.missing or '')}")
+    print(f"report: {args.out / 'index.html'}")
     return 0
