@@ -15,10 +15,12 @@ from collections.abc import Callable, Sequence
 from schemas.errors import SoundfleetError
 
 COMMAND_MODULES = [
+    "coordinator.cli",
     "crawler.cli",
     "soundfleet.cli_db",
     "soundfleet.cli_research",
     "scoring.cli",
+    "simulator.cli",
 ]
 
 Handler = Callable[[argparse.Namespace], int]

@@ -1,0 +1,151 @@
+"""``soundfleet simulator …`` (serve a world) and ``soundfleet simulator truth …``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from schemas.errors import ConfigError, InputError
+from simulator import truth
+from simulator.server import ServerConfig, serve_forever
+from simulator.world import World
+
+
+def _iso(text: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from exc
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _prob(text: str) -> float:
+    try:
+        p = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a probability: {text!r}") from exc
+    if not 0.0 <= p <= 1.0:
+        raise argparse.ArgumentTypeError(f"probability out of [0, 1]: {text!r}")
+    return p
+
+
+def _slow(text: str) -> tuple[float, int]:
+    try:
+        p, ms = text.split(":")
+        return _prob(p), int(ms)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected p:ms, got {text!r}") from exc
+
+
+def _world_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=1, help="world seed (default 1)")
+    parser.add_argument("--users", type=int, default=20_000, help="id space 1..N")
+    parser.add_argument(
+        "--core", type=int, default=None, help="social-core size (default min(N, 20000))"
+    )
+    parser.add_argument(
+        "--start", type=_iso, default=None, help="clock start, ISO (default 2026-01-01Z)"
+    )
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``simulator`` command (and its ``truth`` action)."""
+    sim = sub.add_parser("simulator", help="serve a simulated api-v2 world, or write its truth")
+    _world_args(sim)
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8701, help="0 picks a free port")
+    sim.add_argument("--api-prefix", default="/api")
+    sim.add_argument("--time-scale", type=float, default=1.0, help="sim seconds per second")
+    sim.add_argument("--rotate-client-id", type=float, default=0.0, metavar="SEC")
+    sim.add_argument("--client-id-grace", type=float, default=10.0, metavar="SEC")
+    sim.add_argument("--fault-5xx", type=_prob, default=0.0, metavar="P")
+    sim.add_argument("--fault-malformed", type=_prob, default=0.0, metavar="P")
+    sim.add_argument("--fault-slow", type=_slow, default=(0.0, 0), metavar="P:MS")
+    sim.add_argument("--rate-limit", type=float, default=0.0, metavar="R", help="req/s/client")
+    sim.add_argument("--processes", type=int, default=1)
+    sim.add_argument("--admin-token", default=None)
+    sim.set_defaults(handler=_serve)
+    actions = sim.add_subparsers(dest="simulator_command", metavar="ACTION")
+    tr = actions.add_parser("truth", help="write the world's ground truth (Parquet + JSON)")
+    _world_args(tr)
+    tr.add_argument("--out", type=Path, required=True)
+    tr.add_argument("--viral-threshold", type=int, default=25)
+    tr.set_defaults(handler=_truth)
+
+
+def _configure_logging() -> None:
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    )
+
+
+def _generate(args: argparse.Namespace) -> World:
+    if args.users < 1:
+        raise InputError("--users must be >= 1")
+    if args.core is not None and args.core < 0:
+        raise InputError("--core must be >= 0")
+    return World.generate(args.seed, args.users, core=args.core, start=args.start)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _configure_logging()
+    log = structlog.get_logger("simulator")
+    if args.processes < 1:
+        raise ConfigError("--processes must be >= 1")
+    t = time.perf_counter()
+    world = _generate(args)
+    log.info(
+        "world_generated",
+        seed=args.seed,
+        users=args.users,
+        core=world.core,
+        tracks=int(world.tracks.id.size),
+        seconds=round(time.perf_counter() - t, 2),
+    )
+    slow_p, slow_ms = args.fault_slow
+    cfg = ServerConfig(
+        host=args.host,
+        port=args.port,
+        api_prefix=args.api_prefix,
+        time_scale=args.time_scale,
+        rotate_client_id_s=args.rotate_client_id,
+        client_id_grace_s=args.client_id_grace,
+        fault_5xx=args.fault_5xx,
+        fault_malformed=args.fault_malformed,
+        fault_slow=slow_p,
+        fault_slow_ms=slow_ms,
+        rate_limit=args.rate_limit,
+        admin_token=args.admin_token,
+        processes=args.processes,
+    )
+
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        serve_forever(world, cfg, announce)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
+    return 0
+
+
+def _truth(args: argparse.Namespace) -> int:
+    world = _generate(args)
+    try:
+        summary = truth.write(world, args.out, threshold=args.viral_threshold)
+    except OSError as exc:
+        raise InputError(f"cannot write {args.out}: {exc}") from exc
+    print(f"truth of seed {args.seed} ({summary['users']} ids) written to {args.out}")
+    return 0

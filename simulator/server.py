@@ -1,0 +1,689 @@
+"""The simulator's HTTP service (aiohttp): homepage, script bundles and the api-v2 API.
+
+Layout on one ``host:port``: the web pages at ``/`` and ``/assets/*.js``; the API under
+``--api-prefix`` (default ``/api``), e.g. ``/api/users/5?client_id=…``. A crawler is
+configured with ``web_base=http://host:port`` and ``api_base=http://host:port/api``.
+Every ``next_href`` is absolute on that api_base. Test-only admin routes under
+``/_admin/`` exist only when an admin token is configured.
+
+Cursors: followers, followings, reposters and likers page by ``offset=<epoch µs of the
+last item's event>``; a user's tracks by ``offset=<ISO ms>,tracks,<20-digit id>``; a
+user's likes by ``offset=<ISO ms>,user-track-likes,000-<20-digit user>-<20-digit track>``.
+``next_href`` drops ``client_id`` for tracks, likes and reposters (as the real service
+does on some lists) and is null on the last page. Private tracks keep their slot in a
+user's track list, so a page can be empty while ``next_href`` is set.
+
+Faults are drawn per request from ``(seed, request number)`` so a run is reproducible;
+client_id rotation and the admin clock are shared between ``--processes`` workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import multiprocessing
+import multiprocessing.sharedctypes
+import re
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import structlog
+from aiohttp import web
+
+from simulator import hashing, render
+from simulator.world import S_CLIENT, S_FAULT, Csr, World
+
+log = structlog.get_logger("simulator.server")
+
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+_JSON = "application/json"
+_ID = re.compile(r"^[0-9]{1,18}$")
+_USER_URN = re.compile(r"^soundcloud:users:([0-9]{1,18})$")
+_US_CURSOR = re.compile(r"^[0-9]{1,19}$")
+_ISO_MS = r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z)"
+_TRACKS_CURSOR = re.compile(r"^" + _ISO_MS + r",tracks,([0-9]{20})$")
+_LIKES_CURSOR = re.compile(r"^" + _ISO_MS + r",user-track-likes,000-([0-9]{20})-([0-9]{20})$")
+
+
+class BadRequest(Exception):
+    """A malformed parameter: answered with 400 and the real service's error body."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``soundfleet simulator`` takes besides the world itself."""
+
+    host: str = "127.0.0.1"
+    port: int = 8701
+    api_prefix: str = "/api"
+    time_scale: float = 1.0
+    rotate_client_id_s: float = 0.0
+    client_id_grace_s: float = 10.0
+    fault_5xx: float = 0.0
+    fault_malformed: float = 0.0
+    fault_slow: float = 0.0
+    fault_slow_ms: int = 0
+    rate_limit: float = 0.0
+    admin_token: str | None = None
+    processes: int = 1
+
+
+class Shared:
+    """State every worker process sees: admin clock offset and forced client_id rotations."""
+
+    def __init__(self) -> None:
+        self.t0 = time.time()
+        self.offset_us = multiprocessing.sharedctypes.RawValue("d", 0.0)
+        self.bumps = multiprocessing.sharedctypes.RawValue("q", 0)
+        self.bump_wall = multiprocessing.sharedctypes.RawValue("d", 0.0)
+
+
+class Clock:
+    """Simulated time: ``start + offset + (wall - t0) * scale`` in epoch µs."""
+
+    def __init__(self, start_us: int, scale: float, shared: Shared) -> None:
+        self.start_us = start_us
+        self.scale = scale
+        self.shared = shared
+
+    def now_us(self) -> int:
+        """The current simulated time."""
+        elapsed = (time.time() - self.shared.t0) * self.scale * 1e6
+        return self.start_us + int(self.shared.offset_us.value) + int(elapsed)
+
+    def set(self, target_us: int) -> None:
+        """Jump to ``target_us`` (forward or back; tests only)."""
+        self.shared.offset_us.value += float(target_us - self.now_us())
+
+
+class ClientIds:
+    """The current client_id (rotating every ``period_s`` and on demand) and its grace."""
+
+    def __init__(self, seed: int, period_s: float, grace_s: float, shared: Shared) -> None:
+        self.seed = seed
+        self.period_s = period_s
+        self.grace_s = grace_s
+        self.shared = shared
+        self._cache: dict[int, str] = {}
+
+    def _epoch(self) -> tuple[int, float]:
+        now = time.time()
+        epoch = int(self.shared.bumps.value)
+        began = self.shared.bump_wall.value
+        if self.period_s > 0:
+            k = int((now - self.shared.t0) // self.period_s)
+            epoch += k
+            began = max(began, self.shared.t0 + k * self.period_s)
+        return epoch, began
+
+    def value(self, epoch: int) -> str:
+        """The client_id of rotation ``epoch``."""
+        if epoch not in self._cache:
+            self._cache[epoch] = render.token(self.seed, S_CLIENT, epoch, 32)
+        return self._cache[epoch]
+
+    def current(self) -> str:
+        """The client_id the homepage hands out now."""
+        return self.value(self._epoch()[0])
+
+    def valid(self, candidate: str) -> bool:
+        """Current id, or the previous one within the grace period after a rotation."""
+        epoch, began = self._epoch()
+        if candidate == self.value(epoch):
+            return True
+        return (
+            epoch > 0 and candidate == self.value(epoch - 1) and time.time() - began < self.grace_s
+        )
+
+    def rotate(self) -> None:
+        """Force a rotation now (admin route)."""
+        self.shared.bump_wall.value = time.time()
+        self.shared.bumps.value += 1
+
+
+class RateLimiter:
+    """Token bucket of ``rate`` requests/s (burst ``max(1, rate)``) per client_id."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.burst = max(1.0, rate)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def retry_after(self, client_id: str) -> int:
+        """0 if the request may go ahead, else the seconds to wait."""
+        if self.rate <= 0:
+            return 0
+        now = time.monotonic()
+        tokens, last = self._buckets.get(client_id, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[client_id] = (tokens - 1.0, now)
+            return 0
+        self._buckets[client_id] = (tokens, now)
+        return max(1, math.ceil((1.0 - tokens) / self.rate))
+
+
+def _error(status: int, message: str) -> web.Response:
+    reason = {400: "Bad Request", 401: "Unauthorized", 429: "Too Many Requests"}[status]
+    body = {
+        "code": status,
+        "message": message,
+        "link": "https://developers.soundcloud.com/docs/api/explorer/open-api",
+        "status": f"{status} - {reason}",
+        "errors": [{"error_message": message}],
+        "error": None,
+    }
+    return web.Response(status=status, body=json.dumps(body).encode(), content_type=_JSON)
+
+
+def _not_found() -> web.Response:
+    return web.Response(status=404, body=b"{}", content_type=_JSON)
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _parse_iso_us(text: str) -> int:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(f"invalid cursor time {text!r}") from exc
+    return int(dt.timestamp()) * 1_000_000 + dt.microsecond
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+class Simulator:
+    """Request handlers over one :class:`World`."""
+
+    def __init__(self, world: World, cfg: ServerConfig, shared: Shared) -> None:
+        self.world = world
+        self.cfg = cfg
+        self.prefix = "/" + cfg.api_prefix.strip("/") if cfg.api_prefix.strip("/") else ""
+        self.clock = Clock(world.start_us, cfg.time_scale, shared)
+        self.client_ids = ClientIds(world.seed, cfg.rotate_client_id_s, cfg.client_id_grace_s,
+                                    shared)  # fmt: skip
+        self.limiter = RateLimiter(cfg.rate_limit)
+        self._requests = itertools.count()
+        self.first_live = int(world.live_ids()[0]) if world.core else 1
+
+    # ------------------------------------------------------------------ plumbing
+
+    def api_base(self, request: web.Request) -> str:
+        """The absolute API base as this request reached us."""
+        return f"{request.scheme}://{request.host}{self.prefix}"
+
+    def api(self, fn: Callable[[web.Request, int], Any]) -> Handler:
+        """Wrap an API handler: client_id, rate limit, faults, 400s; ``fn`` returns JSON."""
+
+        async def handler(request: web.Request) -> web.Response:
+            client_id = request.query.get("client_id")
+            if not client_id or not self.client_ids.valid(client_id):
+                return _error(401, "invalid or missing client_id")
+            wait = self.limiter.retry_after(client_id)
+            if wait:
+                resp = _error(429, "rate limit exceeded")
+                resp.headers["Retry-After"] = str(wait)
+                return resp
+            n = next(self._requests)
+            seed = self.world.seed
+            cfg = self.cfg
+            if cfg.fault_5xx and hashing.uniform(seed, S_FAULT, 3 * n) < cfg.fault_5xx:
+                status = (500, 502, 503)[hashing.key(seed, S_FAULT + 100, n) % 3]
+                return web.Response(status=status, text="<html><body>Service error</body></html>",
+                                    content_type="text/html")  # fmt: skip
+            if cfg.fault_slow and hashing.uniform(seed, S_FAULT, 3 * n + 1) < cfg.fault_slow:
+                await asyncio.sleep(cfg.fault_slow_ms / 1000)
+            try:
+                result = fn(request, self.clock.now_us())
+            except BadRequest as exc:
+                return _error(400, str(exc))
+            if result is None:
+                return _not_found()
+            body = _dump(result)
+            if cfg.fault_malformed and (
+                hashing.uniform(seed, S_FAULT, 3 * n + 2) < cfg.fault_malformed
+            ):
+                body = body[: max(1, len(body) // 2)] if len(body) > 2 else b"{\x00"
+            return web.Response(body=body, content_type=_JSON, charset="utf-8")
+
+        return handler
+
+    def _limit(self, request: web.Request) -> int:
+        raw = request.query.get("limit")
+        if raw is None:
+            return DEFAULT_LIMIT
+        if not _ID.match(raw) or int(raw) < 1:
+            raise BadRequest(f"invalid limit {raw!r}: expected a positive integer")
+        return min(int(raw), MAX_LIMIT)
+
+    def _user_id(self, request: web.Request, allow_urn: bool = False) -> int:
+        raw = request.match_info["id"]
+        if _ID.match(raw):
+            return int(raw)
+        m = _USER_URN.match(raw) if allow_urn else None
+        if m:
+            return int(m.group(1))
+        raise BadRequest(f"invalid user id {raw!r}")
+
+    def _track_id(self, request: web.Request) -> int:
+        raw = request.match_info["id"]
+        if _ID.match(raw):
+            return int(raw)
+        raise BadRequest(f"invalid track id {raw!r}")
+
+    def _user_exists(self, uid: int, now_us: int) -> bool:
+        w = self.world
+        if uid < 1 or uid > w.users:
+            return False
+        if bool(w.is_gone([uid])[0]) if uid > w.core else bool(w.gone[uid - 1]):
+            return False
+        return render.created_s(w, uid) * 1_000_000 <= now_us
+
+    def _track_visible(self, tid: int, now_us: int) -> bool:
+        t = self.world.tracks
+        if tid < 1 or tid > t.id.size:
+            return False
+        return bool(t.public[tid - 1]) and int(t.created_s[tid - 1]) * 1_000_000 <= now_us
+
+    def _href(self, request: web.Request, path: str, offset: str, limit: int,
+              with_client: bool) -> str:  # fmt: skip
+        query = f"offset={quote(offset, safe='')}&limit={limit}"
+        if with_client:
+            query += f"&client_id={request.query['client_id']}&linked_partitioning=1"
+        return f"{self.api_base(request)}{path}?{query}"
+
+    def _us_offset(self, request: web.Request) -> int | None:
+        raw = request.query.get("offset")
+        if raw is None:
+            return None
+        if not _US_CURSOR.match(raw):
+            raise BadRequest(f"invalid offset {raw!r}")
+        return int(raw)
+
+    def _event_page(
+        self, csr: Csr | None, k: int, now_us: int, limit: int, offset: int | None
+    ) -> tuple[list[tuple[int, int]], int | None]:
+        """Items ``(other, t_us)`` newest first, and the next cursor (µs) if any."""
+        if csr is None:
+            return [], None
+        lo, hi = int(csr.ptr[k]), int(csr.ptr[k + 1])
+        times = csr.t_us[lo:hi]
+        end = int(times.searchsorted(now_us, side="right"))
+        if offset is not None:
+            end = min(end, int(times.searchsorted(offset, side="left")))
+        begin = max(0, end - limit)
+        items = [(int(csr.other[lo + i]), int(times[i])) for i in range(end - 1, begin - 1, -1)]
+        return items, (int(times[begin]) if begin > 0 else None)
+
+    # ------------------------------------------------------------------ API handlers
+
+    def get_user(self, request: web.Request, now_us: int) -> Any:
+        uid = self._user_id(request, allow_urn=True)
+        if not self._user_exists(uid, now_us):
+            return None
+        return render.full_user(self.world, uid, now_us)
+
+    def _follow_list(self, request: web.Request, now_us: int, followers: bool) -> Any:
+        uid = self._user_id(request, allow_urn=True)
+        limit = self._limit(request)
+        offset = self._us_offset(request)
+        if not self._user_exists(uid, now_us):
+            return None
+        w = self.world
+        csr = (w.followers_of if followers else w.followings_of) if uid <= w.core else None
+        items, nxt = self._event_page(csr, uid - 1, now_us, limit, offset)
+        name = "followers" if followers else "followings"
+        return {
+            "collection": [render.full_user(w, other, now_us) for other, _ in items],
+            "next_href": None
+            if nxt is None
+            else self._href(request, f"/users/{uid}/{name}", str(nxt), limit, True),
+            "query_urn": None,
+        }
+
+    def get_followers(self, request: web.Request, now_us: int) -> Any:
+        return self._follow_list(request, now_us, followers=True)
+
+    def get_followings(self, request: web.Request, now_us: int) -> Any:
+        return self._follow_list(request, now_us, followers=False)
+
+    def get_user_tracks(self, request: web.Request, now_us: int) -> Any:
+        uid = self._user_id(request, allow_urn=True)
+        limit = self._limit(request)
+        raw = request.query.get("offset")
+        cursor: tuple[int, int] | None = None
+        if raw is not None:
+            m = _TRACKS_CURSOR.match(raw)
+            if not m:
+                raise BadRequest(f"invalid offset {raw!r}")
+            cursor = (_parse_iso_us(m.group(1)), int(m.group(2)))
+        if not self._user_exists(uid, now_us):
+            return None
+        w = self.world
+        if uid > w.core:
+            return {"collection": [], "next_href": None, "query_urn": None}
+        csr = w.tracks_by
+        lo, hi = int(csr.ptr[uid - 1]), int(csr.ptr[uid])
+        times, ids = csr.t_us[lo:hi], csr.other[lo:hi]
+        end = int(times.searchsorted(now_us, side="right"))
+        if cursor is not None:
+            # strictly older than (time, id) of the cursor's item
+            pos = int(times.searchsorted(cursor[0], side="left"))
+            while pos < end and times[pos] == cursor[0] and ids[pos] < cursor[1]:
+                pos += 1
+            end = min(end, pos)
+        begin = max(0, end - limit)
+        page = [int(ids[i]) for i in range(end - 1, begin - 1, -1)]
+        collection = [
+            render.track(w, tid, now_us, nested_full=False)
+            for tid in page
+            if w.tracks.public[tid - 1]
+        ]
+        nxt = None
+        if begin > 0:
+            last = page[-1]
+            offset = f"{render.iso_ms(int(times[begin]))},tracks,{last:020d}"
+            nxt = self._href(request, f"/users/{uid}/tracks", offset, limit, False)
+        return {"collection": collection, "next_href": nxt, "query_urn": None}
+
+    def get_user_likes(self, request: web.Request, now_us: int) -> Any:
+        uid = self._user_id(request, allow_urn=True)
+        limit = self._limit(request)
+        raw = request.query.get("offset")
+        cursor: tuple[int, int] | None = None
+        if raw is not None:
+            m = _LIKES_CURSOR.match(raw)
+            if not m:
+                raise BadRequest(f"invalid offset {raw!r}")
+            cursor = (_parse_iso_us(m.group(1)), int(m.group(3)))
+        if not self._user_exists(uid, now_us):
+            return None
+        w = self.world
+        if uid > w.core:
+            return {"collection": [], "next_href": None, "query_urn": None}
+        csr = w.likes_by
+        lo, hi = int(csr.ptr[uid - 1]), int(csr.ptr[uid])
+        times, ids = csr.t_us[lo:hi], csr.other[lo:hi]
+        end = int(times.searchsorted(now_us, side="right"))
+        if cursor is not None:
+            ms = cursor[0] // 1000
+            pos = int(times.searchsorted(ms * 1000, side="left"))
+            exact = pos
+            while exact < end and int(times[exact]) // 1000 == ms:
+                if int(ids[exact]) == cursor[1]:
+                    pos = exact
+                    break
+                exact += 1
+            end = min(end, pos)
+        begin = max(0, end - limit)
+        collection = [
+            {
+                "created_at": render.iso_s(int(times[i]) // 1_000_000),
+                "kind": "like",
+                "track": render.track(w, int(ids[i]), now_us, nested_full=False),
+            }
+            for i in range(end - 1, begin - 1, -1)
+        ]
+        nxt = None
+        if begin > 0:
+            offset = (
+                f"{render.iso_ms(int(times[begin]))},user-track-likes,"
+                f"000-{uid:020d}-{int(ids[begin]):020d}"
+            )
+            nxt = self._href(request, f"/users/{uid}/likes", offset, limit, False)
+        return {"collection": collection, "next_href": nxt, "query_urn": None}
+
+    def get_web_profiles(self, request: web.Request, now_us: int) -> Any:
+        uid = self._user_id(request, allow_urn=True)
+        if not self._user_exists(uid, now_us):
+            return None
+        return render.web_profiles(self.world, uid)
+
+    def get_track(self, request: web.Request, now_us: int) -> Any:
+        tid = self._track_id(request)
+        if not self._track_visible(tid, now_us):
+            return None
+        return render.track(self.world, tid, now_us, nested_full=True)
+
+    def _track_users(self, request: web.Request, now_us: int, reposters: bool) -> Any:
+        tid = self._track_id(request)
+        limit = self._limit(request)
+        offset = self._us_offset(request)
+        if not self._track_visible(tid, now_us):
+            return None
+        w = self.world
+        csr = w.reposters_of if reposters else w.likers_of
+        items, nxt = self._event_page(csr, tid - 1, now_us, limit, offset)
+        name = "reposters" if reposters else "likers"
+        return {
+            "collection": [render.full_user(w, other, now_us) for other, _ in items],
+            "next_href": None
+            if nxt is None
+            else self._href(request, f"/tracks/{tid}/{name}", str(nxt), limit, not reposters),
+            "query_urn": None,
+        }
+
+    def get_reposters(self, request: web.Request, now_us: int) -> Any:
+        return self._track_users(request, now_us, reposters=True)
+
+    def get_likers(self, request: web.Request, now_us: int) -> Any:
+        return self._track_users(request, now_us, reposters=False)
+
+    def get_resolve(self, request: web.Request, now_us: int) -> Any:
+        url = request.query.get("url")
+        if not url:
+            raise BadRequest("missing parameter url")
+        parts = [p for p in urlsplit(url).path.split("/") if p]
+        seed = self.world.seed
+        if len(parts) == 1:
+            m = re.match(r"^[a-z]+([0-9]{1,18})$", parts[0])
+            if not m:
+                return None
+            uid = int(m.group(1))
+            if render.user_permalink(seed, uid) != parts[0] or not self._user_exists(uid, now_us):
+                return None
+            return render.full_user(self.world, uid, now_us)
+        if len(parts) == 2:
+            m = re.match(r"^.*-([0-9]{1,18})$", parts[1])
+            if not m:
+                return None
+            tid = int(m.group(1))
+            if not self._track_visible(tid, now_us):
+                return None
+            owner = int(self.world.tracks.user_id[tid - 1])
+            if (
+                render.track_permalink(seed, tid) != parts[1]
+                or render.user_permalink(seed, owner) != parts[0]
+            ):
+                return None
+            return render.track(self.world, tid, now_us, nested_full=True)
+        return None
+
+    # ------------------------------------------------------------------ web pages
+
+    def _bundle_names(self, client_id: str) -> tuple[str, str]:
+        tag = render.token(self.world.seed, S_CLIENT + 50, sum(map(ord, client_id)), 8)
+        return f"0-{tag[:4]}{tag[4:]}.js", f"49-{tag[::-1]}.js"
+
+    async def homepage(self, request: web.Request) -> web.Response:
+        client_id = self.client_ids.current()
+        hydration = [
+            {"hydratable": "anonymousId", "data": "285105-278878-684219-149994"},
+            {"hydratable": "features", "data": {"features": []}},
+            {"hydratable": "geoip", "data": {"country_code": "DE", "country_name": "Germany"}},
+            {"hydratable": "apiClient", "data": {"id": client_id, "isExpiring": False}},
+        ]
+        config = {"api_base": self.api_base(request), "first_user": self.first_live}
+        first, last = self._bundle_names(client_id)
+        html = (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            "<title>Stream and listen to music online for free with SoundCloud</title>"
+            f"<script>window.__sf_config = {json.dumps(config)};</script></head>"
+            '<body><div id="app"></div>'
+            f"<script>window.__sc_hydration = {json.dumps(hydration)};</script>\n"
+            f'<script crossorigin src="/assets/{first}"></script>\n'
+            f'<script crossorigin src="/assets/{last}"></script>\n'
+            "</body></html>"
+        )
+        return web.Response(text=html, content_type="text/html")
+
+    async def asset(self, request: web.Request) -> web.Response:
+        client_id = self.client_ids.current()
+        first, last = self._bundle_names(client_id)
+        name = request.match_info["name"]
+        if name == first:
+            body = (
+                '(self.webpackChunk=self.webpackChunk||[]).push([[0],{1:function(e,t,n){"use '
+                'strict";e.exports={version:"1.0.0",locale:"en"}}}]);'
+            )
+        elif name == last:
+            body = (
+                "(self.webpackChunk=self.webpackChunk||[]).push([[49],{2:function(e,t,n){"
+                f'var c={{env:"production",client_id:"{client_id}",'
+                'stripe_client_id:"pk_live_51SimulatorStripeKey",'
+                'google_client_id:"1234567890-sim.apps.googleusercontent.com",'
+                'widget_client_id:"wIdGeTcLiEnTiD00000000000000000"};'
+                "var b=(window.__sf_config||{}).api_base;"
+                "var u=(window.__sf_config||{}).first_user||1;"
+                'if(b){fetch(b+"/users/"+u+"?client_id="+c.client_id).catch(function(){});}'
+                "}}]);"
+            )
+        else:
+            return web.Response(status=404, text="not found")
+        return web.Response(text=body, content_type="application/javascript")
+
+    # ------------------------------------------------------------------ admin
+
+    def _admin_ok(self, request: web.Request) -> bool:
+        token = self.cfg.admin_token
+        return bool(token) and request.headers.get("Authorization") == f"Bearer {token}"
+
+    async def admin_clock(self, request: web.Request) -> web.Response:
+        if not self._admin_ok(request):
+            return _error(401, "admin token required")
+        if request.method == "POST":
+            try:
+                body = await request.json()
+                if "advance_s" in body:
+                    self.clock.set(self.clock.now_us() + int(float(body["advance_s"]) * 1e6))
+                elif "now" in body:
+                    self.clock.set(_parse_iso_us(str(body["now"])))
+                else:
+                    raise BadRequest("expected advance_s or now")
+            except (ValueError, TypeError, BadRequest) as exc:
+                return _error(400, f"invalid clock body: {exc}")
+        now = self.clock.now_us()
+        return web.json_response({"now_us": now, "now": render.iso_ms(now)})
+
+    async def admin_rotate(self, request: web.Request) -> web.Response:
+        if not self._admin_ok(request):
+            return _error(401, "admin token required")
+        self.client_ids.rotate()
+        return web.json_response({"client_id": self.client_ids.current()})
+
+    # ------------------------------------------------------------------ app
+
+    def app(self) -> web.Application:
+        """The aiohttp application."""
+        app = web.Application()
+        p = self.prefix
+        r = app.router
+        r.add_get("/", self.homepage)
+        r.add_get("/assets/{name}", self.asset)
+        r.add_get(p + "/users/{id}", self.api(self.get_user))
+        r.add_get(p + "/users/{id}/followers", self.api(self.get_followers))
+        r.add_get(p + "/users/{id}/followings", self.api(self.get_followings))
+        r.add_get(p + "/users/{id}/tracks", self.api(self.get_user_tracks))
+        r.add_get(p + "/users/{id}/likes", self.api(self.get_user_likes))
+        r.add_get(p + "/users/{id}/web-profiles", self.api(self.get_web_profiles))
+        r.add_get(p + "/tracks/{id}", self.api(self.get_track))
+        r.add_get(p + "/tracks/{id}/reposters", self.api(self.get_reposters))
+        r.add_get(p + "/tracks/{id}/likers", self.api(self.get_likers))
+        r.add_get(p + "/resolve", self.api(self.get_resolve))
+        if self.cfg.admin_token:
+            r.add_route("*", "/_admin/clock", self.admin_clock)
+            r.add_post("/_admin/rotate-client-id", self.admin_rotate)
+        return app
+
+
+# ---------------------------------------------------------------------- processes
+
+
+def _listen_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+async def _serve(sim: Simulator, sock: socket.socket, ready: Callable[[], None]) -> None:
+    runner = web.AppRunner(sim.app(), access_log=None, handle_signals=True)
+    await runner.setup()
+    site = web.SockSite(runner, sock)
+    await site.start()
+    ready()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def _run_loop(coro: Awaitable[None]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _child(sim: Simulator, host: str, port: int, ready: Any) -> None:
+    sock = _listen_socket(host, port)
+    _run_loop(_serve(sim, sock, ready.set))
+
+
+def serve_forever(world: World, cfg: ServerConfig, announce: Callable[[str], None]) -> None:
+    """Serve until interrupted; ``announce`` gets ``simulator listening on …`` once ready."""
+    shared = Shared()
+    world.warm()
+    probe = _listen_socket(cfg.host, cfg.port)
+    port = probe.getsockname()[1]
+    line = f"simulator listening on http://{cfg.host}:{port}"
+    sim = Simulator(world, cfg, shared)
+    if cfg.processes <= 1:
+        _run_loop(_serve(sim, probe, lambda: announce(line)))
+        return
+    ctx = multiprocessing.get_context("fork")
+    children = []
+    events = []
+    for _ in range(cfg.processes):
+        ev = ctx.Event()
+        proc = ctx.Process(target=_child, args=(sim, cfg.host, port, ev), daemon=True)
+        proc.start()
+        children.append(proc)
+        events.append(ev)
+    for ev in events:
+        ev.wait(60)
+    probe.close()
+    announce(line)
+    try:
+        while all(p.is_alive() for p in children):
+            time.sleep(0.5)
+    finally:
+        for p in children:
+            if p.is_alive():
+                p.terminate()
+        for p in children:
+            p.join(5)
