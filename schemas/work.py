@@ -50,7 +50,12 @@ class UserRangePayload(_Strict):
 
 
 class FollowListPayload(_Strict):
-    """One user's whole follower or following list (each listed user is upserted too)."""
+    """One user's whole follower or following list (each listed user is upserted too).
+
+    ``user_id`` is always numeric: a ``network`` job's permalink seeds are resolved by the
+    coordinator at submission against the ``users`` table (an unknown permalink is a 422
+    naming the seed), so workers never resolve permalinks for this unit.
+    """
 
     user_id: UserId
     direction: Direction
@@ -126,6 +131,8 @@ class LeaseRequest(_Strict):
     worker_id: str = Field(min_length=1, max_length=200)
     kinds: tuple[UnitKind, ...] = Field(min_length=1)
     max_units: int = Field(default=1, ge=1, le=500)
+    hostname: str | None = Field(default=None, max_length=255)
+    pid: int | None = Field(default=None, ge=0)
 
 
 class Lease(BaseModel):
@@ -176,6 +183,33 @@ class CompleteRequest(_Strict):
     discovered_track_ids: list[int] = Field(
         default_factory=list, description="user_tracks: tracks whose timelines to queue"
     )
+
+
+class CompleteItem(_Strict):
+    """One unit of a batch completion."""
+
+    unit_id: int
+    token: int
+    rows: int = Field(default=0, ge=0)
+    discovered_user_ids: list[int] = Field(default_factory=list)
+    discovered_track_ids: list[int] = Field(default_factory=list)
+
+
+class BatchCompleteRequest(_Strict):
+    """``POST /v1/leases/complete``: complete many units in one call (one transaction).
+
+    Each item is fenced on its own: a stale token refuses that item only (``stale`` in
+    the response), never the whole batch.
+    """
+
+    worker_id: str
+    items: list[CompleteItem] = Field(min_length=1, max_length=500)
+
+
+class BatchCompleteResponse(BaseModel):
+    """Per item of a batch completion: the unit's state, or ``stale``."""
+
+    results: list[UnitStateResponse]
 
 
 class FailRequest(_Strict):

@@ -1,0 +1,696 @@
+"""Every SQL statement of the coordinator, as asyncpg calls on a given connection.
+
+The queue lives in ``work_units``; a unit's ``attempt`` is its fencing token: each claim
+increments it, and heartbeat/complete/fail/release only touch a row whose ``attempt``
+still equals the token the caller holds and whose state is still ``leased``. Expired
+leases are re-claimed by the claim query itself (no reaper process): a worker that
+died simply stops heartbeating and its unit becomes claimable when the lease runs out.
+
+Job state is written rarely (first claim, finish, cancel) and progress is derived from
+``work_units`` at read time, so completing units never contends on a hot ``jobs`` row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+# ------------------------------------------------------------------------- leasing
+
+# Expired leases first (they have waited longest), then due queued units in priority
+# order. Both branches lock with SKIP LOCKED so concurrent claimers never block each
+# other and never pick the same row. An expired unit of a cancelled job is closed as
+# `cancelled`, one that used up its attempts as `dead`; the caller filters those out.
+CLAIM = """
+WITH expired AS (
+    SELECT w.id FROM work_units w
+    WHERE w.state = 'leased' AND w.lease_expires_at < now() AND w.kind = ANY($2::text[])
+    ORDER BY w.lease_expires_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), fresh AS (
+    SELECT w.id FROM work_units w
+    WHERE w.state = 'queued' AND w.not_before <= now() AND w.kind = ANY($2::text[])
+    ORDER BY w.priority, w.not_before, w.id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), picked AS (
+    (SELECT id FROM expired) UNION ALL (SELECT id FROM fresh) LIMIT $3
+)
+UPDATE work_units w SET
+    state = CASE
+        WHEN j.state = 'cancelled' THEN 'cancelled'
+        WHEN w.state = 'leased' AND w.attempt >= w.max_attempts THEN 'dead'
+        ELSE 'leased' END,
+    last_error = CASE
+        WHEN w.state = 'leased' AND w.attempt >= w.max_attempts AND j.state <> 'cancelled'
+        THEN 'lease expired on attempt ' || w.attempt || ' (worker ' || coalesce(w.worker_id, '?')
+             || ' stopped heartbeating); ' || coalesce('last error: ' || w.last_error, 'no error')
+        ELSE w.last_error END,
+    attempt = w.attempt + 1,
+    worker_id = $1,
+    lease_expires_at = now() + make_interval(secs => $4),
+    progress = jsonb_build_object('base', w.rows_landed),
+    updated_at = now()
+FROM picked p, jobs j
+WHERE w.id = p.id AND j.id = w.job_id
+RETURNING w.id, w.job_id, w.kind, w.payload::text AS payload, w.attempt, w.cursor,
+          w.lease_expires_at, w.state
+"""
+
+MARK_JOBS_RUNNING = """
+UPDATE jobs SET state = 'running', updated_at = now()
+WHERE id = ANY($1::bigint[]) AND state = 'queued'
+"""
+
+HEARTBEAT = """
+UPDATE work_units w SET
+    lease_expires_at = now() + make_interval(secs => $5),
+    cursor = coalesce($4, w.cursor),
+    rows_landed = coalesce((w.progress->>'base')::bigint, 0) + $6,
+    updated_at = now()
+FROM jobs j
+WHERE w.id = $1 AND w.attempt = $2 AND w.worker_id = $3 AND w.state = 'leased'
+  AND j.id = w.job_id
+RETURNING w.lease_expires_at, j.state = 'cancelled' AS cancel
+"""
+
+COMPLETE = """
+UPDATE work_units w SET
+    state = 'done',
+    lease_expires_at = NULL,
+    done_at = now(),
+    rows_landed = coalesce((w.progress->>'base')::bigint, 0) + v.rows,
+    updated_at = now()
+FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS v(id, token, rows)
+WHERE w.id = v.id AND w.attempt = v.token AND w.worker_id = $4 AND w.state = 'leased'
+RETURNING w.id, w.job_id, w.kind, w.payload::text AS payload, w.depth, w.priority,
+          w.max_attempts
+"""
+
+# Retryable failures go back to `queued` with exponential backoff and full-range jitter
+# in [0.5, 1.0] of the delay; out of attempts (or not retryable) they stop for good.
+FAIL = """
+UPDATE work_units w SET
+    state = CASE
+        WHEN j.state = 'cancelled' THEN 'cancelled'
+        WHEN NOT $5 THEN 'failed'
+        WHEN w.attempt >= w.max_attempts THEN 'dead'
+        ELSE 'queued' END,
+    not_before = now() + make_interval(
+        secs => least($7::float8, $6::float8 * power(2, greatest(w.attempt - 1, 0)))
+                * (0.5 + random() * 0.5)),
+    last_error = $4,
+    lease_expires_at = NULL,
+    cursor = coalesce($8, w.cursor),
+    updated_at = now(),
+    done_at = CASE WHEN $5 AND w.attempt < w.max_attempts AND j.state <> 'cancelled'
+                   THEN NULL ELSE now() END
+FROM jobs j
+WHERE w.id = $1 AND w.attempt = $2 AND w.worker_id = $3 AND w.state = 'leased'
+  AND j.id = w.job_id
+RETURNING w.state, w.job_id
+"""
+
+# A release gives the unit back untouched; it does not use up one of its attempts.
+RELEASE = """
+UPDATE work_units w SET
+    state = 'queued',
+    lease_expires_at = NULL,
+    not_before = now(),
+    cursor = coalesce($4, w.cursor),
+    max_attempts = w.max_attempts + 1,
+    updated_at = now()
+WHERE w.id = $1 AND w.attempt = $2 AND w.worker_id = $3 AND w.state = 'leased'
+RETURNING w.state, w.job_id
+"""
+
+UNIT_STATE = "SELECT state, attempt, worker_id FROM work_units WHERE id = $1"
+
+# Runs after the unit's transaction committed, so the last of several concurrent
+# finishers always sees every other one's commit and closes the job.
+FINISH_JOBS = """
+UPDATE jobs j SET
+    state = CASE WHEN EXISTS (
+        SELECT 1 FROM work_units w WHERE w.job_id = j.id AND w.state IN ('dead', 'failed'))
+        THEN 'failed' ELSE 'done' END,
+    error = (SELECT count(*) || ' unit(s) failed; last error: ' || max(w.last_error)
+             FROM work_units w WHERE w.job_id = j.id AND w.state IN ('dead', 'failed')
+             HAVING count(*) > 0),
+    rows_landed = (SELECT coalesce(sum(w.rows_landed), 0) FROM work_units w
+                   WHERE w.job_id = j.id),
+    finished_at = now(),
+    updated_at = now()
+WHERE j.id = ANY($1::bigint[]) AND j.state IN ('queued', 'running')
+  AND NOT EXISTS (SELECT 1 FROM work_units w
+                  WHERE w.job_id = j.id AND w.state IN ('queued', 'leased'))
+RETURNING j.id, j.state
+"""
+
+UPSERT_WORKER = """
+INSERT INTO workers (id, hostname, pid, kinds, state, last_seen_at)
+VALUES ($1, $2, $3, $4::text[], 'active', now())
+ON CONFLICT (id) DO UPDATE SET
+    last_seen_at = now(),
+    kinds = CASE WHEN cardinality(EXCLUDED.kinds) > 0 THEN EXCLUDED.kinds
+                 ELSE workers.kinds END,
+    hostname = coalesce(EXCLUDED.hostname, workers.hostname),
+    pid = coalesce(EXCLUDED.pid, workers.pid)
+"""
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """One row the claim query touched (leased, or closed as dead/cancelled)."""
+
+    unit_id: int
+    job_id: int
+    kind: str
+    payload: dict[str, Any]
+    token: int
+    cursor: str | None
+    lease_expires_at: datetime
+    state: str
+
+
+async def claim(
+    conn: asyncpg.Connection, worker_id: str, kinds: Sequence[str], limit: int, lease_s: float
+) -> list[ClaimedRow]:
+    """Claim up to ``limit`` units in one transaction; marks their jobs running."""
+    async with conn.transaction():
+        rows = await conn.fetch(CLAIM, worker_id, list(kinds), limit, lease_s)
+        job_ids = sorted({r["job_id"] for r in rows if r["state"] == "leased"})
+        if job_ids:
+            await conn.execute(MARK_JOBS_RUNNING, job_ids)
+    return [
+        ClaimedRow(
+            unit_id=r["id"],
+            job_id=r["job_id"],
+            kind=r["kind"],
+            payload=json.loads(r["payload"]),
+            token=r["attempt"],
+            cursor=r["cursor"],
+            lease_expires_at=r["lease_expires_at"],
+            state=r["state"],
+        )
+        for r in rows
+    ]
+
+
+async def heartbeat(
+    conn: asyncpg.Connection,
+    unit_id: int,
+    token: int,
+    worker_id: str,
+    cursor: str | None,
+    lease_s: float,
+    rows: int,
+) -> asyncpg.Record | None:
+    """Extend a lease; None when the token is stale (or the unit unknown)."""
+    return await conn.fetchrow(HEARTBEAT, unit_id, token, worker_id, cursor, lease_s, rows)
+
+
+async def unit_state(conn: asyncpg.Connection, unit_id: int) -> asyncpg.Record | None:
+    """A unit's state and current token (to explain a refusal)."""
+    return await conn.fetchrow(UNIT_STATE, unit_id)
+
+
+async def complete(
+    conn: asyncpg.Connection,
+    worker_id: str,
+    unit_ids: Sequence[int],
+    tokens: Sequence[int],
+    rows: Sequence[int],
+) -> list[asyncpg.Record]:
+    """Mark the units whose tokens are current as done; returns those (call in a tx)."""
+    return list(await conn.fetch(COMPLETE, list(unit_ids), list(tokens), list(rows), worker_id))
+
+
+async def fail(
+    conn: asyncpg.Connection,
+    unit_id: int,
+    token: int,
+    worker_id: str,
+    error: str,
+    retryable: bool,
+    backoff_base_s: float,
+    backoff_max_s: float,
+    cursor: str | None,
+) -> asyncpg.Record | None:
+    """Record a failure: retry later, or `failed`/`dead`; None when the token is stale."""
+    return await conn.fetchrow(
+        FAIL,
+        unit_id,
+        token,
+        worker_id,
+        error,
+        retryable,
+        backoff_base_s,
+        backoff_max_s,
+        cursor,
+    )
+
+
+async def release(
+    conn: asyncpg.Connection, unit_id: int, token: int, worker_id: str, cursor: str | None
+) -> asyncpg.Record | None:
+    """Give a unit back for immediate re-claim; None when the token is stale."""
+    return await conn.fetchrow(RELEASE, unit_id, token, worker_id, cursor)
+
+
+async def finish_jobs(conn: asyncpg.Connection, job_ids: Sequence[int]) -> list[asyncpg.Record]:
+    """Close the given jobs that have no queued or leased unit left."""
+    return list(await conn.fetch(FINISH_JOBS, sorted(set(job_ids))))
+
+
+async def upsert_worker(
+    conn: asyncpg.Connection,
+    worker_id: str,
+    kinds: Sequence[str],
+    hostname: str | None,
+    pid: int | None,
+) -> None:
+    """Record that ``worker_id`` is alive (and what it serves)."""
+    await conn.execute(UPSERT_WORKER, worker_id, hostname, pid, list(kinds))
+
+
+# ----------------------------------------------------------------------- expansion
+
+INSERT_UNITS = """
+INSERT INTO work_units (job_id, kind, payload, dedup_key, depth, priority, max_attempts,
+                        not_before)
+SELECT $1, $2, u.p::jsonb, u.k, u.d, $3, $4, now() + make_interval(secs => u.s)
+FROM unnest($5::text[], $6::text[], $7::int[], $8::float8[]) AS u(p, k, d, s)
+ON CONFLICT (job_id, dedup_key) DO NOTHING
+"""
+
+# A user sweep can be a million ranges: generate them in the database.
+INSERT_SWEEP = """
+INSERT INTO work_units (job_id, kind, payload, dedup_key, depth, priority, max_attempts)
+SELECT $1, 'user_range',
+       jsonb_build_object('id_from', s, 'id_to', least(s + $4, $3)),
+       'r:' || s, 0, $5, $6
+FROM generate_series($2::bigint, $3::bigint - 1, $4::bigint) AS s
+ORDER BY CASE WHEN $7 THEN random() ELSE 0 END, s
+"""
+
+INSERT_JOB = """
+INSERT INTO jobs (kind, spec, state, owner_key_id, priority)
+VALUES ($1, $2::jsonb, 'queued', $3, $4)
+RETURNING id
+"""
+
+LOCK_JOB = "SELECT kind, spec::text AS spec, state FROM jobs WHERE id = $1 FOR UPDATE"
+
+COUNT_UNITS = "SELECT count(*) FROM work_units WHERE job_id = $1"
+
+NEW_USERS = """
+SELECT u.id FROM unnest($2::bigint[]) WITH ORDINALITY AS u(id, n)
+WHERE NOT EXISTS (SELECT 1 FROM work_units w
+                  WHERE w.job_id = $1 AND w.dedup_key = $3 || u.id)
+GROUP BY u.id ORDER BY min(u.n)
+LIMIT $4
+"""
+
+RESOLVE_PERMALINKS = """
+SELECT DISTINCT ON (lower(permalink)) lower(permalink) AS permalink, id
+FROM users WHERE lower(permalink) = ANY($1::text[])
+ORDER BY lower(permalink), fetched_at DESC
+"""
+
+
+@dataclass(frozen=True)
+class UnitRows:
+    """Units to insert for one kind, column by column."""
+
+    kind: str
+    payloads: list[str]
+    keys: list[str]
+    depths: list[int]
+    delays_s: list[float]
+
+
+async def insert_job(
+    conn: asyncpg.Connection, kind: str, spec_json: str, owner_key_id: int | None, priority: int
+) -> int:
+    """Insert a job row; returns its id (call in a tx with its units)."""
+    job_id: int = await conn.fetchval(INSERT_JOB, kind, spec_json, owner_key_id, priority)
+    return job_id
+
+
+async def insert_units(
+    conn: asyncpg.Connection, job_id: int, units: UnitRows, priority: int, max_attempts: int
+) -> int:
+    """Insert units, skipping dedup keys the job already has; returns how many were new."""
+    status: str = await conn.execute(
+        INSERT_UNITS,
+        job_id,
+        units.kind,
+        priority,
+        max_attempts,
+        units.payloads,
+        units.keys,
+        units.depths,
+        units.delays_s,
+    )
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def insert_sweep(
+    conn: asyncpg.Connection,
+    job_id: int,
+    id_from: int,
+    id_to: int,
+    chunk: int,
+    priority: int,
+    max_attempts: int,
+    shuffle: bool,
+) -> int:
+    """Insert a user sweep's ranges; returns how many."""
+    status: str = await conn.execute(
+        INSERT_SWEEP, job_id, id_from, id_to, chunk, priority, max_attempts, shuffle
+    )
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def lock_job(conn: asyncpg.Connection, job_id: int) -> asyncpg.Record | None:
+    """Lock a job row (serializes network expansion of one job)."""
+    return await conn.fetchrow(LOCK_JOB, job_id)
+
+
+async def count_units(conn: asyncpg.Connection, job_id: int) -> int:
+    """How many units a job has."""
+    n: int = await conn.fetchval(COUNT_UNITS, job_id)
+    return n
+
+
+async def new_users(
+    conn: asyncpg.Connection, job_id: int, user_ids: Sequence[int], key_prefix: str, limit: int
+) -> list[int]:
+    """Of ``user_ids`` (in order, deduplicated), those the job has not queued yet."""
+    rows = await conn.fetch(NEW_USERS, job_id, list(user_ids), key_prefix, limit)
+    return [r["id"] for r in rows]
+
+
+async def resolve_permalinks(conn: asyncpg.Connection, permalinks: Sequence[str]) -> dict[str, int]:
+    """Known users' ids by lower-cased permalink."""
+    rows = await conn.fetch(RESOLVE_PERMALINKS, [p.lower() for p in permalinks])
+    return {r["permalink"]: r["id"] for r in rows}
+
+
+# ---------------------------------------------------------------------------- jobs
+
+JOB_COLUMNS = """
+j.id, j.kind, j.spec::text AS spec, j.state, j.priority, k.name AS owner, j.error,
+j.created_at, j.updated_at, j.finished_at, j.owner_key_id
+"""
+
+GET_JOB = f"""
+SELECT {JOB_COLUMNS} FROM jobs j LEFT JOIN api_keys k ON k.id = j.owner_key_id
+WHERE j.id = $1
+"""
+
+LIST_JOBS = f"""
+SELECT {JOB_COLUMNS} FROM jobs j LEFT JOIN api_keys k ON k.id = j.owner_key_id
+WHERE ($1::bigint IS NULL OR j.owner_key_id = $1)
+  AND ($2::text IS NULL OR j.state = $2)
+  AND ($3::text IS NULL OR j.kind = $3)
+  AND ($4::bigint IS NULL OR j.id < $4)
+ORDER BY j.id DESC
+LIMIT $5
+"""
+
+PROGRESS = """
+SELECT job_id,
+       count(*) AS total,
+       count(*) FILTER (WHERE state = 'queued') AS queued,
+       count(*) FILTER (WHERE state = 'queued' AND last_error IS NOT NULL) AS retrying,
+       count(*) FILTER (WHERE state = 'leased') AS leased,
+       count(*) FILTER (WHERE state = 'done') AS done,
+       count(*) FILTER (WHERE state = 'failed') AS failed,
+       count(*) FILTER (WHERE state = 'dead') AS dead,
+       count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+       coalesce(sum(rows_landed), 0) AS rows_landed,
+       count(*) FILTER (WHERE state IN ('done', 'failed', 'dead')
+                        AND done_at > now() - interval '1 minute') AS recent
+FROM work_units WHERE job_id = ANY($1::bigint[])
+GROUP BY job_id
+"""
+
+CANCEL_JOB = """
+UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now()
+WHERE id = $1 AND state IN ('queued', 'running')
+RETURNING id
+"""
+
+CANCEL_UNITS = """
+UPDATE work_units SET state = 'cancelled', updated_at = now(), done_at = now()
+WHERE job_id = $1 AND state = 'queued'
+"""
+
+
+async def get_job(conn: asyncpg.Connection, job_id: int) -> asyncpg.Record | None:
+    """One job row with its owner's key name."""
+    return await conn.fetchrow(GET_JOB, job_id)
+
+
+async def list_jobs(
+    conn: asyncpg.Connection,
+    owner_key_id: int | None,
+    state: str | None,
+    kind: str | None,
+    before: int | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Jobs newest first, filtered."""
+    return list(await conn.fetch(LIST_JOBS, owner_key_id, state, kind, before, limit))
+
+
+async def progress(conn: asyncpg.Connection, job_ids: Sequence[int]) -> dict[int, asyncpg.Record]:
+    """Unit counts per state, rows landed and last-minute finishes, per job."""
+    rows = await conn.fetch(PROGRESS, list(job_ids))
+    return {r["job_id"]: r for r in rows}
+
+
+async def cancel_job(conn: asyncpg.Connection, job_id: int) -> bool:
+    """Cancel a job and its queued units at once; False if it had already ended."""
+    async with conn.transaction():
+        if await conn.fetchval(CANCEL_JOB, job_id) is None:
+            return False
+        await conn.execute(CANCEL_UNITS, job_id)
+    return True
+
+
+# ------------------------------------------------------------- client ids and fleet
+
+ENSURE_FLEET = """
+INSERT INTO fleet_state (id, budget_rps, max_budget_rps, updated_at)
+VALUES (1, $1, $1, now() - interval '1 hour')
+ON CONFLICT (id) DO UPDATE SET max_budget_rps = EXCLUDED.max_budget_rps,
+    budget_rps = least(fleet_state.budget_rps, EXCLUDED.max_budget_rps)
+"""
+
+# The budget recovers additively since the last decrease (computed, not stored, so no
+# process has to tick it); `updated_at` is the time of the last decrease.
+FLEET_ADVICE = """
+SELECT least(f.max_budget_rps,
+             f.budget_rps + $1 * extract(epoch FROM now() - f.updated_at)) AS budget,
+       CASE WHEN f.paused_until > now() THEN f.paused_until END AS paused_until,
+       (SELECT count(*) FROM workers w
+        WHERE w.last_seen_at > now() - make_interval(secs => $2)) AS alive,
+       (SELECT c.value FROM client_ids c WHERE c.invalidated_at IS NULL
+        ORDER BY c.discovered_at DESC, c.id DESC LIMIT 1) AS client_id
+FROM fleet_state f WHERE f.id = 1
+"""
+
+FLEET_VIEW = """
+SELECT least(f.max_budget_rps,
+             f.budget_rps + $1 * extract(epoch FROM now() - f.updated_at)) AS budget,
+       f.max_budget_rps,
+       CASE WHEN f.paused_until > now() THEN f.paused_until END AS paused_until,
+       f.throttles,
+       CASE WHEN f.discovery_until > now() THEN f.discovery_worker END AS discovery_worker,
+       (SELECT c.value FROM client_ids c WHERE c.invalidated_at IS NULL
+        ORDER BY c.discovered_at DESC, c.id DESC LIMIT 1) AS client_id
+FROM fleet_state f WHERE f.id = 1
+"""
+
+LIVE_WORKERS = """
+SELECT w.id, w.hostname, w.pid, w.kinds, w.started_at, w.last_seen_at,
+       (SELECT count(*) FROM work_units u WHERE u.state = 'leased' AND u.worker_id = w.id
+        AND u.lease_expires_at > now()) AS leased
+FROM workers w WHERE w.last_seen_at > now() - make_interval(secs => $1)
+ORDER BY w.id
+"""
+
+# A 429 halves the budget at most once per window (one congestion event, however many
+# workers saw it) and pauses the fleet until the latest Retry-After.
+THROTTLE = """
+UPDATE fleet_state f SET
+    budget_rps = CASE
+        WHEN f.updated_at > now() - make_interval(secs => $4) THEN f.budget_rps
+        ELSE greatest($3, $2 * least(f.max_budget_rps,
+                                     f.budget_rps + $1 * extract(epoch FROM now() - f.updated_at)))
+        END,
+    updated_at = CASE WHEN f.updated_at > now() - make_interval(secs => $4) THEN f.updated_at
+                      ELSE now() END,
+    paused_until = CASE WHEN $5::float8 IS NULL THEN f.paused_until
+                        ELSE greatest(coalesce(f.paused_until, now()),
+                                      now() + make_interval(secs => $5::float8)) END,
+    throttles = f.throttles + 1
+WHERE f.id = 1
+"""
+
+CURRENT_CLIENT_ID = """
+SELECT value FROM client_ids WHERE invalidated_at IS NULL
+ORDER BY discovered_at DESC, id DESC LIMIT 1
+"""
+
+# Take the single discovery slot if nobody holds it (or its holder timed out) and no
+# valid client_id exists; the row lock on fleet_state makes this single-flight.
+TAKE_DISCOVERY = """
+UPDATE fleet_state SET discovery_worker = $1,
+       discovery_until = now() + make_interval(secs => $2)
+WHERE id = 1
+  AND (discovery_worker IS NULL OR discovery_until < now() OR discovery_worker = $1)
+  AND NOT EXISTS (SELECT 1 FROM client_ids WHERE invalidated_at IS NULL)
+RETURNING discovery_worker
+"""
+
+REPORT_CLIENT_ID = """
+INSERT INTO client_ids (value, source, reported_by, discovered_at)
+VALUES ($1, $2, $3, now())
+ON CONFLICT (value) DO UPDATE SET invalidated_at = NULL, discovered_at = now(),
+    source = EXCLUDED.source, reported_by = EXCLUDED.reported_by
+"""
+
+CLEAR_DISCOVERY = """
+UPDATE fleet_state SET discovery_worker = NULL, discovery_until = NULL WHERE id = 1
+"""
+
+INVALIDATE_CLIENT_ID = """
+UPDATE client_ids SET invalidated_at = now() WHERE value = $1 AND invalidated_at IS NULL
+"""
+
+
+async def ensure_fleet(conn: asyncpg.Connection, budget_rps: float) -> None:
+    """Create the fleet_state row, or apply a changed maximum budget."""
+    await conn.execute(ENSURE_FLEET, budget_rps)
+
+
+async def fleet_advice(
+    conn: asyncpg.Connection, increase_rps_per_s: float, alive_s: float
+) -> asyncpg.Record | None:
+    """Current budget, pause, live worker count and client_id."""
+    return await conn.fetchrow(FLEET_ADVICE, increase_rps_per_s, alive_s)
+
+
+async def fleet_view(
+    conn: asyncpg.Connection, increase_rps_per_s: float, alive_s: float
+) -> tuple[asyncpg.Record | None, list[asyncpg.Record]]:
+    """The fleet row and the live workers."""
+    head = await conn.fetchrow(FLEET_VIEW, increase_rps_per_s)
+    workers = await conn.fetch(LIVE_WORKERS, alive_s)
+    return head, list(workers)
+
+
+async def throttle(
+    conn: asyncpg.Connection,
+    increase_rps_per_s: float,
+    factor: float,
+    floor_rps: float,
+    window_s: float,
+    retry_after_s: float | None,
+) -> None:
+    """Apply one reported 429 to the fleet budget."""
+    await conn.execute(THROTTLE, increase_rps_per_s, factor, floor_rps, window_s, retry_after_s)
+
+
+async def current_client_id(conn: asyncpg.Connection) -> str | None:
+    """The newest client_id not reported invalid."""
+    value: str | None = await conn.fetchval(CURRENT_CLIENT_ID)
+    return value
+
+
+async def take_discovery(conn: asyncpg.Connection, worker_id: str, timeout_s: float) -> bool:
+    """Try to become the fleet's one discoverer."""
+    return await conn.fetchval(TAKE_DISCOVERY, worker_id, timeout_s) is not None
+
+
+async def report_client_id(
+    conn: asyncpg.Connection, value: str, source: str, worker_id: str
+) -> None:
+    """Store a discovered client_id and free the discovery slot."""
+    async with conn.transaction():
+        await conn.execute(REPORT_CLIENT_ID, value, source, worker_id)
+        await conn.execute(CLEAR_DISCOVERY)
+
+
+async def invalidate_client_id(conn: asyncpg.Connection, value: str) -> None:
+    """Mark a client_id invalid (idempotent)."""
+    await conn.execute(INVALIDATE_CLIENT_ID, value)
+
+
+# --------------------------------------------------------------------- keys, health
+
+LOOKUP_KEY = "SELECT id, name, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+
+CREATE_KEY = """
+INSERT INTO api_keys (name, role, key_hash, prefix) VALUES ($1, $2, $3, $4) RETURNING id
+"""
+
+LIST_KEYS = """
+SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys ORDER BY id
+"""
+
+REVOKE_KEY = """
+UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id
+"""
+
+ALEMBIC_REVISION = "SELECT version_num FROM alembic_version"
+
+UNITS_BY_STATE = """
+SELECT kind, state, count(*) AS n FROM work_units GROUP BY kind, state
+"""
+
+
+async def lookup_key(conn: asyncpg.Connection, key_hash: str) -> asyncpg.Record | None:
+    """The live key with this hash."""
+    return await conn.fetchrow(LOOKUP_KEY, key_hash)
+
+
+async def create_key(
+    conn: asyncpg.Connection, name: str, role: str, key_hash: str, prefix: str
+) -> int:
+    """Store a new key's hash; returns its id."""
+    key_id: int = await conn.fetchval(CREATE_KEY, name, role, key_hash, prefix)
+    return key_id
+
+
+async def list_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every key (hash omitted)."""
+    return list(await conn.fetch(LIST_KEYS))
+
+
+async def revoke_key(conn: asyncpg.Connection, key_id: int) -> bool:
+    """Revoke a key; False if unknown or already revoked."""
+    return await conn.fetchval(REVOKE_KEY, key_id) is not None
+
+
+async def alembic_revision(conn: asyncpg.Connection) -> str | None:
+    """The database's migration revision (None if never migrated)."""
+    try:
+        value: str | None = await conn.fetchval(ALEMBIC_REVISION)
+    except asyncpg.UndefinedTableError:
+        return None
+    return value
+
+
+async def units_by_state(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Unit counts by kind and state (for /metrics)."""
+    return list(await conn.fetch(UNITS_BY_STATE))

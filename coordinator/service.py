@@ -1,0 +1,618 @@
+"""The coordinator's behaviour, independent of HTTP: jobs, leases, client_ids, budget.
+
+Every method takes validated request models and returns response models; HTTP handlers
+only parse, authorize and serialize. All state is in PostgreSQL (the two small caches
+here only save round-trips and expire within a second or a few), so any number of
+coordinator processes can serve one fleet.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from coordinator import expand
+from coordinator import queries as q
+from coordinator.auth import Principal, hash_key
+from coordinator.errors import FieldsError
+from coordinator.metrics import Metrics
+from schemas.coordinator import CoordinatorSettings
+from schemas.errors import ConflictError, NotFoundError
+from schemas.jobs import (
+    FieldError,
+    FleetView,
+    JobList,
+    JobProgress,
+    JobSubmit,
+    JobView,
+    NetworkJob,
+    NetworkSpec,
+    PlayPollJob,
+    ScoreJob,
+    TrackTimelinesJob,
+    UserSweepJob,
+    UserTracksJob,
+    WorkerView,
+)
+from schemas.work import (
+    BatchCompleteRequest,
+    ClientIdReport,
+    ClientIdState,
+    CompleteItem,
+    CompleteRequest,
+    FailRequest,
+    FleetAdvice,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    InvalidateRequest,
+    Lease,
+    LeaseRequest,
+    LeaseResponse,
+    ReleaseRequest,
+    ThrottleReport,
+    TimelineSpec,
+    UnitStateResponse,
+)
+
+log = structlog.get_logger("coordinator")
+
+
+@dataclass
+class _Advice:
+    budget: float
+    paused_until: datetime | None
+    alive: int
+    client_id: str | None
+    expires: float
+
+
+class Coordinator:
+    """Jobs, leasing, the client_id registry and the fleet budget on one pool."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: CoordinatorSettings, metrics: Metrics):
+        self.pool = pool
+        self.settings = settings
+        self.metrics = metrics
+        self._advice: _Advice | None = None
+        self._seen: dict[str, float] = {}
+        self._keys: dict[str, tuple[float, Principal | None]] = {}
+
+    async def start(self) -> None:
+        """Create the fleet row if this is the first coordinator on the database."""
+        async with self.pool.acquire() as conn:
+            await q.ensure_fleet(conn, self.settings.budget_rps)
+
+    # ------------------------------------------------------------------- auth
+
+    async def authenticate(self, key: str) -> Principal | None:
+        """The principal a bearer key stands for (cached for ``key_cache_s``)."""
+        digest = hash_key(key)
+        now = time.monotonic()
+        cached = self._keys.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.pool.acquire() as conn:
+            row = await q.lookup_key(conn, digest)
+        principal = Principal(row["id"], row["name"], row["role"]) if row else None
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[digest] = (now + self.settings.key_cache_s, principal)
+        return principal
+
+    # ---------------------------------------------------------------- workers
+
+    async def _touch_worker(
+        self,
+        conn: asyncpg.Connection,
+        worker_id: str,
+        kinds: Sequence[str] = (),
+        hostname: str | None = None,
+        pid: int | None = None,
+    ) -> None:
+        # One upsert per worker every few seconds is enough for liveness; doing it on
+        # every call would add a write to each lease and heartbeat.
+        now = time.monotonic()
+        period = min(5.0, self.settings.worker_alive_s / 3)
+        last = self._seen.get(worker_id)
+        if last is not None and now - last < period:
+            return
+        await q.upsert_worker(conn, worker_id, kinds, hostname, pid)
+        if len(self._seen) > 50_000:
+            cutoff = now - self.settings.worker_alive_s
+            self._seen = {k: v for k, v in self._seen.items() if v > cutoff}
+        self._seen[worker_id] = now
+
+    async def advice(self, conn: asyncpg.Connection | None = None) -> FleetAdvice:
+        """This worker's budget share, the fleet pause and the current client_id."""
+        now = time.monotonic()
+        cached = self._advice
+        if cached is None or cached.expires <= now:
+            if conn is None:
+                async with self.pool.acquire() as own:
+                    row = await q.fleet_advice(
+                        own, self.settings.budget_increase_rps_per_s, self.settings.worker_alive_s
+                    )
+            else:
+                row = await q.fleet_advice(
+                    conn, self.settings.budget_increase_rps_per_s, self.settings.worker_alive_s
+                )
+            if row is None:
+                cached = _Advice(self.settings.budget_rps, None, 1, None, 0.0)
+            else:
+                cached = _Advice(
+                    float(row["budget"]),
+                    row["paused_until"],
+                    int(row["alive"]),
+                    row["client_id"],
+                    now + self.settings.fleet_cache_s,
+                )
+            self._advice = cached
+        paused = cached.paused_until
+        if paused is not None and paused <= datetime.now(UTC):
+            paused = None
+        return FleetAdvice(
+            rate_share_rps=cached.budget / max(1, cached.alive),
+            paused_until=paused,
+            client_id=cached.client_id,
+        )
+
+    # ---------------------------------------------------------------- leasing
+
+    async def lease(self, req: LeaseRequest) -> LeaseResponse:
+        """Claim up to ``max_units`` units of the requested kinds."""
+        async with self.pool.acquire() as conn:
+            await self._touch_worker(conn, req.worker_id, req.kinds, req.hostname, req.pid)
+            started = time.perf_counter()
+            rows = await q.claim(
+                conn, req.worker_id, req.kinds, req.max_units, self.settings.lease_s
+            )
+            self.metrics.lease_latency.observe(time.perf_counter() - started)
+            self.metrics.claim_calls.inc()
+            closed = [r.job_id for r in rows if r.state != "leased"]
+            if closed:
+                for r in rows:
+                    if r.state != "leased":
+                        log.warning(
+                            "unit_closed_on_expiry",
+                            unit_id=r.unit_id,
+                            job_id=r.job_id,
+                            state=r.state,
+                        )
+                await q.finish_jobs(conn, closed)
+            units = [
+                Lease(
+                    unit_id=r.unit_id,
+                    job_id=r.job_id,
+                    kind=r.kind,  # type: ignore[arg-type]
+                    payload=r.payload,
+                    token=r.token,
+                    cursor=r.cursor,
+                    lease_expires_at=r.lease_expires_at,
+                )
+                for r in rows
+                if r.state == "leased"
+            ]
+            for unit in units:
+                self.metrics.claims.labels(unit.kind).inc()
+            advice = await self.advice(conn)
+        return LeaseResponse(units=units, fleet=advice)
+
+    async def _refusal(self, conn: asyncpg.Connection, unit_id: int, token: int) -> Exception:
+        self.metrics.completions.labels("stale").inc()
+        row = await q.unit_state(conn, unit_id)
+        if row is None:
+            return NotFoundError(f"unit {unit_id} does not exist")
+        return ConflictError(
+            f"unit {unit_id}: token {token} is not the current lease "
+            f"(unit is {row['state']} at token {row['attempt']}); drop the unit"
+        )
+
+    async def heartbeat(self, unit_id: int, req: HeartbeatRequest) -> HeartbeatResponse:
+        """Extend a lease and checkpoint its cursor; 409 if the lease moved on."""
+        async with self.pool.acquire() as conn:
+            await self._touch_worker(conn, req.worker_id)
+            row = await q.heartbeat(
+                conn, unit_id, req.token, req.worker_id, req.cursor, self.settings.lease_s, req.rows
+            )
+            if row is None:
+                raise await self._refusal(conn, unit_id, req.token)
+            advice = await self.advice(conn)
+        return HeartbeatResponse(
+            lease_expires_at=row["lease_expires_at"], cancel=bool(row["cancel"]), fleet=advice
+        )
+
+    async def complete(self, unit_id: int, req: CompleteRequest) -> UnitStateResponse:
+        """Complete one unit (and queue what it discovered); 409 if the lease moved on."""
+        item = CompleteItem(
+            unit_id=unit_id,
+            token=req.token,
+            rows=req.rows,
+            discovered_user_ids=req.discovered_user_ids,
+            discovered_track_ids=req.discovered_track_ids,
+        )
+        async with self.pool.acquire() as conn:
+            done = await self._complete(conn, req.worker_id, [item])
+            if not done:
+                raise await self._refusal(conn, unit_id, req.token)
+        return UnitStateResponse(unit_id=unit_id, state="done")
+
+    async def complete_batch(self, req: BatchCompleteRequest) -> list[UnitStateResponse]:
+        """Complete many units in one transaction; stale items are reported, not raised."""
+        async with self.pool.acquire() as conn:
+            done = await self._complete(conn, req.worker_id, req.items)
+        stale = len(req.items) - len(done)
+        if stale:
+            self.metrics.completions.labels("stale").inc(stale)
+        return [
+            UnitStateResponse(unit_id=i.unit_id, state="done" if i.unit_id in done else "stale")
+            for i in req.items
+        ]
+
+    async def _complete(
+        self, conn: asyncpg.Connection, worker_id: str, items: Sequence[CompleteItem]
+    ) -> set[int]:
+        by_id = {i.unit_id: i for i in items}
+        async with conn.transaction():
+            rows = await q.complete(
+                conn,
+                worker_id,
+                [i.unit_id for i in items],
+                [i.token for i in items],
+                [i.rows for i in items],
+            )
+            for row in rows:
+                item = by_id[row["id"]]
+                if item.discovered_user_ids or item.discovered_track_ids:
+                    await self._spawn(conn, row, item)
+        await self._touch_worker(conn, worker_id)
+        if rows:
+            self.metrics.completions.labels("done").inc(len(rows))
+            # After commit: see the module docstring of queries (FINISH_JOBS).
+            await q.finish_jobs(conn, [r["job_id"] for r in rows])
+        return {r["id"] for r in rows}
+
+    async def _spawn(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, item: CompleteItem
+    ) -> None:
+        """Queue the units a completed unit discovered (same transaction as its completion)."""
+        payload: dict[str, Any] = json.loads(row["payload"])
+        job_id: int = row["job_id"]
+        if row["kind"] == "follow_list" and payload.get("expand") and item.discovered_user_ids:
+            job = await q.lock_job(conn, job_id)
+            if job is None or job["state"] == "cancelled" or job["kind"] != "network":
+                return
+            spec = NetworkSpec.model_validate_json(job["spec"])
+            dirs = expand.directions(spec.direction)
+            users_so_far = await q.count_units(conn, job_id) // len(dirs)
+            room = spec.max_users - users_so_far
+            if room <= 0:
+                return
+            fresh = await q.new_users(
+                conn, job_id, item.discovered_user_ids, f"fl:{dirs[0]}:", room
+            )
+            depth = int(payload["depth"]) + 1
+            units = expand.follow_lists(fresh, spec.direction, depth, spec.depth)
+            await q.insert_units(conn, job_id, units, row["priority"], row["max_attempts"])
+        elif row["kind"] == "user_tracks" and item.discovered_track_ids:
+            chain = payload.get("then_timelines")
+            if not chain:
+                return
+            job = await q.lock_job(conn, job_id)
+            if job is None or job["state"] == "cancelled":
+                return
+            timeline = TimelineSpec.model_validate(chain)
+            units = expand.track_lists(
+                item.discovered_track_ids, timeline.lists, timeline.timestamps, depth=1
+            )
+            await q.insert_units(conn, job_id, units, row["priority"], row["max_attempts"])
+
+    async def fail(self, unit_id: int, req: FailRequest) -> UnitStateResponse:
+        """Record a failure: retried later with backoff, or `failed`/`dead`."""
+        async with self.pool.acquire() as conn:
+            row = await q.fail(
+                conn,
+                unit_id,
+                req.token,
+                req.worker_id,
+                req.error,
+                req.retryable,
+                self.settings.backoff_base_s,
+                self.settings.backoff_max_s,
+                None,
+            )
+            if row is None:
+                raise await self._refusal(conn, unit_id, req.token)
+            self.metrics.completions.labels("failed").inc()
+            if row["state"] != "queued":
+                await q.finish_jobs(conn, [row["job_id"]])
+        log.info("unit_failed", unit_id=unit_id, state=row["state"], worker_id=req.worker_id)
+        return UnitStateResponse(unit_id=unit_id, state=row["state"])
+
+    async def release(self, unit_id: int, req: ReleaseRequest) -> UnitStateResponse:
+        """Give a unit back for immediate re-claim, keeping its cursor."""
+        async with self.pool.acquire() as conn:
+            row = await q.release(conn, unit_id, req.token, req.worker_id, req.cursor)
+            if row is None:
+                raise await self._refusal(conn, unit_id, req.token)
+        self.metrics.completions.labels("released").inc()
+        return UnitStateResponse(unit_id=unit_id, state=row["state"])
+
+    # ------------------------------------------------------------- client ids
+
+    async def client_id_state(self, worker_id: str | None) -> ClientIdState:
+        """The current client_id, or whether ``worker_id`` is the one to discover it."""
+        async with self.pool.acquire() as conn:
+            return await self._client_id_state(conn, worker_id)
+
+    async def _client_id_state(
+        self, conn: asyncpg.Connection, worker_id: str | None
+    ) -> ClientIdState:
+        current = await q.current_client_id(conn)
+        if current is not None:
+            return ClientIdState(client_id=current, discover=False, retry_after_s=0.0)
+        if worker_id is not None and await q.take_discovery(
+            conn, worker_id, self.settings.discovery_timeout_s
+        ):
+            log.info("client_id_discovery_granted", worker_id=worker_id)
+            return ClientIdState(client_id=None, discover=True, retry_after_s=0.0)
+        # Somebody else may have reported one meanwhile.
+        current = await q.current_client_id(conn)
+        if current is not None:
+            return ClientIdState(client_id=current, discover=False, retry_after_s=0.0)
+        return ClientIdState(client_id=None, discover=False, retry_after_s=1.0)
+
+    async def report_client_id(self, req: ClientIdReport) -> ClientIdState:
+        """Store a discovered client_id; it becomes the fleet's current one."""
+        async with self.pool.acquire() as conn:
+            await q.report_client_id(conn, req.value, req.source, req.worker_id)
+            self._advice = None
+            log.info("client_id_reported", source=req.source, worker_id=req.worker_id)
+            return await self._client_id_state(conn, req.worker_id)
+
+    async def invalidate_client_id(self, value: str, req: InvalidateRequest) -> ClientIdState:
+        """Mark a client_id invalid; answers who (if anyone) should discover a new one."""
+        async with self.pool.acquire() as conn:
+            await q.invalidate_client_id(conn, value)
+            self._advice = None
+            return await self._client_id_state(conn, req.worker_id)
+
+    # ----------------------------------------------------------------- budget
+
+    async def throttle(self, req: ThrottleReport) -> FleetAdvice:
+        """Apply a reported 429: AIMD decrease and a fleet-wide pause for Retry-After."""
+        s = self.settings
+        async with self.pool.acquire() as conn:
+            await q.throttle(
+                conn,
+                s.budget_increase_rps_per_s,
+                s.budget_decrease_factor,
+                s.budget_min_rps,
+                s.budget_decrease_window_s,
+                req.retry_after_s,
+            )
+            self._advice = None
+            self.metrics.throttles.inc()
+            advice = await self.advice(conn)
+        log.info(
+            "fleet_throttled",
+            worker_id=req.worker_id,
+            retry_after_s=req.retry_after_s,
+            share_rps=advice.rate_share_rps,
+        )
+        return advice
+
+    async def fleet(self) -> FleetView:
+        """The fleet's state for operators."""
+        s = self.settings
+        async with self.pool.acquire() as conn:
+            head, workers = await q.fleet_view(conn, s.budget_increase_rps_per_s, s.worker_alive_s)
+        return FleetView(
+            budget_rps=float(head["budget"]) if head else s.budget_rps,
+            max_budget_rps=float(head["max_budget_rps"]) if head else s.budget_rps,
+            paused_until=head["paused_until"] if head else None,
+            throttles=int(head["throttles"]) if head else 0,
+            client_id=head["client_id"] if head else None,
+            discovery_worker=head["discovery_worker"] if head else None,
+            workers=[
+                WorkerView(
+                    id=w["id"],
+                    hostname=w["hostname"],
+                    pid=w["pid"],
+                    kinds=list(w["kinds"]),
+                    started_at=w["started_at"],
+                    last_seen_at=w["last_seen_at"],
+                    leased=w["leased"],
+                )
+                for w in workers
+            ],
+        )
+
+    # ------------------------------------------------------------------- jobs
+
+    async def submit(self, job: JobSubmit, principal: Principal) -> JobView:
+        """Validate, store and expand a job into its units (one transaction)."""
+        max_attempts = job.max_attempts or self.settings.max_attempts
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                seeds: list[int] = []
+                if isinstance(job, NetworkJob):
+                    seeds = await self._resolve_seeds(conn, job.spec)
+                job_id = await q.insert_job(
+                    conn, job.kind, job.spec.model_dump_json(), principal.key_id, job.priority
+                )
+                if isinstance(job, UserSweepJob):
+                    spec = job.spec
+                    n = await q.insert_sweep(
+                        conn,
+                        job_id,
+                        spec.id_from,
+                        spec.id_to,
+                        spec.chunk,
+                        job.priority,
+                        max_attempts,
+                        spec.shuffle,
+                    )
+                else:
+                    if isinstance(job, NetworkJob):
+                        units = expand.network_seeds(job.spec, seeds)
+                    elif isinstance(job, UserTracksJob):
+                        units = expand.user_tracks_job(job.spec)
+                    elif isinstance(job, TrackTimelinesJob):
+                        units = expand.track_timelines(job.spec)
+                    elif isinstance(job, PlayPollJob):
+                        units = expand.play_polls(job.spec)
+                    else:
+                        assert isinstance(job, ScoreJob)
+                        units = expand.score(job.spec)
+                    n = await q.insert_units(conn, job_id, units, job.priority, max_attempts)
+            log.info("job_submitted", job_id=job_id, kind=job.kind, units=n, owner=principal.name)
+            return await self._view(conn, job_id)
+
+    async def _resolve_seeds(self, conn: asyncpg.Connection, spec: NetworkSpec) -> list[int]:
+        names = [s for s in spec.seeds if isinstance(s, str)]
+        known = await q.resolve_permalinks(conn, names) if names else {}
+        errors = [
+            FieldError(
+                field=f"spec.seeds.{i}",
+                message=(
+                    f"permalink {seed!r} is not a user in the database; give its numeric id "
+                    "(or crawl the user first)"
+                ),
+                type="unknown_permalink",
+            )
+            for i, seed in enumerate(spec.seeds)
+            if isinstance(seed, str) and seed.lower() not in known
+        ]
+        if errors:
+            raise FieldsError("network seeds could not be resolved", errors)
+        ids = [s if isinstance(s, int) else known[s.lower()] for s in spec.seeds]
+        return list(dict.fromkeys(ids))
+
+    async def _view(self, conn: asyncpg.Connection, job_id: int) -> JobView:
+        row = await q.get_job(conn, job_id)
+        if row is None:
+            raise NotFoundError(f"job {job_id} does not exist")
+        prog = await q.progress(conn, [job_id])
+        return _job_view(row, prog.get(job_id))
+
+    async def get_job(self, job_id: int, principal: Principal) -> JobView:
+        """One job with progress; researchers only see their own."""
+        async with self.pool.acquire() as conn:
+            row = await q.get_job(conn, job_id)
+            if row is None or not _may_see(principal, row):
+                raise NotFoundError(f"job {job_id} does not exist")
+            prog = await q.progress(conn, [job_id])
+        return _job_view(row, prog.get(job_id))
+
+    async def list_jobs(
+        self,
+        principal: Principal,
+        state: str | None,
+        kind: str | None,
+        before: int | None,
+        limit: int,
+    ) -> JobList:
+        """Jobs newest first; researchers only see their own."""
+        owner = None if principal.is_admin else principal.key_id
+        async with self.pool.acquire() as conn:
+            rows = await q.list_jobs(conn, owner, state, kind, before, limit)
+            prog = await q.progress(conn, [r["id"] for r in rows])
+        views = [_job_view(r, prog.get(r["id"])) for r in rows]
+        next_before = rows[-1]["id"] if len(rows) == limit else None
+        return JobList(jobs=views, next_before=next_before)
+
+    async def cancel(self, job_id: int, principal: Principal) -> JobView:
+        """Cancel queued units now; leased ones learn it on their next heartbeat."""
+        async with self.pool.acquire() as conn:
+            row = await q.get_job(conn, job_id)
+            if row is None or not _may_see(principal, row):
+                raise NotFoundError(f"job {job_id} does not exist")
+            if not await q.cancel_job(conn, job_id) and row["state"] != "cancelled":
+                raise ConflictError(f"job {job_id} already ended ({row['state']})")
+            log.info("job_cancelled", job_id=job_id, by=principal.name)
+            return await self._view(conn, job_id)
+
+    # ----------------------------------------------------------------- health
+
+    async def revision(self) -> str | None:
+        """The database's migration revision."""
+        async with self.pool.acquire() as conn:
+            return await q.alembic_revision(conn)
+
+    async def refresh_gauges(self) -> None:
+        """Read fleet-wide gauges from the database (called at scrape time)."""
+        s = self.settings
+        async with self.pool.acquire() as conn:
+            rows = await q.units_by_state(conn)
+            advice = await q.fleet_advice(conn, s.budget_increase_rps_per_s, s.worker_alive_s)
+            head, _ = await q.fleet_view(conn, s.budget_increase_rps_per_s, s.worker_alive_s)
+        self.metrics.units.clear()
+        for r in rows:
+            self.metrics.units.labels(r["kind"], r["state"]).set(r["n"])
+        if advice is not None:
+            self.metrics.workers_alive.set(advice["alive"])
+            self.metrics.budget.set(float(advice["budget"]))
+        if head is not None:
+            self.metrics.throttles_total.set(head["throttles"])
+
+
+def _may_see(principal: Principal, row: asyncpg.Record) -> bool:
+    return principal.is_admin or row["owner_key_id"] == principal.key_id
+
+
+def _job_view(row: asyncpg.Record, prog: asyncpg.Record | None) -> JobView:
+    counts = {
+        k: int(prog[k]) if prog is not None else 0
+        for k in (
+            "total",
+            "queued",
+            "retrying",
+            "leased",
+            "done",
+            "failed",
+            "dead",
+            "cancelled",
+            "rows_landed",
+            "recent",
+        )
+    }
+    rate = counts["recent"] / 60.0
+    remaining = counts["queued"] + counts["leased"]
+    if remaining == 0:
+        eta: float | None = 0.0
+    elif rate > 0:
+        eta = remaining / rate
+    else:
+        eta = None
+    return JobView(
+        id=row["id"],
+        kind=row["kind"],
+        spec=json.loads(row["spec"]),
+        state=row["state"],
+        priority=row["priority"],
+        owner=row["owner"],
+        error=row["error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+        progress=JobProgress(
+            total=counts["total"],
+            queued=counts["queued"],
+            retrying=counts["retrying"],
+            leased=counts["leased"],
+            done=counts["done"],
+            failed=counts["failed"],
+            dead=counts["dead"],
+            cancelled=counts["cancelled"],
+            rows_landed=counts["rows_landed"],
+            units_per_s=rate,
+            eta_s=eta,
+        ),
+    )

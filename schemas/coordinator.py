@@ -1,0 +1,56 @@
+"""Settings of the coordinator service (``SOUNDFLEET_COORDINATOR_*`` environment)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CoordinatorSettings(BaseSettings):
+    """Knobs of leasing, retries, politeness and the HTTP edge."""
+
+    model_config = SettingsConfigDict(env_prefix="SOUNDFLEET_COORDINATOR_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Interface to bind.")
+    port: int = Field(default=8700, ge=0, le=65535, description="Port (0: any free port).")
+    lease_s: float = Field(
+        default=60.0, gt=0, le=3600, description="Lease duration; heartbeats extend it."
+    )
+    max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Claims of a unit before it goes `dead`."
+    )
+    backoff_base_s: float = Field(
+        default=2.0, ge=0, description="First retry delay; doubles per attempt (with jitter)."
+    )
+    backoff_max_s: float = Field(default=600.0, ge=0, description="Cap of the retry delay.")
+    budget_rps: float = Field(
+        default=20.0, gt=0, description="Fleet-wide request budget toward the platform (max)."
+    )
+    budget_min_rps: float = Field(default=0.5, gt=0, description="AIMD floor of the budget.")
+    budget_increase_rps_per_s: float = Field(
+        default=0.2, ge=0, description="AIMD additive increase while no 429 arrives."
+    )
+    budget_decrease_factor: float = Field(
+        default=0.5, gt=0, lt=1, description="AIMD multiplicative decrease on a 429."
+    )
+    budget_decrease_window_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="429s within this long after a decrease count as the same congestion event.",
+    )
+    worker_alive_s: float = Field(
+        default=30.0, gt=0, description="A worker seen this recently gets a budget share."
+    )
+    discovery_timeout_s: float = Field(
+        default=90.0, gt=0, description="How long one worker may hold the client_id discovery."
+    )
+    body_limit_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body accepted."
+    )
+    key_cache_s: float = Field(
+        default=5.0, ge=0, description="API key lookups are cached this long (revocation lag)."
+    )
+    fleet_cache_s: float = Field(
+        default=0.5, ge=0, description="Fleet advice (budget share, pause) is cached this long."
+    )
+    db_pool_size: int = Field(default=16, ge=1, le=200, description="Database connections.")
