@@ -35,7 +35,7 @@ COORDINATOR = web.AppKey("coordinator", Coordinator)
 METRICS = web.AppKey("metrics", Metrics)
 ROUTES = web.AppKey("routes", list["Route"])
 BODY_LIMIT = web.AppKey("body_limit", int)
-PRINCIPAL = "principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,449 @@
+"""Leasing on real PostgreSQL through the HTTP API: expiry, fencing, stress, expansion."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.coordinator_util import Api, app_client, make_keys
+
+ALL_KINDS = ["user_range", "follow_list", "user_tracks", "track_list", "play_poll", "score"]
+
+
+@pytest.fixture
+async def api(db_dsn: str) -> Any:
+    keys = await make_keys(db_dsn)
+    async with app_client(db_dsn, backoff_base_s=0.0, backoff_max_s=0.0) as client:
+        yield Api(client, keys)
+
+
+async def _expire(db: asyncpg.Connection, unit_id: int) -> None:
+    # Simulate a worker that died: its lease ran out without a heartbeat.
+    await db.execute(
+        "UPDATE work_units SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
+        unit_id,
+    )
+
+
+async def test_lease_expiry_reissues_with_a_new_token_and_fences_the_old_holder(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    await api.submit("score", {"model": "spam"})
+    [first] = await api.lease("w-a", ["score"])
+    assert first["token"] == 1
+    # Not expired yet: nobody else gets it.
+    assert await api.lease("w-b", ["score"]) == []
+    status, _ = await api.call(
+        "POST",
+        f"/v1/leases/{first['unit_id']}/heartbeat",
+        "worker",
+        {"worker_id": "w-a", "token": 1, "cursor": "https://api/next?cursor=5", "rows": 7},
+    )
+    assert status == 200
+    await _expire(db, first["unit_id"])
+    [again] = await api.lease("w-b", ["score"])
+    assert again["unit_id"] == first["unit_id"]
+    assert again["token"] == 2
+    assert again["cursor"] == "https://api/next?cursor=5"  # resumes, not restarts
+
+    # The first holder is fenced off on every call.
+    for action, body in (
+        ("heartbeat", {"worker_id": "w-a", "token": 1}),
+        ("complete", {"worker_id": "w-a", "token": 1, "rows": 3}),
+        ("fail", {"worker_id": "w-a", "token": 1, "error": "late"}),
+        ("release", {"worker_id": "w-a", "token": 1}),
+    ):
+        status, data = await api.call(
+            "POST", f"/v1/leases/{first['unit_id']}/{action}", "worker", body
+        )
+        assert status == 409, (action, data)
+        assert data["error"] == "conflict"
+        assert "token 1" in data["message"]
+
+    status, data = await api.complete("w-b", again, rows=5)
+    assert (status, data["state"]) == (200, "done")
+    row = await db.fetchrow("SELECT state, rows_landed, attempt FROM work_units")
+    assert (row["state"], row["rows_landed"], row["attempt"]) == ("done", 12, 2)
+    job = await db.fetchrow("SELECT state, rows_landed FROM jobs")
+    assert (job["state"], job["rows_landed"]) == ("done", 12)
+
+
+async def test_unknown_unit_is_404(api: Api) -> None:
+    status, data = await api.call(
+        "POST", "/v1/leases/999999/complete", "worker", {"worker_id": "w", "token": 1}
+    )
+    assert status == 404
+    assert "999999" in data["message"]
+
+
+async def test_expired_unit_out_of_attempts_goes_dead_with_its_last_error(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    status, job = await api.call(
+        "POST",
+        "/v1/jobs",
+        "researcher",
+        {"kind": "score", "spec": {"model": "virality"}, "max_attempts": 2},
+    )
+    assert status == 201
+    [unit] = await api.lease("w-a", ["score"])
+    await _expire(db, unit["unit_id"])
+    [unit] = await api.lease("w-b", ["score"])
+    assert unit["token"] == 2
+    await _expire(db, unit["unit_id"])
+    assert await api.lease("w-c", ["score"]) == []
+    row = await db.fetchrow("SELECT state, last_error FROM work_units")
+    assert row["state"] == "dead"
+    assert "lease expired on attempt 2" in row["last_error"]
+    status, view = await api.call("GET", f"/v1/jobs/{job['id']}", "researcher")
+    assert view["state"] == "failed"
+    assert view["progress"]["dead"] == 1
+
+
+async def test_fail_retries_with_backoff_then_dead(db_dsn: str, db: asyncpg.Connection) -> None:
+    keys = await make_keys(db_dsn)
+    async with app_client(db_dsn, backoff_base_s=3600.0, backoff_max_s=7200.0) as client:
+        api = Api(client, keys)
+        status, _ = await api.call(
+            "POST",
+            "/v1/jobs",
+            "researcher",
+            {"kind": "score", "spec": {"model": "spam"}, "max_attempts": 2},
+        )
+        [unit] = await api.lease("w", ["score"])
+        status, data = await api.call(
+            "POST",
+            f"/v1/leases/{unit['unit_id']}/fail",
+            "worker",
+            {"worker_id": "w", "token": 1, "error": "HTTP 500 from /users/1"},
+        )
+        assert (status, data["state"]) == (200, "queued")
+        delay = await db.fetchval("SELECT extract(epoch FROM not_before - now()) FROM work_units")
+        assert 1800 <= delay <= 3600  # base * 2^0 with jitter in [0.5, 1]
+        assert await api.lease("w", ["score"]) == []  # backing off
+        await db.execute("UPDATE work_units SET not_before = now()")
+        [unit] = await api.lease("w", ["score"])
+        status, data = await api.call(
+            "POST",
+            f"/v1/leases/{unit['unit_id']}/fail",
+            "worker",
+            {"worker_id": "w", "token": 2, "error": "HTTP 500 again"},
+        )
+        assert data["state"] == "dead"
+        row = await db.fetchrow("SELECT state, last_error FROM work_units")
+        assert (row["state"], row["last_error"]) == ("dead", "HTTP 500 again")
+        assert await db.fetchval("SELECT state FROM jobs") == "failed"
+
+
+async def test_not_retryable_failure_is_final(api: Api, db: asyncpg.Connection) -> None:
+    await api.submit("track_timelines", {"track_ids": [5]})
+    [unit] = await api.lease("w", ["track_list"])
+    status, data = await api.call(
+        "POST",
+        f"/v1/leases/{unit['unit_id']}/fail",
+        "worker",
+        {"worker_id": "w", "token": 1, "error": "track gone", "retryable": False},
+    )
+    assert (status, data["state"]) == (200, "failed")
+    assert await db.fetchval("SELECT error FROM jobs") == "1 unit(s) failed; last error: track gone"
+
+
+async def test_release_requeues_without_using_an_attempt(api: Api, db: asyncpg.Connection) -> None:
+    await api.submit("user_tracks", {"user_ids": [1]})
+    [unit] = await api.lease("w", ["user_tracks"])
+    status, data = await api.call(
+        "POST",
+        f"/v1/leases/{unit['unit_id']}/release",
+        "worker",
+        {"worker_id": "w", "token": 1, "cursor": "c-1"},
+    )
+    assert (status, data["state"]) == (200, "queued")
+    [again] = await api.lease("w2", ["user_tracks"])
+    assert (again["token"], again["cursor"]) == (2, "c-1")
+    row = await db.fetchrow("SELECT attempt, max_attempts FROM work_units")
+    assert row["max_attempts"] - row["attempt"] == 8 - 1  # one real attempt in flight
+
+
+async def test_kinds_filter_serves_only_requested_kinds(api: Api) -> None:
+    await api.submit("score", {"model": "spam"})
+    await api.submit("user_tracks", {"user_ids": [1, 2]})
+    units = await api.lease("crawl", ["user_tracks", "follow_list"], n=10)
+    assert {u["kind"] for u in units} == {"user_tracks"}
+    assert len(units) == 2
+    [score] = await api.lease("scorer", ["score"], n=10)
+    assert score["payload"] == {"model": "spam", "params": {}}
+
+
+async def test_two_workers_never_hold_one_unit(api: Api, db: asyncpg.Connection) -> None:
+    await api.submit("user_sweep", {"id_from": 1, "id_to": 40_001, "chunk": 100})
+    held: Counter[int] = Counter()
+    completions: Counter[int] = Counter()
+
+    async def worker(name: str) -> None:
+        while True:
+            units = await api.lease(name, ["user_range"], n=7)
+            if not units:
+                return
+            for u in units:
+                held[u["unit_id"]] += 1
+            status, data = await api.call(
+                "POST",
+                "/v1/leases/complete",
+                "worker",
+                {
+                    "worker_id": name,
+                    "items": [{"unit_id": u["unit_id"], "token": u["token"]} for u in units],
+                },
+            )
+            assert status == 200, data
+            for r in data["results"]:
+                assert r["state"] == "done"
+                completions[r["unit_id"]] += 1
+
+    await asyncio.gather(*(worker(f"w{i}") for i in range(24)))
+    assert len(held) == 400
+    assert set(held.values()) == {1}
+    assert set(completions.values()) == {1}
+    assert await db.fetchval("SELECT count(*) FROM work_units WHERE state = 'done'") == 400
+    assert await db.fetchval("SELECT state FROM jobs") == "done"
+
+
+async def test_concurrent_claims_on_raw_connections_are_disjoint(
+    db_dsn: str, db: asyncpg.Connection
+) -> None:
+    from coordinator import queries as q
+
+    job_id = await db.fetchval(
+        "INSERT INTO jobs (kind, spec) VALUES ('user_sweep', '{}') RETURNING id"
+    )
+    await q.insert_sweep(db, job_id, 1, 3001, 10, 0, 8, True)
+    pool = await asyncpg.create_pool(db_dsn, min_size=16, max_size=16)
+    try:
+
+        async def claimer(i: int) -> list[int]:
+            got: list[int] = []
+            while True:
+                async with pool.acquire() as conn:
+                    rows = await q.claim(conn, f"w{i}", ["user_range"], 5, 60.0)
+                if not rows:
+                    return got
+                got += [r.unit_id for r in rows]
+
+        results = await asyncio.gather(*(claimer(i) for i in range(16)))
+    finally:
+        await pool.close()
+    claimed = [u for r in results for u in r]
+    assert len(claimed) == 300
+    assert len(set(claimed)) == 300
+
+
+async def test_cancel_stops_queued_units_and_tells_leased_ones(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    job = await api.submit("user_tracks", {"user_ids": [1, 2, 3, 4]})
+    [unit] = await api.lease("w", ["user_tracks"])
+    status, view = await api.call("POST", f"/v1/jobs/{job['id']}/cancel", "researcher")
+    assert status == 200
+    assert view["state"] == "cancelled"
+    assert view["progress"]["cancelled"] == 3
+    assert view["progress"]["leased"] == 1
+    assert await api.lease("w", ["user_tracks"], n=10) == []
+    status, hb = await api.call(
+        "POST",
+        f"/v1/leases/{unit['unit_id']}/heartbeat",
+        "worker",
+        {"worker_id": "w", "token": unit["token"]},
+    )
+    assert (status, hb["cancel"]) == (200, True)
+    # Cancelling twice is harmless; the job's owner only.
+    status, _ = await api.call("POST", f"/v1/jobs/{job['id']}/cancel", "researcher")
+    assert status == 200
+    status, _ = await api.call("POST", f"/v1/jobs/{job['id']}/cancel", "researcher2")
+    assert status == 404
+    # A cancelled job's expired lease is closed, not re-issued.
+    await _expire(db, unit["unit_id"])
+    assert await api.lease("w2", ["user_tracks"]) == []
+    assert await db.fetchval("SELECT count(*) FROM work_units WHERE state = 'cancelled'") == 4
+
+
+async def test_network_expansion_dedups_users_and_respects_depth_and_max_users(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    job = await api.submit(
+        "network", {"seeds": [10, 20, 10], "depth": 1, "direction": "followers", "max_users": 5}
+    )
+    assert job["progress"]["total"] == 2  # seed 10 given twice
+    units = await api.lease("w", ["follow_list"], n=10)
+    assert sorted(u["payload"]["user_id"] for u in units) == [10, 20]
+    assert all(u["payload"]["expand"] for u in units)
+    by_user = {u["payload"]["user_id"]: u for u in units}
+    # Discoveries repeat seeds and each other; only new users are queued.
+    status, _ = await api.complete("w", by_user[10], discovered_user_ids=[20, 30, 30, 40, 10])
+    assert status == 200
+    status, _ = await api.complete("w", by_user[20], discovered_user_ids=[40, 50, 60, 70])
+    assert status == 200
+    users = await db.fetch(
+        "SELECT (payload->>'user_id')::bigint AS u, depth, (payload->>'expand')::bool AS e"
+        " FROM work_units ORDER BY id"
+    )
+    assert [r["u"] for r in users] == [10, 20, 30, 40, 50]  # capped at max_users = 5
+    assert [r["depth"] for r in users] == [0, 0, 1, 1, 1]
+    assert [r["e"] for r in users] == [True, True, False, False, False]
+    # Depth 1 is the last level: its discoveries spawn nothing.
+    deeper = await api.lease("w", ["follow_list"], n=10)
+    assert len(deeper) == 3
+    for u in deeper:
+        status, _ = await api.complete("w", u, discovered_user_ids=[99, 98])
+        assert status == 200
+    assert await db.fetchval("SELECT count(*) FROM work_units") == 5
+    status, view = await api.call("GET", f"/v1/jobs/{job['id']}", "researcher")
+    assert view["state"] == "done"
+    assert view["progress"]["done"] == 5
+
+
+async def test_network_both_directions_and_permalink_seeds(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    await db.execute(
+        "INSERT INTO users (id, permalink, fetched_at) VALUES (77, 'Some-Artist', now())"
+    )
+    job = await api.submit("network", {"seeds": ["some-artist", 77], "depth": 2})
+    units = await api.lease("w", ["follow_list"], n=10)
+    assert sorted(u["payload"]["direction"] for u in units) == ["followers", "followings"]
+    assert {u["payload"]["user_id"] for u in units} == {77}
+    status, _ = await api.complete("w", units[0], discovered_user_ids=[5])
+    status, _ = await api.complete("w", units[1], discovered_user_ids=[5, 6])
+    spawned = await api.lease("w", ["follow_list"], n=10)
+    assert sorted((u["payload"]["user_id"], u["payload"]["direction"]) for u in spawned) == [
+        (5, "followers"),
+        (5, "followings"),
+        (6, "followers"),
+        (6, "followings"),
+    ]
+    assert all(u["payload"]["depth"] == 1 and u["payload"]["expand"] for u in spawned)
+    assert job["kind"] == "network"
+    status, data = await api.call(
+        "POST", "/v1/jobs", "researcher", {"kind": "network", "spec": {"seeds": [1, "nobody"]}}
+    )
+    assert status == 422
+    assert data["fields"][0]["field"] == "spec.seeds.1"
+
+
+async def test_user_tracks_chains_track_timelines(api: Api) -> None:
+    await api.submit(
+        "user_tracks",
+        {
+            "user_ids": [1],
+            "then_timelines": {"lists": ["reposters", "likers"], "timestamps": "page"},
+        },
+    )
+    [unit] = await api.lease("w", ["user_tracks"])
+    status, _ = await api.complete("w", unit, discovered_track_ids=[11, 12, 11])
+    assert status == 200
+    lists = await api.lease("w", ["track_list"], n=10)
+    assert sorted((u["payload"]["track_id"], u["payload"]["list"]) for u in lists) == [
+        (11, "likers"),
+        (11, "reposters"),
+        (12, "likers"),
+        (12, "reposters"),
+    ]
+    assert {u["payload"]["timestamps"] for u in lists} == {"page"}
+
+
+async def test_play_poll_units_wait_for_not_before(api: Api, db: asyncpg.Connection) -> None:
+    await api.submit("play_poll", {"track_ids": [3, 4], "every_s": 600, "for_s": 1800})
+    offsets = await db.fetch(
+        "SELECT round(extract(epoch FROM not_before - created_at))::int AS s FROM work_units"
+        " WHERE payload->>'track_id' = '3' ORDER BY not_before"
+    )
+    assert [r["s"] for r in offsets] == [0, 600, 1200, 1800]
+    due = await api.lease("w", ["play_poll"], n=10)
+    assert sorted(u["payload"]["track_id"] for u in due) == [3, 4]
+    assert await api.lease("w", ["play_poll"], n=10) == []
+    # Time passes: the next tick becomes claimable.
+    await db.execute("UPDATE work_units SET not_before = not_before - interval '600 seconds'")
+    nxt = await api.lease("w", ["play_poll"], n=10)
+    assert len(nxt) == 2
+
+
+async def test_user_sweep_ranges_cover_the_interval(api: Api, db: asyncpg.Connection) -> None:
+    job = await api.submit(
+        "user_sweep", {"id_from": 5, "id_to": 2506, "chunk": 1000, "shuffle": True}
+    )
+    assert job["progress"]["total"] == 3
+    ranges = await db.fetch(
+        "SELECT (payload->>'id_from')::int a, (payload->>'id_to')::int b FROM work_units ORDER BY 1"
+    )
+    assert [(r["a"], r["b"]) for r in ranges] == [(5, 1005), (1005, 2005), (2005, 2506)]
+
+
+async def test_client_id_discovery_is_single_flight(api: Api) -> None:
+    async def ask(worker: str) -> Any:
+        status, data = await api.call(
+            "GET", "/v1/client-ids/current", "worker", params={"worker_id": worker}
+        )
+        assert status == 200
+        return data
+
+    answers = await asyncio.gather(*(ask(f"w{i}") for i in range(12)))
+    assert sum(a["discover"] for a in answers) == 1
+    discoverer = next(f"w{i}" for i, a in enumerate(answers) if a["discover"])
+    waiting = [a for a in answers if not a["discover"]]
+    assert all(a["client_id"] is None and a["retry_after_s"] > 0 for a in waiting)
+    status, data = await api.call(
+        "POST",
+        "/v1/client-ids",
+        "worker",
+        {"value": "AbCdEfGh12345678", "source": "bundles", "worker_id": discoverer},
+    )
+    assert (status, data["client_id"]) == (200, "AbCdEfGh12345678")
+    assert (await ask("w5"))["client_id"] == "AbCdEfGh12345678"
+    # Rotated: many workers see 401 at once; exactly one rediscovers.
+    results = await asyncio.gather(
+        *(
+            api.call(
+                "POST",
+                "/v1/client-ids/AbCdEfGh12345678/invalidate",
+                "worker",
+                {"worker_id": f"w{i}"},
+            )
+            for i in range(8)
+        )
+    )
+    assert sum(r[1]["discover"] for r in results) == 1
+    status, lease = await api.call(
+        "POST", "/v1/leases", "worker", {"worker_id": "w1", "kinds": ["score"]}
+    )
+    assert lease["fleet"]["client_id"] is None
+
+
+async def test_throttle_halves_the_budget_once_and_pauses_the_fleet(api: Api) -> None:
+    await api.lease("w1", ["score"])
+    await api.lease("w2", ["score"])
+    status, before = await api.call("GET", "/v1/fleet", "worker")
+    assert before["budget_rps"] == pytest.approx(20.0)
+    reports = await asyncio.gather(
+        *(
+            api.call(
+                "POST", "/v1/fleet/throttle", "worker", {"worker_id": f"w{i}", "retry_after_s": 30}
+            )
+            for i in range(5)
+        )
+    )
+    assert all(status == 200 for status, _ in reports)
+    status, after = await api.call("GET", "/v1/fleet", "worker")
+    # One congestion event, however many workers reported it.
+    assert after["budget_rps"] == pytest.approx(10.0, abs=0.5)
+    assert after["throttles"] == 5
+    assert after["paused_until"] is not None
+    status, lease = await api.call(
+        "POST", "/v1/leases", "worker", {"worker_id": "w1", "kinds": ["score"]}
+    )
+    assert status == 200
+    assert lease["fleet"]["paused_until"] is not None
+    assert lease["fleet"]["rate_share_rps"] == pytest.approx(after["budget_rps"] / 2, rel=0.1)
+    assert {w["id"] for w in after["workers"]} == {"w1", "w2"}
