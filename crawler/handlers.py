@@ -6,11 +6,13 @@ the cursor a heartbeat reports never runs ahead of committed rows: a unit re-lea
 after a crash resumes where the last committed batch ended, and landing the overlap
 again changes nothing (every write is idempotent).
 
-Event times: list cursors carry a time (``offset=<epoch µs>`` or ``offset=<ISO>,…``).
-With ``limit=1`` (``timestamps: exact``) a page's cursor is the time of its one item
-(``time_source='exact'``); with ``limit=200`` the cursor bounds the page's items
-(``'page'``). A page without a parseable cursor takes the bound of the page before it
-(``'page'``) and, failing that, the fetch time (``'none'``).
+Event times: lists are newest first and a page's cursor (``offset=<epoch µs>`` or
+``offset=<ISO>,…``) is the time of the page's last (oldest) item. With ``limit=1``
+(``timestamps: exact``) that is the time of the page's one item (``time_source='exact'``);
+with ``limit=200`` it is a lower bound of every item on the page and exact for its last
+(``'page'``). The last page has no cursor: its items get ``'none'`` and, as event time,
+the listed user's ``created_at`` (a deterministic lower bound, so landing the page again
+hits the same key; the fetch time would not).
 """
 
 from __future__ import annotations
@@ -159,21 +161,16 @@ async def user_range(ctx: UnitContext) -> UnitResult:
 # ---------------------------------------------------------------------- paged lists
 
 
-@dataclass
-class _PageTimes:
-    """Event times of a page's items from its cursor (see the module docstring)."""
-
-    exact: bool
-    previous: datetime | None = None
-
-    def of(self, next_href: str | None, fetched_at: datetime) -> tuple[datetime, TimeSource]:
-        found = cursor_time(next_href)
-        if found is not None:
-            self.previous = found
-            return found, "exact" if self.exact else "page"
-        if self.previous is not None:
-            return self.previous, "page"
-        return fetched_at, "none"
+def _page_time(
+    next_href: str | None, exact: bool, items: int
+) -> tuple[datetime | None, TimeSource]:
+    """The event time a page's cursor gives its items (None: the last page, no cursor)."""
+    found = cursor_time(next_href)
+    if found is None:
+        return None, "none"
+    if exact and items == 1:
+        return found, "exact"
+    return found, "page"
 
 
 async def _walk(
@@ -227,23 +224,21 @@ async def _walk(
 async def follow_list(ctx: UnitContext) -> UnitResult:
     """A user's follower or following list: users plus follow events."""
     payload = FollowListPayload.model_validate(ctx.lease.payload)
-    times = _PageTimes(exact=False)
     listed: list[int] = []
     resumed = ctx.cursor is not None
 
     def on_page(batch: Batch, items: list[User], next_href: str | None, at: datetime) -> None:
-        event_time, source = times.of(next_href, at)
+        page_time, source = _page_time(next_href, False, len(items))
         for user in items:
             batch.add(tables.users, records.user_row(user, at))
             if payload.direction == "followers":
                 edge = (user.id, payload.user_id)
             else:
                 edge = (payload.user_id, user.id)
-            batch.add(tables.follows, records.follow_row(*edge, event_time, source, at))
+            when = page_time or user.created_at
+            batch.add(tables.follows, records.follow_row(*edge, when, source, at))
             listed.append(user.id)
 
-    if resumed:
-        times.previous = cursor_time(ctx.cursor)
     first = ctx.url(
         f"/users/{payload.user_id}/{payload.direction}",
         limit=ctx.settings.page_limit,
@@ -295,20 +290,15 @@ async def track_list(ctx: UnitContext) -> UnitResult:
     """A track's reposters or likers with event times (exact: ``limit=1``)."""
     payload = TrackListPayload.model_validate(ctx.lease.payload)
     exact = payload.timestamps == "exact"
-    times = _PageTimes(exact=exact)
     table = tables.reposts if payload.list == "reposters" else tables.likes
-    if ctx.cursor is not None:
-        times.previous = cursor_time(ctx.cursor)
 
     def on_page(batch: Batch, items: list[User], next_href: str | None, at: datetime) -> None:
-        event_time, source = times.of(next_href, at)
-        if exact and len(items) > 1:
-            source = "page"  # the platform ignored limit=1: the cursor only bounds them
+        # More than one item despite limit=1: the cursor only bounds them ('page').
+        page_time, source = _page_time(next_href, exact, len(items))
         for user in items:
             batch.add(tables.users, records.user_row(user, at))
-            batch.add(
-                table, records.track_event_row(payload.track_id, user.id, event_time, source, at)
-            )
+            when = page_time or user.created_at
+            batch.add(table, records.track_event_row(payload.track_id, user.id, when, source, at))
 
     first = ctx.url(
         f"/tracks/{payload.track_id}/{payload.list}",

@@ -1,0 +1,427 @@
+"""Crawler handlers against an in-process simulator and a real PostgreSQL.
+
+Each unit kind must land exactly what the simulator's ground truth says for a small
+world; faults (429 storms, 5xx, malformed bodies, client_id rotation) must change
+nothing in the landed rows; the SSRF guard must refuse off-host ``next_href``s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import numpy as np
+import pytest
+from aiohttp import web
+
+from crawler.clientids import LocalClientIds
+from crawler.config import WorkerSettings
+from crawler.discovery import (
+    Discoverer,
+    client_id_from_bundle,
+    discover_browser,
+    discover_bundles,
+    discover_hydration,
+)
+from crawler.errors import OffHostError, TransientError
+from crawler.handlers import HANDLERS, Drained, UnitContext, UnitResult
+from crawler.http import ApiClient, RetryPolicy, create_session
+from crawler.metrics import WorkerMetrics
+from crawler.store import Store
+from schemas.work import Lease
+from simulator.server import ServerConfig, Shared, Simulator
+from simulator.world import World
+
+SEED = 11
+USERS = 300
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _t(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(us))
+
+
+@dataclass
+class Sim:
+    """A running simulator: its URLs, its world and its handlers (for the truth)."""
+
+    world: World
+    sim: Simulator
+    runner: web.AppRunner
+    web_base: str
+
+    @property
+    def api_base(self) -> str:
+        return self.web_base + "/api"
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+_WORLD: World | None = None
+
+
+def world() -> World:
+    global _WORLD
+    if _WORLD is None:
+        _WORLD = World.generate(seed=SEED, users=USERS)
+    return _WORLD
+
+
+async def start_sim(**cfg: Any) -> Sim:
+    """Serve the test world on a free loopback port, its clock at the horizon's end."""
+    w = world()
+    sim = Simulator(w, ServerConfig(port=0, admin_token="t", **cfg), Shared())
+    sim.clock.set(w.end_us)  # every event has happened
+    runner = web.AppRunner(sim.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return Sim(w, sim, runner, f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Sim]:
+    s = await start_sim()
+    yield s
+    await s.close()
+
+
+class Crawl:
+    """What a worker would wire together, minus the coordinator."""
+
+    def __init__(self, s: Sim, dsn: str, concurrency: int = 16, **overrides: Any) -> None:
+        self.settings = WorkerSettings(
+            api_base=s.api_base,
+            web_base=s.web_base,
+            api_key="unused",
+            concurrency=concurrency,
+            **overrides,
+        )
+        self.dsn = dsn
+        self.s = s
+        self.metrics = WorkerMetrics()
+        self.draining = asyncio.Event()
+
+    async def __aenter__(self) -> Crawl:
+        self.session = create_session(self.settings.concurrency, 30)
+        self.discoverer = Discoverer(self.session, self.s.web_base, self.s.api_base, ["hydration"])
+        self.client_ids = LocalClientIds(self.discoverer, self.metrics)
+        self.api = ApiClient(
+            self.session,
+            self.s.api_base,
+            self.client_ids,
+            concurrency=self.settings.concurrency,
+            policy=RetryPolicy(max_retries=12, backoff_base_s=0.01, backoff_max_s=0.1),
+            metrics=self.metrics,
+        )
+        self.store = await Store.open(self.dsn, size=2)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.session.close()
+        await self.store.close()
+
+    def context(self, kind: str, payload: dict[str, Any], cursor: str | None = None) -> UnitContext:
+        lease = Lease(
+            unit_id=1,
+            job_id=1,
+            kind=kind,  # type: ignore[arg-type]
+            payload=payload,
+            token=1,
+            cursor=cursor,
+            lease_expires_at=datetime.now(UTC) + timedelta(minutes=5),
+        )
+        return UnitContext(lease, self.api, self.store, self.settings, self.metrics, self.draining)
+
+    async def run(self, kind: str, payload: dict[str, Any]) -> UnitResult:
+        return await HANDLERS[kind](self.context(kind, payload))
+
+
+def retries(metrics: WorkerMetrics, reason: str) -> float:
+    value = metrics.registry.get_sample_value("soundfleet_worker_retries_total", {"reason": reason})
+    return value or 0.0
+
+
+async def rows(db: asyncpg.Connection, sql: str) -> set[tuple[Any, ...]]:
+    return {tuple(r) for r in await db.fetch(sql)}
+
+
+# ------------------------------------------------------------------------- truth
+
+
+def expected_list(
+    ev_other: np.ndarray, ev_t: np.ndarray, limit: int, created: dict[int, datetime]
+) -> set[tuple[int, datetime, str]]:
+    """(other, event_time, time_source) the crawler must land for a newest-first list."""
+    order = np.argsort(-ev_t, kind="stable")
+    other, t = ev_other[order], ev_t[order]
+    out = set()
+    for start in range(0, other.size, limit):
+        chunk = slice(start, min(start + limit, other.size))
+        last_page = start + limit >= other.size
+        for o in other[chunk]:
+            if last_page:
+                out.add((int(o), created[int(o)], "none"))
+            else:
+                source = "exact" if limit == 1 else "page"
+                out.add((int(o), _t(t[chunk][-1]), source))
+    return out
+
+
+def user_created(w: World) -> dict[int, datetime]:
+    from simulator import render
+
+    return {uid: _t(render.created_s(w, uid) * 1_000_000) for uid in range(1, w.users + 1)}
+
+
+# ------------------------------------------------------------------------- tests
+
+
+async def test_user_range_lands_live_users_and_gone_ids(
+    sim: Sim, db_dsn: str, db: asyncpg.Connection
+) -> None:
+    async with Crawl(sim, db_dsn, id_batch=64) as crawl:
+        result = await crawl.run("user_range", {"id_from": 1, "id_to": USERS + 21})
+    w = sim.world
+    ids = np.arange(1, USERS + 21)
+    gone = set(ids[w.is_gone(ids)].tolist())
+    assert {r[0] for r in await rows(db, "SELECT id FROM user_ids_gone")} == gone
+    landed = await db.fetch("SELECT id, created_at, followers_count, plan FROM users")
+    assert {r["id"] for r in landed} == set(ids.tolist()) - gone
+    created = user_created(w)
+    assert all(r["created_at"] == created[r["id"]] for r in landed)
+    followers = np.bincount(w.follows.dst, minlength=USERS + 1)
+    assert all(r["followers_count"] == followers[r["id"]] for r in landed)
+    assert result.rows == USERS + 20
+
+
+async def test_follow_lists_land_the_truth_in_both_directions(
+    sim: Sim, db_dsn: str, db: asyncpg.Connection
+) -> None:
+    w = sim.world
+    popular = int(np.argmax(np.bincount(w.follows.dst)))
+    busy = int(np.argmax(np.bincount(w.follows.src)))
+    created = user_created(w)
+    async with Crawl(sim, db_dsn, page_limit=50, flush_rows=60) as crawl:
+        r1 = await crawl.run(
+            "follow_list",
+            {"user_id": popular, "direction": "followers", "depth": 0, "expand": True},
+        )
+        await crawl.run(
+            "follow_list",
+            {"user_id": busy, "direction": "followings", "depth": 0, "expand": False},
+        )
+    f = w.follows
+    mask = f.dst == popular
+    assert mask.sum() > 100  # pages of 50: several pages, flushed in several batches
+    want = {(o, popular, t, s) for o, t, s in expected_list(f.src[mask], f.t_us[mask], 50, created)}
+    mask = f.src == busy
+    want |= {(busy, o, t, s) for o, t, s in expected_list(f.dst[mask], f.t_us[mask], 50, created)}
+    got = await rows(db, "SELECT follower_id, followee_id, event_time, time_source FROM follows")
+    assert got == want
+    assert r1.discovered_user_ids == sorted(set(w.follows.src[w.follows.dst == popular].tolist()))
+    listed = set(f.src[f.dst == popular].tolist()) | set(f.dst[f.src == busy].tolist())
+    assert {r[0] for r in await rows(db, "SELECT id FROM users")} == listed
+
+
+@pytest.mark.parametrize(("kind", "timestamps"), [("reposters", "exact"), ("likers", "page")])
+async def test_track_lists_land_the_truth(
+    sim: Sim, db_dsn: str, db: asyncpg.Connection, kind: str, timestamps: str
+) -> None:
+    w = sim.world
+    ev = w.reposts if kind == "reposters" else w.likes
+    track = int(np.argmax(np.bincount(ev.dst)))
+    mask = ev.dst == track
+    limit = 1 if timestamps == "exact" else 200
+    async with Crawl(sim, db_dsn, page_limit=200, flush_rows=7) as crawl:
+        await crawl.run("track_list", {"track_id": track, "list": kind, "timestamps": timestamps})
+    table = "reposts" if kind == "reposters" else "likes"
+    got = await rows(db, f"SELECT user_id, event_time, time_source FROM {table}")
+    assert got == expected_list(ev.src[mask], ev.t_us[mask], limit, user_created(w))
+    if timestamps == "exact":
+        exact = {r for r in got if r[2] == "exact"}
+        assert len(exact) == mask.sum() - 1  # all but the oldest, which has no cursor
+
+
+async def test_user_tracks_and_play_poll(sim: Sim, db_dsn: str, db: asyncpg.Connection) -> None:
+    w = sim.world
+    t = w.tracks
+    artist = int(np.argmax(np.bincount(t.user_id)))
+    public = set(t.id[(t.user_id == artist) & t.public].tolist())
+    async with Crawl(sim, db_dsn, page_limit=2) as crawl:
+        result = await crawl.run(
+            "user_tracks", {"user_id": artist, "then_timelines": {"lists": ["reposters"]}}
+        )
+        one = min(public)
+        await crawl.run("play_poll", {"track_id": one})
+    assert {r[0] for r in await rows(db, "SELECT id FROM tracks")} == public
+    assert result.discovered_track_ids == sorted(public)
+    stats = await db.fetch("SELECT track_id, playback_count, reposts_count FROM track_stats")
+    assert [(r["track_id"], r["reposts_count"]) for r in stats] == [
+        (one, int((w.reposts.dst == one).sum()))
+    ]
+    assert stats[0]["playback_count"] is not None
+
+
+async def test_reprocessing_and_resuming_change_nothing(
+    sim: Sim, db_dsn: str, db: asyncpg.Connection
+) -> None:
+    """Stop a unit at a checkpoint, resume from its cursor, then run it again whole."""
+    w = sim.world
+    track = int(np.argmax(np.bincount(w.reposts.dst)))
+    payload = {"track_id": track, "list": "reposters", "timestamps": "exact"}
+    sql = "SELECT track_id, user_id, event_time, time_source FROM reposts"
+    async with Crawl(sim, db_dsn, flush_rows=4) as crawl:
+        ctx = crawl.context("track_list", payload)
+        crawl.draining.set()
+        with pytest.raises(Drained):
+            await HANDLERS["track_list"](ctx)
+        assert ctx.cursor is not None and "offset=" in ctx.cursor
+        partial = await rows(db, sql)
+        assert 0 < len(partial) < int((w.reposts.dst == track).sum())
+        crawl.draining.clear()
+        await HANDLERS["track_list"](crawl.context("track_list", payload, cursor=ctx.cursor))
+        resumed = await rows(db, sql)
+        await crawl.run("track_list", payload)
+    assert await rows(db, sql) == resumed
+    assert len(resumed) == int((w.reposts.dst == track).sum())
+
+
+async def test_429_storm_5xx_and_malformed_bodies_land_the_same_rows(
+    db_dsn: str, db: asyncpg.Connection
+) -> None:
+    s = await start_sim(rate_limit=40.0, fault_5xx=0.1, fault_malformed=0.15)
+    try:
+        async with Crawl(s, db_dsn, concurrency=8, id_batch=40) as crawl:
+            await crawl.run("user_range", {"id_from": 1, "id_to": 81})
+            track = int(np.argmax(np.bincount(s.world.likes.dst)))
+            await crawl.run(
+                "track_list", {"track_id": track, "list": "likers", "timestamps": "page"}
+            )
+    finally:
+        await s.close()
+    ids = np.arange(1, 81)
+    live = set(ids[~s.world.is_gone(ids)].tolist())
+    landed = {r[0] for r in await rows(db, "SELECT id FROM users WHERE id <= 80")}
+    assert landed == live
+    assert retries(crawl.metrics, "throttled") > 0
+    assert retries(crawl.metrics, "transient") > 0
+    assert retries(crawl.metrics, "malformed") > 0
+    mask = s.world.likes.dst == track
+    assert len(await rows(db, "SELECT * FROM likes")) == len(set(s.world.likes.src[mask].tolist()))
+
+
+async def test_exhausted_retries_fail_with_a_precise_error(db_dsn: str) -> None:
+    s = await start_sim(fault_5xx=1.0)
+    try:
+        async with Crawl(s, db_dsn) as crawl:
+            crawl.api.policy = replace(crawl.api.policy, max_retries=2)
+            with pytest.raises(TransientError, match=r"HTTP 50[023]"):
+                await crawl.run("user_range", {"id_from": 1, "id_to": 3})
+    finally:
+        await s.close()
+
+
+async def test_client_id_rotation_mid_crawl(db_dsn: str, db: asyncpg.Connection) -> None:
+    s = await start_sim(client_id_grace_s=0.0)
+    w = s.world
+    track = int(np.argmax(np.bincount(w.reposts.dst)))
+    try:
+        async with Crawl(s, db_dsn, concurrency=2) as crawl:
+            first = await crawl.client_ids.current()
+            unit = asyncio.create_task(
+                crawl.run("track_list", {"track_id": track, "list": "reposters"})
+            )
+            while not unit.done() and len(await rows(db, "SELECT 1 FROM users")) == 0:
+                s.sim.client_ids.rotate()  # rotate until it lands mid-unit
+                await asyncio.sleep(0.02)
+            s.sim.client_ids.rotate()
+            await unit
+            assert await crawl.client_ids.current() != first
+            assert retries(crawl.metrics, "client_id") >= 1
+    finally:
+        await s.close()
+    assert len(await rows(db, "SELECT * FROM reposts")) == int((w.reposts.dst == track).sum())
+
+
+async def test_off_host_next_href_is_refused(sim: Sim, db_dsn: str, db: asyncpg.Connection) -> None:
+    """A page whose next_href leaves the API host: logged, refused, nothing followed."""
+    followed: list[str] = []
+
+    async def page(request: web.Request) -> web.Response:
+        followed.append(str(request.url))
+        return web.json_response(
+            {
+                "collection": [],
+                "next_href": "http://169.254.169.254/latest/meta-data?offset=1700000000000000",
+            }
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/tracks/{id}/reposters", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    evil = Sim(sim.world, sim.sim, runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
+    try:
+        async with Crawl(evil, db_dsn) as crawl:
+            crawl.client_ids.advise("abcdefgh12345678")
+            with pytest.raises(OffHostError, match=r"169\.254\.169\.254"):
+                await crawl.run("track_list", {"track_id": 1, "list": "reposters"})
+            # A resume cursor is remote data too.
+            ctx = crawl.context("track_list", {"track_id": 1, "list": "likers"}, "http://x.test/")
+            with pytest.raises(OffHostError):
+                await HANDLERS["track_list"](ctx)
+    finally:
+        await runner.cleanup()
+    assert len(followed) == 1
+
+
+# ------------------------------------------------------------------------- discovery
+
+
+async def test_hydration_and_bundles_each_find_the_current_client_id(sim: Sim) -> None:
+    session = create_session(4, 10)
+    try:
+        want = sim.sim.client_ids.current()
+        assert await discover_hydration(session, sim.web_base) == want
+        assert await discover_bundles(session, sim.web_base) == want
+        sim.sim.client_ids.rotate()
+        assert await discover_bundles(session, sim.web_base) == sim.sim.client_ids.current()
+    finally:
+        await session.close()
+
+
+def test_bundle_pattern_is_anchored() -> None:
+    source = (
+        'x={google_client_id:"GOOGLEgoogle1234",widget_client_id:"W1dget000000",'
+        'client_id:"RealOne12345678"}'
+    )
+    assert client_id_from_bundle(source) == "RealOne12345678"
+    assert client_id_from_bundle('a.google_client_id="abcdefgh12345"') is None
+    assert client_id_from_bundle('{"client_id": "quoted12345678"}') == "quoted12345678"
+
+
+def _browser_available() -> bool:
+    from crawler.discovery import chromium_executable
+
+    return chromium_executable(None) is not None
+
+
+@pytest.mark.browser
+async def test_browser_discovery_in_real_chromium(sim: Sim) -> None:
+    if not _browser_available():
+        if os.environ.get("SOUNDFLEET_REQUIRE_BROWSER"):
+            pytest.fail("SOUNDFLEET_REQUIRE_BROWSER is set but no Chromium was found")
+        pytest.skip("no Chromium on this machine")
+    found = await discover_browser(sim.web_base, sim.api_base, timeout=60)
+    assert found == sim.sim.client_ids.current()
