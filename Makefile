@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint unit integration acceptance test-external bench bench-ingest clean
+.PHONY: install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,10 @@ test-external: install
 bench-ingest: install
 	$(PY) -m benchmarks.ingest
 
-bench: bench-ingest
+bench-simulator: install
+	$(PY) -m benchmarks.simulator
+
+bench: bench-ingest bench-simulator
 
 clean:
 	rm -rf $(VENV) .pytest_pgdata .mypy_cache .ruff_cache .pytest_cache

@@ -25,9 +25,24 @@ def mix(x: int) -> int:
     return z ^ (z >> 31)
 
 
+_HEADS: dict[tuple[int, int], int] = {}
+
+
+def _head(seed: int, stream: int) -> int:
+    h = _HEADS.get((seed, stream))
+    if h is None:
+        h = _HEADS[(seed, stream)] = mix(mix(seed & _M64) ^ (stream & _M64))
+    return h
+
+
 def key(seed: int, stream: int, item: int) -> int:
     """A 64-bit hash of ``(seed, stream, item)``."""
-    return mix(mix(mix(seed & _M64) ^ (stream & _M64)) ^ (item & _M64))
+    # the (seed, stream) prefix is memoised: request handlers call this a lot
+    z = ((_HEADS.get((seed, stream)) or _head(seed, stream)) ^ (item & _M64)) + _GOLDEN
+    z &= _M64
+    z = ((z ^ (z >> 30)) * _C1) & _M64
+    z = ((z ^ (z >> 27)) * _C2) & _M64
+    return z ^ (z >> 31)
 
 
 def uniform(seed: int, stream: int, item: int) -> float:
@@ -44,7 +59,7 @@ def _mix_array(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
 
 def key_array(seed: int, stream: int, items: npt.ArrayLike) -> npt.NDArray[np.uint64]:
     """:func:`key` over an array of items (wrapping uint64 arithmetic, no warnings)."""
-    head = mix(mix(seed & _M64) ^ (stream & _M64))
+    head = _head(seed, stream)
     arr = np.asarray(items).astype(np.uint64)
     with np.errstate(over="ignore"):
         return _mix_array(np.uint64(head) ^ arr)

@@ -9,6 +9,7 @@ function of ``(seed, id)``; counts are what the list endpoints return at ``now_u
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,7 +58,8 @@ _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 def iso_s(epoch_s: int) -> str:
     """``2010-01-20T11:56:32Z``."""
-    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = time.gmtime(epoch_s)
+    return f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T{t[3]:02d}:{t[4]:02d}:{t[5]:02d}Z"
 
 
 def iso_ms(epoch_us: int) -> str:
@@ -194,7 +196,8 @@ def full_user(world: World, uid: int, now_us: int) -> dict[str, Any]:
     product = plan(seed, uid)
     first, last, full = _names(seed, uid)
     city, country = _CITIES[hashing.key(seed, S_CITY, uid) % len(_CITIES)]
-    permalink = user_permalink(seed, uid)
+    slug = user_slug(seed, uid)
+    permalink = f"{slug}{uid}"
     verified = followers >= 5000
     modified = created + int(hashing.uniform(seed, S_CITY, uid + 3) * 86400 * 30)
     sub = {"product": {"id": product}}
@@ -225,7 +228,7 @@ def full_user(world: World, uid: int, now_us: int) -> dict[str, Any]:
         "track_count": tracks,
         "uri": f"https://api.soundcloud.com/users/soundcloud%3Ausers%3A{uid}",
         "urn": f"soundcloud:users:{uid}",
-        "username": user_slug(seed, uid).capitalize(),
+        "username": slug.capitalize(),
         "verified": verified,
         "visuals": None,
         "badges": _badges(product, verified),
