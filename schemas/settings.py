@@ -63,3 +63,12 @@ class Settings(BaseSettings):
         default=None,
         description="Chromium executable for browser discovery (else /usr/bin/chromium).",
     )
+    require: str = Field(
+        default="",
+        description=(
+            "Comma-separated settings this process cannot run without (e.g. "
+            "`database_url,api_key`; containers set it): a missing or empty one stops the "
+            "process at start with one line naming its variable, instead of falling back "
+            "to a default (such as an embedded database inside a pod)."
+        ),
+    )
