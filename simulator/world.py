@@ -485,6 +485,25 @@ def _sample(
     return np.asarray(order[pos], dtype=np.int64)
 
 
+def _distinct_targets(rng: np.random.Generator, attract: F64, sizes: I64) -> I64:
+    """For each size, that many distinct users drawn with probability ∝ ``attract``."""
+    cand = np.flatnonzero(attract > 0)
+    cum = np.cumsum(attract[cand])
+    parts = []
+    for k in sizes.tolist():
+        want = 2 * k + 16
+        while True:
+            # oversample, keep the first k distinct draws (in draw order)
+            draws = np.minimum(np.searchsorted(cum, rng.random(want) * cum[-1], "right"),
+                               cand.size - 1)  # fmt: skip
+            _, first = np.unique(draws, return_index=True)
+            if first.size >= k:
+                parts.append(cand[draws[np.sort(first)[:k]]])
+                break
+            want *= 4
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
 def _follow_graph(
     rng: np.random.Generator,
     created_s: I64,
@@ -520,11 +539,9 @@ def _follow_graph(
 
     link = np.flatnonzero(spam == 1)
     if link.size:
-        n = rng.integers(250, 351, link.size)
+        n = np.minimum(rng.integers(250, 351, link.size), int((attract > 0).sum()))
         s = np.repeat(link, n)
-        d = _sample(rng, attract, None, None, s.size)
-        p = np.unique(s * created_s.size + d)
-        s, d = p // created_s.size, p % created_s.size
+        d = _distinct_targets(rng, attract, n)
         lo = np.maximum(created_s[s], created_s[d]).astype(np.float64)
         parts_src.append(s)
         parts_dst.append(d)
@@ -532,11 +549,9 @@ def _follow_graph(
 
     churn = np.flatnonzero(spam == 3)
     if churn.size:
-        n = rng.integers(20, 61, churn.size)
+        n = np.minimum(rng.integers(20, 61, churn.size), int((attract > 0).sum()))
         s = np.repeat(churn, n)
-        d = _sample(rng, attract, None, None, s.size)
-        p = np.unique(s * created_s.size + d)
-        s, d = p // created_s.size, p % created_s.size
+        d = _distinct_targets(rng, attract, n)
         reps = rng.integers(2, 7, s.size)
         s, d = np.repeat(s, reps), np.repeat(d, reps)
         lo = np.maximum(created_s[s], created_s[d]).astype(np.float64)
