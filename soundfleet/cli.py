@@ -13,11 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from schemas.errors import SoundfleetError
+from soundfleet.requirements import check_startup
 
 COMMAND_MODULES = [
     "coordinator.cli",
     "crawler.cli",
     "soundfleet.cli_db",
+    "soundfleet.cli_demo",
     "soundfleet.cli_research",
     "scoring.cli",
     "simulator.cli",
@@ -44,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     try:
+        # SOUNDFLEET_REQUIRE (set by containers): a missing secret stops us here, by name.
+        check_startup()
         return handler(args)
     except SoundfleetError as exc:
         print(f"soundfleet: error: {exc}", file=sys.stderr)

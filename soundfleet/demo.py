@@ -1,0 +1,366 @@
+"""``soundfleet demo``: a whole fleet on this machine, crawling a simulated world and scoring it.
+
+It starts (or joins) the embedded PostgreSQL unless ``DATABASE_URL`` is set, creates a
+fresh ``soundfleet_demo`` database there, starts the simulator, the coordinator and W
+workers as child processes on free loopback ports, and drives them as a researcher
+would, through the coordinator's API: a user sweep, a depth-2 network crawl from the
+most-followed artists, their tracks with exact repost/like timelines, a play-count poll
+of their newest tracks over 72 simulated hours, then the four scoring runs. It ends with
+a summary (rows per table, throughput, retries and errors, each model against the
+simulator's ground truth) and the report's plots. Ctrl-C stops every child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table as RichTable
+from sqlalchemy.engine import make_url
+
+from schemas.errors import SoundfleetError
+from schemas.jobs import JobView
+from schemas.settings import Settings
+from soundfleet import database, processes
+from soundfleet.cli_db import migrate_target, table_counts
+from soundfleet.client import CoordinatorClient
+from soundfleet.evaluate import evaluate_all
+from soundfleet.progress import watch
+
+DEMO_DATABASE = "soundfleet_demo"
+POLL_SIM_HOURS = 72
+
+
+@dataclass
+class DemoConfig:
+    """What ``soundfleet demo`` was asked for."""
+
+    users: int = 20_000
+    workers: int = 2
+    seed: int = 7
+    out: Path = field(default_factory=lambda: Path("demo-out"))
+    json: bool = False
+    concurrency: int = 64
+    time_scale: float = 3600.0  # one simulated hour per second: 72 h of polling in 72 s
+    artists: int = 5
+    poll_tracks: int = 24
+    viral_threshold: int = 25
+
+
+@dataclass
+class Fleet:
+    """The child processes of a demo run and how to reach them."""
+
+    dsn: str
+    simulator: processes.Service
+    coordinator: processes.Service
+    workers: list[processes.Service]
+    researcher_key: str
+
+    def services(self) -> list[processes.Service]:
+        """Stop order: workers first, then the coordinator, then the platform."""
+        return [*self.workers, self.coordinator, self.simulator]
+
+
+def _fresh_database(admin_dsn: str) -> str:
+    async def create() -> None:
+        async with database.connection(admin_dsn) as conn:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
+
+    asyncio.run(create())
+    return make_url(admin_dsn).set(database=DEMO_DATABASE).render_as_string(hide_password=False)
+
+
+def create_key(dsn: str, role: str, name: str) -> str:
+    """Create an API key with ``soundfleet keys create``; returns the key."""
+    proc = subprocess.run(
+        processes.soundfleet_argv("keys", "create", "--role", role, "--name", name),
+        env=database.env_with_database(dsn),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SoundfleetError(f"creating a {role} key failed: {proc.stderr.strip()}")
+    return proc.stdout.strip().splitlines()[-1].split()[-1]
+
+
+def start_fleet(cfg: DemoConfig, dsn: str, log_dir: Path) -> Fleet:
+    """Start simulator, coordinator and workers; on failure stop whatever started."""
+    started: list[processes.Service] = []
+    env = database.env_with_database(dsn)
+    try:
+        sim = processes.start(
+            "simulator",
+            processes.soundfleet_argv(
+                "simulator",
+                "--port",
+                "0",
+                "--seed",
+                str(cfg.seed),
+                "--users",
+                str(cfg.users),
+                "--time-scale",
+                str(cfg.time_scale),
+            ),
+            log_dir=log_dir,
+            env=env,
+        )
+        started.append(sim)
+        coord_env = {
+            **env,
+            # The simulator is ours: the politeness budget only needs to bound the fleet.
+            "SOUNDFLEET_COORDINATOR_BUDGET_RPS": "20000",
+            "SOUNDFLEET_COORDINATOR_LEASE_S": "30",
+        }
+        coord = processes.start(
+            "coordinator",
+            processes.soundfleet_argv("coordinator", "--port", "0"),
+            log_dir=log_dir,
+            env=coord_env,
+        )
+        started.append(coord)
+        worker_key = create_key(dsn, "worker", "demo-workers")
+        researcher_key = create_key(dsn, "researcher", "demo-researcher")
+        assert sim.url is not None and coord.url is not None
+        workers = []
+        for i in range(cfg.workers):
+            workers.append(
+                processes.start(
+                    f"worker-{i}",
+                    processes.soundfleet_argv(
+                        "worker",
+                        "--coordinator",
+                        coord.url,
+                        "--key",
+                        worker_key,
+                        "--concurrency",
+                        str(cfg.concurrency),
+                        "--api-base",
+                        f"{sim.url}/api",
+                        "--web-base",
+                        sim.url,
+                    ),
+                    log_dir=log_dir,
+                    env=env,
+                    wait_ready=False,
+                )
+            )
+            started.append(workers[-1])
+        return Fleet(dsn, sim, coord, workers, researcher_key)
+    except BaseException:
+        processes.stop_all(list(reversed(started)), grace_s=5)
+        raise
+
+
+async def _top_artists(dsn: str, n: int) -> list[int]:
+    async with database.connection(dsn) as conn:
+        rows = await conn.fetch(
+            "SELECT id FROM users WHERE track_count > 0 ORDER BY followers_count DESC, id LIMIT $1",
+            n,
+        )
+    return [r["id"] for r in rows]
+
+
+async def _newest_tracks(dsn: str, artists: list[int], n: int) -> list[int]:
+    async with database.connection(dsn) as conn:
+        rows = await conn.fetch(
+            "SELECT id FROM tracks WHERE user_id = ANY($1::bigint[]) AND public "
+            "ORDER BY created_at DESC, id LIMIT $2",
+            artists,
+            n,
+        )
+    return [r["id"] for r in rows]
+
+
+async def _phase(
+    client: CoordinatorClient, console: Console, title: str, jobs: list[tuple[str, dict[str, Any]]]
+) -> list[JobView]:
+    console.rule(title)
+    submitted = [await client.submit(kind, spec) for kind, spec in jobs]
+    return await watch(client, [j.id for j in submitted], console=console)
+
+
+async def drive(cfg: DemoConfig, fleet: Fleet, console: Console) -> dict[str, Any]:
+    """Submit the demo's jobs phase by phase and wait for each phase to finish."""
+    assert fleet.coordinator.url is not None
+    finished: list[JobView] = []
+    t0 = time.monotonic()
+    async with CoordinatorClient(fleet.coordinator.url, fleet.researcher_key) as client:
+        finished += await _phase(
+            client,
+            console,
+            "user sweep",
+            [
+                ("user_sweep", {"id_from": 1, "id_to": cfg.users + 1, "chunk": 500}),
+            ],
+        )
+        artists = await _top_artists(fleet.dsn, cfg.artists)
+        if not artists:
+            raise SoundfleetError("the sweep found no artist: nothing to crawl further")
+        timelines = {"lists": ["reposters", "likers"], "timestamps": "exact"}
+        finished += await _phase(
+            client,
+            console,
+            "network and timelines",
+            [
+                (
+                    "network",
+                    {"seeds": artists[:3], "depth": 2, "direction": "both", "max_users": 3000},
+                ),
+                ("user_tracks", {"user_ids": artists, "then_timelines": timelines}),
+            ],
+        )
+        tracks = await _newest_tracks(fleet.dsn, artists, cfg.poll_tracks)
+        every_s = 3600.0 / cfg.time_scale
+        if tracks:
+            finished += await _phase(
+                client,
+                console,
+                "play-count poll (72 simulated hours)",
+                [
+                    (
+                        "play_poll",
+                        {
+                            "track_ids": tracks,
+                            "every_s": max(every_s, 1.0),
+                            "for_s": POLL_SIM_HOURS * 3600.0 / cfg.time_scale,
+                        },
+                    ),
+                ],
+            )
+        finished += await _phase(
+            client,
+            console,
+            "scoring",
+            [
+                ("score", {"model": "network", "params": {"artists": artists}}),
+                ("score", {"model": "spam", "params": {}}),
+                ("score", {"model": "virality", "params": {}}),
+                ("score", {"model": "revisit", "params": {"window": "hourly"}}),
+            ],
+        )
+    return {
+        "jobs": finished,
+        "seconds": time.monotonic() - t0,
+        "artists": artists,
+        "poll_tracks": tracks,
+    }
+
+
+def _summary_tables(console: Console, summary: dict[str, Any]) -> None:
+    jobs = RichTable(title="jobs")
+    for col in ("id", "kind", "state", "units", "rows", "retrying", "dead"):
+        jobs.add_column(col)
+    for j in summary["jobs"]:
+        jobs.add_row(
+            str(j["id"]),
+            j["kind"],
+            j["state"],
+            str(j["units"]),
+            f"{j['rows']:,}",
+            str(j["retrying"]),
+            str(j["dead"]),
+        )
+    console.print(jobs)
+    rows = RichTable(title="rows per table")
+    rows.add_column("table")
+    rows.add_column("rows", justify="right")
+    for name, n in summary["tables"].items():
+        if n:
+            rows.add_row(name, f"{n:,}")
+    console.print(rows)
+    models = RichTable(title="models against the simulator's ground truth")
+    models.add_column("model")
+    models.add_column("metric")
+    models.add_column("value", justify="right")
+    for model, metrics in summary["evaluation"].items():
+        for key, value in metrics.items():
+            text = f"{value:.3f}" if isinstance(value, float) else str(value)
+            models.add_row(model, key, text)
+    console.print(models)
+    console.print(
+        f"crawl + scoring took {summary['seconds']:.0f} s; "
+        f"{summary['throughput_rows_per_s']:,.0f} rows/s landed; report: {summary['report']}"
+    )
+
+
+def run(cfg: DemoConfig) -> int:
+    """Run the demo end to end; 0 only if every job finished ``done``."""
+    from soundfleet.report import write_report
+
+    console = Console(stderr=True)
+    settings = Settings()
+    target = database.resolve(settings)
+    console.print(
+        f"database: {target.describe()} ({'embedded' if target.embedded else 'external'})"
+    )
+    dsn = _fresh_database(target.dsn)
+    migrate_target(database.DatabaseTarget(dsn, embedded=target.embedded))
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    fleet = start_fleet(cfg, dsn, cfg.out / "logs")
+    try:
+        console.print(
+            f"simulator {fleet.simulator.url} · coordinator {fleet.coordinator.url} · "
+            f"{len(fleet.workers)} workers · logs in {cfg.out / 'logs'}"
+        )
+        result = asyncio.run(drive(cfg, fleet, console))
+    finally:
+        processes.stop_all(fleet.services(), grace_s=15)
+    _, counts = asyncio.run(table_counts(database.DatabaseTarget(dsn, embedded=target.embedded)))
+    evaluation = asyncio.run(
+        evaluate_all(dsn, seed=cfg.seed, users=cfg.users, threshold=cfg.viral_threshold)
+    )
+    figures = write_report(dsn, cfg.out / "report")
+    platform_rows = sum(
+        counts.get(t, 0)
+        for t in (
+            "users",
+            "user_ids_gone",
+            "tracks",
+            "follows",
+            "reposts",
+            "likes",
+            "track_stats",
+            "web_profiles",
+        )
+    )
+    jobs: list[JobView] = result["jobs"]
+    summary: dict[str, Any] = {
+        "database": make_url(dsn).render_as_string(hide_password=True),
+        "seconds": round(result["seconds"], 1),
+        "throughput_rows_per_s": platform_rows / max(result["seconds"], 1e-9),
+        "jobs": [
+            {
+                "id": j.id,
+                "kind": j.kind,
+                "state": j.state,
+                "units": j.progress.total,
+                "rows": j.progress.rows_landed,
+                "retrying": j.progress.retrying,
+                "dead": j.progress.dead,
+                "failed": j.progress.failed,
+            }
+            for j in jobs
+        ],
+        "tables": counts,
+        "evaluation": evaluation,
+        "report": str(cfg.out / "report" / "index.html"),
+        "figures": {
+            f.name: (str(f.path) if f.path else f"not drawn: {f.missing}") for f in figures
+        },
+    }
+    (cfg.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if cfg.json:
+        print(json.dumps(summary, default=str))
+    else:
+        _summary_tables(Console(), summary)
+    return 0 if all(j.state == "done" for j in jobs) else 1
