@@ -38,7 +38,7 @@ ENV PATH=/opt/soundfleet/bin:$PATH \
     SOUNDFLEET_DATA_DIR=/tmp/soundfleet \
     SOUNDFLEET_LOG_FORMAT=json \
     MPLCONFIGDIR=/tmp/matplotlib \
-    SOUNDFLEET_REQUIRE_EXTERNAL_DB=1
+    SOUNDFLEET_REQUIRE=database_url
 USER 10001:10001
 WORKDIR /home/soundfleet
 STOPSIGNAL SIGTERM

@@ -43,8 +43,7 @@ ENV PATH=/opt/soundfleet/bin:$PATH \
     SOUNDFLEET_DATA_DIR=/tmp/soundfleet \
     SOUNDFLEET_LOG_FORMAT=json \
     SOUNDFLEET_CHROMIUM=/usr/bin/chromium \
-    SOUNDFLEET_REQUIRE_EXTERNAL_DB=1 \
-    SOUNDFLEET_REQUIRE=api_key
+    SOUNDFLEET_REQUIRE=database_url,api_key
 USER 10001:10001
 WORKDIR /home/soundfleet
 EXPOSE 9108
