@@ -141,9 +141,7 @@ def test_single_shock_dynamics_conserve_population() -> None:
         gamma=np.array([0.2]),
         omega=np.array([1.5]),
     )
-    hourly = dynamics.hourly_plays(
-        shocks, 1, 400, np.array([0]), np.array([0]), np.array([0.0])
-    )
+    hourly = dynamics.hourly_plays(shocks, 1, 400, np.array([0]), np.array([0]), np.array([0.0]))
     assert np.all(hourly[0, :3] == 0), "nothing before the shock starts"
     assert hourly[0, 3] > 0
     # plays = omega * integral of I; integral of I = (I0 + infected) / gamma
