@@ -157,7 +157,11 @@ class CoordinatorClient:
     async def client_id(self) -> ClientIdState:
         """The fleet's client_id, or an instruction to discover one (single flight)."""
         return await self._must(
-            "GET", "/v1/client-ids", None, ClientIdState, params={"worker_id": self.worker_id}
+            "GET",
+            "/v1/client-ids/current",
+            None,
+            ClientIdState,
+            params={"worker_id": self.worker_id},
         )
 
     async def report_client_id(self, value: str, source: str) -> None:
