@@ -20,12 +20,15 @@ client_id rotation and the admin clock are shared between ``--processes`` worker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
 import multiprocessing
 import multiprocessing.sharedctypes
+import os
 import re
+import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -657,9 +660,21 @@ def _run_loop(coro: Awaitable[None]) -> None:
         asyncio.run(coro)  # type: ignore[arg-type]
 
 
-def _child(sim: Simulator, host: str, port: int, ready: Any) -> None:
+async def _serve_child(sim: Simulator, sock: socket.socket, ready: Any, parent: int) -> None:
+    server = asyncio.ensure_future(_serve(sim, sock, ready.set))
+    # an orphaned worker (the parent was killed) stops by itself
+    while os.getppid() == parent:
+        done, _ = await asyncio.wait([server], timeout=0.5)
+        if done:
+            break
+    server.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await server
+
+
+def _child(sim: Simulator, host: str, port: int, ready: Any, parent: int) -> None:
     sock = _listen_socket(host, port)
-    _run_loop(_serve(sim, sock, ready.set))
+    _run_loop(_serve_child(sim, sock, ready, parent))
 
 
 def serve_forever(world: World, cfg: ServerConfig, announce: Callable[[str], None]) -> None:
@@ -676,9 +691,15 @@ def serve_forever(world: World, cfg: ServerConfig, announce: Callable[[str], Non
     ctx = multiprocessing.get_context("fork")
     children = []
     events = []
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    # SIGTERM must run the clean-up below (the default action would orphan the workers)
+    signal.signal(signal.SIGTERM, stop)
     for _ in range(cfg.processes):
         ev = ctx.Event()
-        proc = ctx.Process(target=_child, args=(sim, cfg.host, port, ev), daemon=True)
+        proc = ctx.Process(target=_child, args=(sim, cfg.host, port, ev, os.getpid()), daemon=True)
         proc.start()
         children.append(proc)
         events.append(ev)
@@ -689,6 +710,8 @@ def serve_forever(world: World, cfg: ServerConfig, announce: Callable[[str], Non
     try:
         while all(p.is_alive() for p in children):
             time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
     finally:
         for p in children:
             if p.is_alive():

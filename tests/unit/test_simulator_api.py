@@ -244,7 +244,8 @@ async def test_counts_equal_what_the_lists_return(srv: Served) -> None:
         assert track["likes_count"] == len(likers)
 
 
-def _offset(href: str) -> int:
+def _offset(href: str | None) -> int:
+    assert href is not None
     return int(parse_qs(urlsplit(href).query)["offset"][0])
 
 
@@ -302,6 +303,7 @@ async def test_private_tracks_leave_empty_pages_with_a_next_href(srv: Served) ->
         _, _, first = await srv.get(f"/users/{uid}/tracks", limit=1)
         pages = [first]
         for href in hrefs[:-1]:
+            assert href is not None
             pages.append((await srv.get(href))[2])
         empty_pages += sum(1 for p in pages if not p["collection"] and p["next_href"])
     assert empty_pages > 0
@@ -461,7 +463,12 @@ def test_periodic_rotation_keeps_the_previous_id_for_the_grace_period() -> None:
 
 
 async def test_fault_rates_are_within_tolerance_and_reproducible() -> None:
-    cfg = {"fault_5xx": 0.2, "fault_malformed": 0.1, "fault_slow": 0.1, "fault_slow_ms": 1}
+    cfg: dict[str, Any] = {
+        "fault_5xx": 0.2,
+        "fault_malformed": 0.1,
+        "fault_slow": 0.1,
+        "fault_slow_ms": 1,
+    }
     runs = []
     for _ in range(2):
         s = await serve(**cfg)
