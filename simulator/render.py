@@ -199,7 +199,11 @@ def full_user(world: World, uid: int, now_us: int) -> dict[str, Any]:
     slug = user_slug(seed, uid)
     permalink = f"{slug}{uid}"
     verified = followers >= 5000
-    modified = created + int(hashing.uniform(seed, S_CITY, uid + 3) * 86400 * 30)
+    # edited some time after sign-up, but never after the world's start
+    modified = min(
+        created + int(hashing.uniform(seed, S_CITY, uid + 3) * 86400 * 30),
+        world.start_us // 1_000_000 - 1,
+    )
     sub = {"product": {"id": product}}
     return {
         "avatar_url": _avatar(seed, uid),
