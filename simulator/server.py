@@ -517,6 +517,10 @@ class Simulator:
             return render.track(self.world, tid, now_us, nested_full=True)
         return None
 
+    async def unknown(self, request: web.Request) -> web.Response:
+        """Any other API path: the real service's bare 404."""
+        return _not_found()
+
     # ------------------------------------------------------------------ web pages
 
     def _bundle_names(self, client_id: str) -> tuple[str, str]:
@@ -622,6 +626,7 @@ class Simulator:
         r.add_get(p + "/tracks/{id}/reposters", self.api(self.get_reposters))
         r.add_get(p + "/tracks/{id}/likers", self.api(self.get_likers))
         r.add_get(p + "/resolve", self.api(self.get_resolve))
+        r.add_route("*", p + "/{tail:.*}", self.unknown)
         if self.cfg.admin_token:
             r.add_route("*", "/_admin/clock", self.admin_clock)
             r.add_post("/_admin/rotate-client-id", self.admin_rotate)

@@ -506,3 +506,27 @@ async def test_rate_limit_answers_429_with_retry_after() -> None:
         assert int(retry) >= 1
     finally:
         await s.close()
+
+
+async def test_random_garbage_never_gives_a_500(srv: Served) -> None:
+    rng = np.random.default_rng(0)
+    alphabet = list("0123456789abcXYZ-_:.,% ~") + ["%00", "%2F", "..", "soundcloud:users:"]
+    routes = ["/users/{}", "/users/{}/followers", "/users/{}/followings", "/users/{}/tracks",
+              "/users/{}/likes", "/users/{}/web-profiles", "/tracks/{}", "/tracks/{}/reposters",
+              "/tracks/{}/likers"]  # fmt: skip
+    cursors = ["", "1", "-1", "99999999999999999999999", "2026-01-01T00:00:00.000Z,tracks,",
+               "2026-01-01T00:00:00.000Z,tracks,00000000000000000009", "1e9", "NaN"]  # fmt: skip
+    seen = set()
+    for _ in range(250):
+        word = "".join(rng.choice(alphabet, size=int(rng.integers(1, 6))))
+        path = routes[int(rng.integers(len(routes)))].format(word if rng.random() < 0.7 else 7)
+        params: dict[str, str] = {}
+        if rng.random() < 0.6:
+            params["limit"] = str(rng.choice(["0", "1", "200", "201", "-1", "x", "", "07"]))
+        if rng.random() < 0.6:
+            params["offset"] = str(rng.choice(cursors))
+        status, _, data = await srv.get(path, **params)
+        seen.add(status)
+        assert status in (200, 400, 404), (path, params, status)
+        assert data is not None, (path, params)
+    assert {200, 400} <= seen
