@@ -510,7 +510,7 @@ async def test_rate_limit_answers_429_with_retry_after() -> None:
 
 async def test_random_garbage_never_gives_a_500(srv: Served) -> None:
     rng = np.random.default_rng(0)
-    alphabet = list("0123456789abcXYZ-_:.,% ~") + ["%00", "%2F", "..", "soundcloud:users:"]
+    alphabet = [*"0123456789abcXYZ-_:.,% ~", "%00", "%2F", "..", "soundcloud:users:"]
     routes = ["/users/{}", "/users/{}/followers", "/users/{}/followings", "/users/{}/tracks",
               "/users/{}/likes", "/users/{}/web-profiles", "/tracks/{}", "/tracks/{}/reposters",
               "/tracks/{}/likers"]  # fmt: skip
