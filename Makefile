@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator clean
+.PHONY: install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,10 @@ bench-ingest: install
 bench-simulator: install
 	$(PY) -m benchmarks.simulator
 
-bench: bench-ingest bench-simulator
+bench-leasing: install
+	$(PY) -m benchmarks.leasing
+
+bench: bench-ingest bench-simulator bench-leasing
 
 clean:
 	rm -rf $(VENV) .pytest_pgdata .mypy_cache .ruff_cache .pytest_cache

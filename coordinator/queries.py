@@ -6,6 +6,11 @@ still equals the token the caller holds and whose state is still ``leased``. Exp
 leases are re-claimed by the claim query itself (no reaper process): a worker that
 died simply stops heartbeating and its unit becomes claimable when the lease runs out.
 
+Statements that address one unit by id compare ``coalesce(state, '') = 'leased'``
+rather than ``state = 'leased'``: the plain form lets the planner prefer the partial
+index of leased units (estimated tiny when statistics are stale) and scan every lease
+in flight instead of one primary-key lookup.
+
 Job state is written rarely (first claim, finish, cancel) and progress is derived from
 ``work_units`` at read time, so completing units never contends on a hot ``jobs`` row.
 """
@@ -75,7 +80,7 @@ UPDATE work_units w SET
     rows_landed = coalesce((w.progress->>'base')::bigint, 0) + $6,
     updated_at = now()
 FROM jobs j
-WHERE w.id = $1 AND w.attempt = $2 AND w.worker_id = $3 AND w.state = 'leased'
+WHERE w.id = $1 AND w.attempt = $2 AND w.worker_id = $3 AND coalesce(w.state, '') = 'leased'
   AND j.id = w.job_id
 RETURNING w.lease_expires_at, j.state = 'cancelled' AS cancel
 """
@@ -88,7 +93,7 @@ UPDATE work_units w SET
     rows_landed = coalesce((w.progress->>'base')::bigint, 0) + v.rows,
     updated_at = now()
 FROM unnest($1::bigint[], $2::int[], $3::bigint[]) AS v(id, token, rows)
-WHERE w.id = v.id AND w.attempt = v.token AND w.worker_id = $4 AND w.state = 'leased'
+WHERE w.id = v.id AND w.attempt = v.token AND w.worker_id = $4 AND coalesce(w.state, '') = 'leased'
 RETURNING w.id, w.job_id, w.kind, w.payload::text AS payload, w.depth, w.priority,
           w.max_attempts
 """
@@ -112,7 +117,7 @@ UPDATE work_units w SET
     done_at = CASE WHEN $5 AND w.attempt < w.max_attempts AND j.state <> 'cancelled'
                    THEN NULL ELSE now() END
 FROM jobs j
-WHERE w.id = $1 AND w.attempt = $2 AND w.worker_id = $3 AND w.state = 'leased'
+WHERE w.id = $1 AND w.attempt = $2 AND w.worker_id = $3 AND coalesce(w.state, '') = 'leased'
   AND j.id = w.job_id
 RETURNING w.state, w.job_id
 """
@@ -126,7 +131,7 @@ UPDATE work_units w SET
     cursor = coalesce($4, w.cursor),
     max_attempts = w.max_attempts + 1,
     updated_at = now()
-WHERE w.id = $1 AND w.attempt = $2 AND w.worker_id = $3 AND w.state = 'leased'
+WHERE w.id = $1 AND w.attempt = $2 AND w.worker_id = $3 AND coalesce(w.state, '') = 'leased'
 RETURNING w.state, w.job_id
 """
 
@@ -181,12 +186,8 @@ class ClaimedRow:
 async def claim(
     conn: asyncpg.Connection, worker_id: str, kinds: Sequence[str], limit: int, lease_s: float
 ) -> list[ClaimedRow]:
-    """Claim up to ``limit`` units in one transaction; marks their jobs running."""
-    async with conn.transaction():
-        rows = await conn.fetch(CLAIM, worker_id, list(kinds), limit, lease_s)
-        job_ids = sorted({r["job_id"] for r in rows if r["state"] == "leased"})
-        if job_ids:
-            await conn.execute(MARK_JOBS_RUNNING, job_ids)
+    """Claim up to ``limit`` units (one statement, so atomic without BEGIN/COMMIT)."""
+    rows = await conn.fetch(CLAIM, worker_id, list(kinds), limit, lease_s)
     return [
         ClaimedRow(
             unit_id=r["id"],
@@ -200,6 +201,11 @@ async def claim(
         )
         for r in rows
     ]
+
+
+async def mark_jobs_running(conn: asyncpg.Connection, job_ids: Sequence[int]) -> None:
+    """Move queued jobs to running (their first unit was leased)."""
+    await conn.execute(MARK_JOBS_RUNNING, sorted(set(job_ids)))
 
 
 async def heartbeat(

@@ -83,6 +83,7 @@ class Coordinator:
         self._advice: _Advice | None = None
         self._seen: dict[str, float] = {}
         self._keys: dict[str, tuple[float, Principal | None]] = {}
+        self._running: set[int] = set()
 
     async def start(self) -> None:
         """Create the fleet row if this is the first coordinator on the database."""
@@ -167,14 +168,25 @@ class Coordinator:
 
     async def lease(self, req: LeaseRequest) -> LeaseResponse:
         """Claim up to ``max_units`` units of the requested kinds."""
+        completed: list[UnitStateResponse] = []
         async with self.pool.acquire() as conn:
             await self._touch_worker(conn, req.worker_id, req.kinds, req.hostname, req.pid)
+            if req.complete:
+                completed = await self._complete_items(conn, req.worker_id, req.complete)
             started = time.perf_counter()
             rows = await q.claim(
                 conn, req.worker_id, req.kinds, req.max_units, self.settings.lease_s
             )
             self.metrics.lease_latency.observe(time.perf_counter() - started)
             self.metrics.claim_calls.inc()
+            # A job turns `running` once; remembering which ones we already moved
+            # spares an UPDATE per claim (a stale memory only costs a no-op UPDATE).
+            starting = {r.job_id for r in rows if r.state == "leased"} - self._running
+            if starting:
+                await q.mark_jobs_running(conn, sorted(starting))
+                if len(self._running) > 100_000:
+                    self._running.clear()
+                self._running |= starting
             closed = [r.job_id for r in rows if r.state != "leased"]
             if closed:
                 for r in rows:
@@ -202,7 +214,7 @@ class Coordinator:
             for unit in units:
                 self.metrics.claims.labels(unit.kind).inc()
             advice = await self.advice(conn)
-        return LeaseResponse(units=units, fleet=advice)
+        return LeaseResponse(units=units, fleet=advice, completed=completed)
 
     async def _refusal(self, conn: asyncpg.Connection, unit_id: int, token: int) -> Exception:
         self.metrics.completions.labels("stale").inc()
@@ -246,31 +258,38 @@ class Coordinator:
     async def complete_batch(self, req: BatchCompleteRequest) -> list[UnitStateResponse]:
         """Complete many units in one transaction; stale items are reported, not raised."""
         async with self.pool.acquire() as conn:
-            done = await self._complete(conn, req.worker_id, req.items)
-        stale = len(req.items) - len(done)
+            return await self._complete_items(conn, req.worker_id, req.items)
+
+    async def _complete_items(
+        self, conn: asyncpg.Connection, worker_id: str, items: Sequence[CompleteItem]
+    ) -> list[UnitStateResponse]:
+        done = await self._complete(conn, worker_id, items)
+        stale = len(items) - len(done)
         if stale:
             self.metrics.completions.labels("stale").inc(stale)
         return [
             UnitStateResponse(unit_id=i.unit_id, state="done" if i.unit_id in done else "stale")
-            for i in req.items
+            for i in items
         ]
 
     async def _complete(
         self, conn: asyncpg.Connection, worker_id: str, items: Sequence[CompleteItem]
     ) -> set[int]:
         by_id = {i.unit_id: i for i in items}
-        async with conn.transaction():
-            rows = await q.complete(
-                conn,
-                worker_id,
-                [i.unit_id for i in items],
-                [i.token for i in items],
-                [i.rows for i in items],
-            )
-            for row in rows:
-                item = by_id[row["id"]]
-                if item.discovered_user_ids or item.discovered_track_ids:
-                    await self._spawn(conn, row, item)
+        ids = [i.unit_id for i in items]
+        tokens = [i.token for i in items]
+        rows_landed = [i.rows for i in items]
+        if any(i.discovered_user_ids or i.discovered_track_ids for i in items):
+            # Discoveries are queued in the completion's transaction: never lost.
+            async with conn.transaction():
+                rows = await q.complete(conn, worker_id, ids, tokens, rows_landed)
+                for row in rows:
+                    item = by_id[row["id"]]
+                    if item.discovered_user_ids or item.discovered_track_ids:
+                        await self._spawn(conn, row, item)
+        else:
+            # One statement is atomic on its own; skipping BEGIN/COMMIT saves two trips.
+            rows = await q.complete(conn, worker_id, ids, tokens, rows_landed)
         await self._touch_worker(conn, worker_id)
         if rows:
             self.metrics.completions.labels("done").inc(len(rows))

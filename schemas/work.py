@@ -133,6 +133,14 @@ class LeaseRequest(_Strict):
     max_units: int = Field(default=1, ge=1, le=500)
     hostname: str | None = Field(default=None, max_length=255)
     pid: int | None = Field(default=None, ge=0)
+    complete: list[CompleteItem] = Field(
+        default_factory=list,
+        max_length=500,
+        description=(
+            "units this worker finished, completed before the claim in the same call "
+            "(saves one round trip per batch); outcomes come back in `completed`"
+        ),
+    )
 
 
 class Lease(BaseModel):
@@ -152,6 +160,9 @@ class LeaseResponse(BaseModel):
 
     units: list[Lease]
     fleet: FleetAdvice
+    completed: list[UnitStateResponse] = Field(
+        default_factory=list, description="outcome of each `complete` item: done or stale"
+    )
 
 
 class HeartbeatRequest(_Strict):
