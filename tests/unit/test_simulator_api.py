@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -272,6 +273,23 @@ async def test_truth_equals_paging_with_limit_one(srv: Served) -> None:
     src = int(f.src[0])
     items, _ = await page_all(srv, f"/users/{src}/followings", 2)
     assert [u["id"] for u in items] == f.dst[f.src == src][::-1].tolist()
+
+    lk = w.likes
+    liker = int(np.argmax(np.bincount(lk.src)))
+    items, hrefs = await page_all(srv, f"/users/{liker}/likes", 1)
+    sel = lk.src == liker
+    assert [i["track"]["id"] for i in items] == lk.dst[sel][::-1].tolist()
+    assert [i["created_at"] for i in items] == [
+        datetime.fromtimestamp(t // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for t in lk.t_us[sel][::-1].tolist()
+    ]
+
+    t = w.tracks
+    artist = int(np.argmax(np.bincount(t.user_id)))
+    items, _ = await page_all(srv, f"/users/{artist}/tracks", 2)
+    mine = (t.user_id == artist) & t.public
+    order = np.lexsort((t.id[mine], t.created_s[mine]))[::-1]
+    assert [i["id"] for i in items] == t.id[mine][order].tolist()
 
 
 async def test_next_hrefs_are_absolute_and_some_drop_the_client_id(srv: Served) -> None:
