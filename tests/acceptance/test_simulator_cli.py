@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import subprocess
 import sys
@@ -119,3 +120,31 @@ def test_bad_arguments_exit_with_one_line() -> None:
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0
     assert "--users" in done.stderr
+
+
+@pytest.mark.browser
+async def test_the_homepage_javascript_calls_the_api_with_the_client_id() -> None:
+    chromium = "/usr/bin/chromium"
+    if not os.access(chromium, os.X_OK):
+        pytest.skip("no Chromium on this machine")
+    from playwright.async_api import async_playwright
+
+    r = Running("--seed", "2", "--users", "2000")
+    try:
+        seen: list[str] = []
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"]
+            )
+            try:
+                page = await browser.new_page()
+                page.on("request", lambda req: seen.append(req.url))
+                async with page.expect_request(lambda req: "/api/" in req.url, timeout=30_000):
+                    await page.goto(f"http://127.0.0.1:{r.port}/")
+            finally:
+                await browser.close()
+        api_calls = [u for u in seen if u.startswith(f"http://127.0.0.1:{r.port}/api/")]
+        assert api_calls
+        assert f"client_id={r.client_id}" in api_calls[0]
+    finally:
+        r.stop()
