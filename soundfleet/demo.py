@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -293,6 +294,10 @@ def _summary_tables(console: Console, summary: dict[str, Any]) -> None:
     )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(cfg: DemoConfig) -> int:
     """Run the demo end to end; 0 only if every job finished ``done``."""
     from soundfleet.report import write_report
@@ -306,6 +311,8 @@ def run(cfg: DemoConfig) -> int:
     dsn = _fresh_database(target.dsn)
     migrate_target(database.DatabaseTarget(dsn, embedded=target.embedded))
     cfg.out.mkdir(parents=True, exist_ok=True)
+    # SIGTERM (a supervisor, `timeout`) must clean up like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     fleet = start_fleet(cfg, dsn, cfg.out / "logs")
     try:
         console.print(
