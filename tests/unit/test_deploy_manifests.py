@@ -233,9 +233,16 @@ def test_long_running_pods_have_probes(rendered: dict[str, list[Obj]]) -> None:
     probes = pod_spec(coordinator)["containers"][0]
     assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    worker = one(rendered["prod"], "Deployment", "soundfleet-worker")
-    probe = pod_spec(worker)["containers"][0]["livenessProbe"]["exec"]["command"]
-    assert probe == ["soundfleet", "worker", "--check"]
+    # Coordinator liveness must not depend on the database (no restart storm in an outage).
+    assert "readyz" not in json.dumps(probes.get("startupProbe", {}))
+    worker = pod_spec(one(rendered["prod"], "Deployment", "soundfleet-worker"))["containers"][0]
+    assert worker["readinessProbe"]["exec"]["command"] == ["soundfleet", "worker", "--check"]
+    # Worker liveness asks the process's own metrics server, on the port it was given.
+    port = _flag(worker["args"], "--metrics-port")
+    for probe in ("startupProbe", "livenessProbe"):
+        command = worker[probe]["exec"]["command"]
+        assert command[:2] == ["python", "-c"] and "soundfleet" not in command
+        assert f"http://127.0.0.1:{port}/metrics" in command[2]
 
 
 def _flag(args: list[str], flag: str) -> str:
@@ -307,9 +314,12 @@ def test_command_lines_parse_with_the_real_cli(rendered: dict[str, list[Obj]]) -
                 commands = [argv]
                 for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                     command = container.get(probe, {}).get("exec", {}).get("command")
-                    if command:
-                        assert command[0] == "soundfleet"
+                    if command and command[0] == "soundfleet":
                         commands.append(command[1:])
+                    elif command:
+                        # Anything else is a Python one-liner: it must at least compile.
+                        assert command[:2] == ["python", "-c"]
+                        compile(command[2], probe, "exec")
                 for cmd in commands:
                     args = parser.parse_args(cmd)
                     assert callable(args.handler), (overlay, cmd)
