@@ -86,11 +86,20 @@ def field_errors(
         loc = [str(p) for p in err["loc"]]
         if strip_tag and loc:
             loc = loc[1:]  # the discriminated union's tag, e.g. "network"
+        # Smart unions add the member's tag ("constrained-int", "str") to the path.
+        loc = [p for p in loc if not _is_union_tag(p)]
         if err["type"].startswith("union_tag"):
             loc = ["kind"]
         path = ".".join(([prefix] if prefix else []) + loc) or "body"
         out.append(FieldError(field=path, message=err["msg"], type=err["type"]))
     return out
+
+
+_TYPE_TAGS = frozenset({"int", "str", "float", "bool", "list", "dict", "none", "tuple"})
+
+
+def _is_union_tag(part: str) -> bool:
+    return part in _TYPE_TAGS or "-" in part or "[" in part
 
 
 _STATUS_CODES = {

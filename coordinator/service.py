@@ -86,9 +86,16 @@ class Coordinator:
         self._running: set[int] = set()
 
     async def start(self) -> None:
-        """Create the fleet row if this is the first coordinator on the database."""
+        """Create the fleet row if this is the first coordinator on the database.
+
+        An unmigrated database is not fatal: the process stays up and ``/readyz`` says
+        why (Kubernetes keeps it out of rotation until the migration job ran).
+        """
         async with self.pool.acquire() as conn:
-            await q.ensure_fleet(conn, self.settings.budget_rps)
+            try:
+                await q.ensure_fleet(conn, self.settings.budget_rps)
+            except asyncpg.UndefinedTableError:
+                log.warning("database_not_migrated")
 
     # ------------------------------------------------------------------- auth
 
@@ -145,6 +152,8 @@ class Coordinator:
                     conn, self.settings.budget_increase_rps_per_s, self.settings.worker_alive_s
                 )
             if row is None:
+                # The fleet row appears once the database is migrated after our start.
+                await self.start()
                 cached = _Advice(self.settings.budget_rps, None, 1, None, 0.0)
             else:
                 cached = _Advice(
