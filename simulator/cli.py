@@ -49,15 +49,19 @@ def _world_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--core", type=int, default=None, help="social-core size (default min(N, 20000))"
     )
-    parser.add_argument(
-        "--start", type=_iso, default=None, help="clock start, ISO (default 2026-01-01Z)"
-    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``simulator`` command (and its ``truth`` action)."""
     sim = sub.add_parser("simulator", help="serve a simulated api-v2 world, or write its truth")
     _world_args(sim)
+    sim.add_argument(
+        "--start",
+        type=_iso,
+        default=None,
+        help="where the simulated clock starts, ISO (default: the world's start, 2026-01-01Z;"
+        " the world itself does not move)",
+    )
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8701, help="0 picks a free port")
     sim.add_argument("--api-prefix", default="/api")
@@ -96,7 +100,7 @@ def _generate(args: argparse.Namespace) -> World:
         raise InputError("--users must be >= 1")
     if args.core is not None and args.core < 0:
         raise InputError("--core must be >= 0")
-    return World.generate(args.seed, args.users, core=args.core, start=args.start)
+    return World.generate(args.seed, args.users, core=args.core)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -129,6 +133,7 @@ def _serve(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         admin_token=args.admin_token,
         processes=args.processes,
+        clock_start_us=None if args.start is None else int(args.start.timestamp() * 1_000_000),
     )
 
     def announce(line: str) -> None:

@@ -77,6 +77,7 @@ class ServerConfig:
     rate_limit: float = 0.0
     admin_token: str | None = None
     processes: int = 1
+    clock_start_us: int | None = None  # default: the world's start
 
 
 class Shared:
@@ -213,7 +214,8 @@ class Simulator:
         self.world = world
         self.cfg = cfg
         self.prefix = "/" + cfg.api_prefix.strip("/") if cfg.api_prefix.strip("/") else ""
-        self.clock = Clock(world.start_us, cfg.time_scale, shared)
+        start = world.start_us if cfg.clock_start_us is None else cfg.clock_start_us
+        self.clock = Clock(start, cfg.time_scale, shared)
         self.client_ids = ClientIds(world.seed, cfg.rotate_client_id_s, cfg.client_id_grace_s,
                                     shared)  # fmt: skip
         self.limiter = RateLimiter(cfg.rate_limit)

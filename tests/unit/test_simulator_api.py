@@ -548,3 +548,22 @@ async def test_random_garbage_never_gives_a_500(srv: Served) -> None:
         assert status in (200, 400, 404), (path, params, status)
         assert data is not None, (path, params)
     assert {200, 400} <= seen
+
+
+async def test_clock_start_and_time_scale() -> None:
+    w = world()
+    day = 86_400_000_000
+    s = await serve(w, at_end=False, clock_start_us=w.start_us - 20 * day, time_scale=3600.0)
+    try:
+        first = s.sim.clock.now_us()
+        assert w.start_us - 20 * day <= first < w.start_us - 19 * day
+        target = int(np.argmax(np.bincount(w.follows.dst)))
+        _, _, user = await s.get(f"/users/{target}")
+        now = s.sim.clock.now_us()
+        f = w.follows
+        lo = int(((f.dst == target) & (f.t_us <= first)).sum())
+        hi = int(((f.dst == target) & (f.t_us <= now)).sum())
+        assert lo <= user["followers_count"] <= hi
+        assert s.sim.clock.now_us() > first, "an hour per second: the clock moves"
+    finally:
+        await s.close()
