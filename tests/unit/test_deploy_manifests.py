@@ -439,6 +439,18 @@ def test_keda_scales_workers_on_the_backlog_through_the_read_only_role(
     assert f"ALTER ROLE {meta['userName']} SET default_transaction_read_only = on" in sql
 
 
+def test_the_autoscaler_alone_owns_the_worker_count(rendered: dict[str, list[Obj]]) -> None:
+    for overlay, objs in rendered.items():
+        assert "replicas" not in one(objs, "Deployment", "soundfleet-worker")["spec"], overlay
+        scalers = [
+            o
+            for o in objs
+            if o["kind"] in ("ScaledObject", "HorizontalPodAutoscaler")
+            and o["spec"]["scaleTargetRef"]["name"] == "soundfleet-worker"
+        ]
+        assert len(scalers) == 1, overlay
+
+
 def test_hpa_alternative_targets_the_workers(rendered: dict[str, list[Obj]]) -> None:
     hpa = one(rendered["dev"], "HorizontalPodAutoscaler", "soundfleet-worker")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "soundfleet-worker"
