@@ -220,7 +220,8 @@ class Simulator:
                                     shared)  # fmt: skip
         self.limiter = RateLimiter(cfg.rate_limit)
         self._requests = itertools.count()
-        self.first_live = int(world.live_ids()[0]) if world.core else 1
+        live = world.live_ids()
+        self.first_live = int(live[0]) if live.size else 1
 
     # ------------------------------------------------------------------ plumbing
 

@@ -218,7 +218,11 @@ class World:
         n_live = int((~gone).sum())
         n_art = min(normal_idx.size, round(0.072 * n_live))
         aw = np.sqrt(attract[normal_idx])
-        art_idx = rng.choice(normal_idx, size=n_art, replace=False, p=aw / aw.sum())
+        art_idx = (
+            rng.choice(normal_idx, size=n_art, replace=False, p=aw / aw.sum())
+            if n_art
+            else np.zeros(0, np.int64)
+        )
         artist = np.zeros(core, dtype=bool)
         artist[art_idx] = True
         attract[art_idx] *= 4.0

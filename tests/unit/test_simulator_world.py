@@ -186,3 +186,12 @@ def test_truth_files(world: World, tmp_path: Path) -> None:
     users = pq.read_table(tmp_path / "users.parquet").to_pydict()
     kinds = {i: k for i, k in zip(users["id"], users["spam_kind"], strict=True) if k != "none"}
     assert kinds == small.spam_labels()
+
+
+@pytest.mark.parametrize(("users", "core"), [(1, None), (2, None), (10, None), (1000, 0), (50, 5)])
+def test_tiny_worlds_generate_and_index(users: int, core: int | None) -> None:
+    w = World.generate(SEED, users, core=core)
+    w.warm()
+    assert w.core == min(users, 20_000 if core is None else core)
+    assert w.followers_of.ptr.size == w.core + 1
+    assert np.all(w.cascade_sizes() >= 0)
