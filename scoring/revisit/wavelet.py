@@ -73,9 +73,9 @@ def candidates(
 ) -> list[Candidate]:
     """Shock candidates in decreasing volume, one per peak neighbourhood.
 
-    ``y`` must be finite (fill gaps first). Maxima of every width are collected; a peak
-    found at several widths (the same bump seen at different scales) is kept once, at
-    the width with the largest coefficient-to-noise ratio.
+    ``y`` must be finite (fill gaps first). Maxima of every width are collected; a bump
+    found at several widths is kept once, at the width with the largest
+    coefficient-to-noise ratio.
     """
     y = np.asarray(y, dtype=np.float64)
     n = len(y)
@@ -110,11 +110,14 @@ def candidates(
                 coefficient=float(c[peak]),
             )
             found.append((float(c[peak]) / noise, cand))
-    # Keep the strongest scale per peak neighbourhood.
+    # Keep the strongest scale per neighbourhood: a weaker candidate whose support
+    # overlaps a stronger one's peak is the same bump (or a blend of bumps) seen at
+    # another scale. The fit recomputes candidates on what is left unexplained, so a
+    # bump hidden here by a stronger neighbour gets its turn later.
     found.sort(key=lambda sc: -sc[0])
     kept: list[Candidate] = []
     for _snr, cand in found:
-        if any(abs(cand.peak - k.peak) <= max(1, min(cand.width, k.width)) for k in kept):
+        if any(abs(cand.peak - k.peak) <= max(1, cand.width, k.width) for k in kept):
             continue
         kept.append(cand)
     kept.sort(key=lambda c: -c.volume)

@@ -1,0 +1,164 @@
+"""Phoenix-R numeric core: forward model, wavelet candidates, MDL fitting, series, baseline."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from scoring.revisit import wavelet
+from scoring.revisit.baseline import fit_holt_winters
+from scoring.revisit.fit import FitError, data_bits, fit, forecast, log_star, model_bits, rmse
+from scoring.revisit.model import Period, Shock, pack, simulate, simulate_batch
+from scoring.revisit.series import SeriesError, regularize
+
+
+def _reference(shocks: list[Shock], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The model's equations written out plainly, one shock at a time."""
+    pop = np.zeros(n)
+    aud = np.zeros(n)
+    for sh in shocks:
+        s, i = sh.s0, 1.0
+        first = 1.0 - math.exp(-sh.omega / sh.gamma)
+        for t in range(sh.start, n):
+            pop[t] += sh.omega * i
+            new = min(sh.beta * s * i, s)
+            aud[t] += first * new
+            s, i = s - new, i + new - sh.gamma * i
+    return pop, aud
+
+
+SHOCKS = [Shock(5, 2e4, 0.6 / 2e4, 0.15, 2.0), Shock(120, 8e3, 0.9 / 8e3, 0.08, 0.7)]
+
+
+def test_simulation_matches_the_equations() -> None:
+    pop, aud = simulate(SHOCKS, 300)
+    ref_pop, ref_aud = _reference(SHOCKS, 300)
+    np.testing.assert_allclose(pop, ref_pop, rtol=1e-10)
+    np.testing.assert_allclose(aud, ref_aud, rtol=1e-10)
+    assert np.all(pop[:5] == 0)
+    # Over a shock's life the audience is at most the plays (omega/gamma >= 1 - e^-(omega/gamma)).
+    assert 0 < aud.sum() < pop.sum()
+
+
+def test_batch_rows_are_independent() -> None:
+    theta, starts = pack(SHOCKS, None)
+    other = theta.copy()
+    other[0] += 0.5
+    pop, _ = simulate_batch(np.stack([theta, other, theta]), starts, 200)
+    np.testing.assert_array_equal(pop[0], pop[2])
+    assert not np.allclose(pop[0], pop[1])
+
+
+def test_period_term_modulates_between_one_and_one_minus_amplitude() -> None:
+    base, _ = simulate(SHOCKS, 200)
+    mod, _ = simulate(SHOCKS, 200, Period(period=7.0, amplitude=0.4, phase=1.0))
+    ratio = mod[base > 0] / base[base > 0]
+    assert ratio.max() <= 1.0 + 1e-12
+    assert ratio.min() >= 0.6 - 1e-12
+    assert ratio.max() - ratio.min() > 0.3
+
+
+def test_ricker_cwt_finds_planted_bumps() -> None:
+    t = np.arange(400, dtype=float)
+    y = 1000 * np.exp(-0.5 * ((t - 100) / 6) ** 2) + 400 * np.exp(-0.5 * ((t - 300) / 15) ** 2)
+    cands = wavelet.candidates(y + np.random.default_rng(0).normal(0, 5, t.size))
+    peaks = [c.peak for c in cands[:2]]
+    assert any(abs(p - 100) <= 3 for p in peaks)
+    assert any(abs(p - 300) <= 5 for p in peaks)
+    for c in cands:
+        assert c.start == max(0, c.peak - c.width)
+    assert [c.volume for c in cands] == sorted((c.volume for c in cands), reverse=True)
+
+
+def test_ricker_is_the_mexican_hat() -> None:
+    w = wavelet.ricker(101, 4.0)
+    assert w.argmax() == 50
+    assert abs(np.sum(w**2) - 1.0) < 1e-3  # unit energy
+    assert w[50 + 4 * 2] < 0  # negative side lobes beyond one width
+
+
+def test_mdl_pieces() -> None:
+    assert log_star(1) == pytest.approx(math.log2(2.865064))
+    assert log_star(16) > log_star(2) > log_star(1)
+    assert model_bits(2, 500, False) - model_bits(1, 500, False) > 4 * 64
+    small, large = data_bits(np.ones(100)), data_bits(10 * np.ones(100))
+    assert large - small == pytest.approx(100 * math.log2(10))
+
+
+def _noisy(shocks: list[Shock], n: int, seed: int) -> np.ndarray:
+    pop, _ = simulate(shocks, n)
+    return np.random.default_rng(seed).poisson(pop).astype(float)
+
+
+def test_fit_recovers_two_shocks_and_their_volumes() -> None:
+    y = _noisy(SHOCKS, 400, 1)
+    model = fit(y)
+    assert model.n_shocks == 2
+    truth, _ = simulate(SHOCKS, 400)
+    assert rmse(model.fitted, truth) < 0.05 * truth.max()
+    # Each shock must start before its true peak (early windows of a shock hold only a
+    # handful of plays, so its exact first window is not identifiable).
+    starts = sorted(s.start for s in model.shocks)
+    peaks = [int(np.argmax(simulate([sh], 400)[0])) for sh in SHOCKS]
+    assert starts[0] < peaks[0]
+    assert SHOCKS[0].start < starts[1] < peaks[1]
+    assert model.revisit_share is not None and 0 < model.revisit_share < 1
+
+
+def test_fit_handles_gaps_and_keeps_one_shock_for_one_shock() -> None:
+    y = _noisy(SHOCKS[:1], 300, 2)
+    y[50:60] = np.nan
+    model = fit(y)
+    assert model.n_shocks == 1
+    assert np.isfinite(model.rmse)
+
+
+@pytest.mark.parametrize(
+    ("series", "reason"),
+    [
+        (np.zeros(100), "all-zero"),
+        (np.ones(5), "too short"),
+        (np.r_[np.ones(50), -3.0, np.ones(50)], "negative"),
+    ],
+)
+def test_bad_series_are_explained(series: np.ndarray, reason: str) -> None:
+    with pytest.raises(FitError, match=reason):
+        fit(series)
+
+
+def test_forecast_predicts_the_decay() -> None:
+    y = _noisy(SHOCKS[:1], 200, 3)
+    fc = forecast(y, 20)
+    truth, _ = simulate(SHOCKS[:1], 200)
+    assert fc.predicted.shape == (20,)
+    assert fc.rmse < 0.1 * truth.max()
+
+
+def test_regularize_interpolates_and_marks_gaps_and_recounts() -> None:
+    day = 86400.0
+    t = np.array([0, 0.5, 1.0, 2.0, 2.5, 6.0, 7.0]) * day
+    c = np.array([0, 50, 100, 200, 150, 450, 550], dtype=float)
+    s = regularize(t, c, 86400)
+    assert s.plays[0] == pytest.approx(100)
+    assert s.plays[1] == pytest.approx(100)
+    assert np.isnan(s.plays[2])  # the recount happened inside this day
+    assert np.isnan(s.plays[3:6]).all()  # 3.5 days without a snapshot
+    assert s.plays[6] == pytest.approx(100)
+    assert any("recount" in n for n in s.notes)
+
+
+def test_regularize_refuses_negative_and_single_snapshots() -> None:
+    with pytest.raises(SeriesError, match="negative"):
+        regularize(np.array([0.0, 3600.0, 7200.0]), np.array([1.0, -1.0, 3.0]), 3600)
+    with pytest.raises(SeriesError, match="at least 2"):
+        regularize(np.array([0.0]), np.array([1.0]), 3600)
+
+
+def test_holt_winters_tracks_a_seasonal_level() -> None:
+    t = np.arange(300)
+    y = 100 + 20 * np.sin(2 * np.pi * t / 7) + np.random.default_rng(4).normal(0, 2, t.size)
+    hw = fit_holt_winters(y, 7)
+    assert rmse(hw.one_step[30:], y[30:]) < 5
+    assert rmse(hw.forecast(14), 100 + 20 * np.sin(2 * np.pi * np.arange(300, 314) / 7)) < 8
