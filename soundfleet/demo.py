@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +27,11 @@ from sqlalchemy.engine import make_url
 from schemas.errors import SoundfleetError
 from schemas.jobs import JobView
 from schemas.settings import Settings
-from soundfleet import database, processes
+from soundfleet import database
 from soundfleet.cli_db import migrate_target, table_counts
 from soundfleet.client import CoordinatorClient
 from soundfleet.evaluate import evaluate_all
+from soundfleet.fleet import Fleet, FleetSpec, scratch_database, start_fleet
 from soundfleet.progress import watch
 
 DEMO_DATABASE = "soundfleet_demo"
@@ -52,114 +52,6 @@ class DemoConfig:
     artists: int = 5
     poll_tracks: int = 24
     viral_threshold: int = 25
-
-
-@dataclass
-class Fleet:
-    """The child processes of a demo run and how to reach them."""
-
-    dsn: str
-    simulator: processes.Service
-    coordinator: processes.Service
-    workers: list[processes.Service]
-    researcher_key: str
-
-    def services(self) -> list[processes.Service]:
-        """Stop order: workers first, then the coordinator, then the platform."""
-        return [*self.workers, self.coordinator, self.simulator]
-
-
-def _fresh_database(admin_dsn: str) -> str:
-    async def create() -> None:
-        async with database.connection(admin_dsn) as conn:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{DEMO_DATABASE}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{DEMO_DATABASE}"')
-
-    asyncio.run(create())
-    return make_url(admin_dsn).set(database=DEMO_DATABASE).render_as_string(hide_password=False)
-
-
-def create_key(dsn: str, role: str, name: str) -> str:
-    """Create an API key with ``soundfleet keys create``; returns the key."""
-    proc = subprocess.run(
-        processes.soundfleet_argv("keys", "create", "--role", role, "--name", name),
-        env=database.env_with_database(dsn),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise SoundfleetError(f"creating a {role} key failed: {proc.stderr.strip()}")
-    return proc.stdout.strip().splitlines()[-1].split()[-1]
-
-
-def start_fleet(cfg: DemoConfig, dsn: str, log_dir: Path) -> Fleet:
-    """Start simulator, coordinator and workers; on failure stop whatever started."""
-    started: list[processes.Service] = []
-    env = database.env_with_database(dsn)
-    try:
-        sim = processes.start(
-            "simulator",
-            processes.soundfleet_argv(
-                "simulator",
-                "--port",
-                "0",
-                "--seed",
-                str(cfg.seed),
-                "--users",
-                str(cfg.users),
-                "--time-scale",
-                str(cfg.time_scale),
-            ),
-            log_dir=log_dir,
-            env=env,
-        )
-        started.append(sim)
-        coord_env = {
-            **env,
-            # The simulator is ours: the politeness budget only needs to bound the fleet.
-            "SOUNDFLEET_COORDINATOR_BUDGET_RPS": "20000",
-            "SOUNDFLEET_COORDINATOR_LEASE_S": "30",
-        }
-        coord = processes.start(
-            "coordinator",
-            processes.soundfleet_argv("coordinator", "--port", "0"),
-            log_dir=log_dir,
-            env=coord_env,
-        )
-        started.append(coord)
-        worker_key = create_key(dsn, "worker", "demo-workers")
-        researcher_key = create_key(dsn, "researcher", "demo-researcher")
-        assert sim.url is not None and coord.url is not None
-        workers = []
-        for i in range(cfg.workers):
-            workers.append(
-                processes.start(
-                    f"worker-{i}",
-                    processes.soundfleet_argv(
-                        "worker",
-                        "--coordinator",
-                        coord.url,
-                        "--key",
-                        worker_key,
-                        "--concurrency",
-                        str(cfg.concurrency),
-                        "--api-base",
-                        f"{sim.url}/api",
-                        "--web-base",
-                        sim.url,
-                    ),
-                    log_dir=log_dir,
-                    env=env,
-                    wait_ready=False,
-                )
-            )
-            started.append(workers[-1])
-        return Fleet(dsn, sim, coord, workers, researcher_key)
-    except BaseException:
-        processes.stop_all(list(reversed(started)), grace_s=5)
-        raise
 
 
 async def _top_artists(dsn: str, n: int) -> list[int]:
@@ -308,12 +200,19 @@ def run(cfg: DemoConfig) -> int:
     console.print(
         f"database: {target.describe()} ({'embedded' if target.embedded else 'external'})"
     )
-    dsn = _fresh_database(target.dsn)
+    dsn = scratch_database(target.dsn, DEMO_DATABASE)
     migrate_target(database.DatabaseTarget(dsn, embedded=target.embedded))
     cfg.out.mkdir(parents=True, exist_ok=True)
     # SIGTERM (a supervisor, `timeout`) must clean up like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
-    fleet = start_fleet(cfg, dsn, cfg.out / "logs")
+    spec = FleetSpec(
+        seed=cfg.seed,
+        users=cfg.users,
+        workers=cfg.workers,
+        concurrency=cfg.concurrency,
+        time_scale=cfg.time_scale,
+    )
+    fleet = start_fleet(dsn, spec, cfg.out / "logs")
     try:
         console.print(
             f"simulator {fleet.simulator.url} · coordinator {fleet.coordinator.url} · "
@@ -321,7 +220,7 @@ def run(cfg: DemoConfig) -> int:
         )
         result = asyncio.run(drive(cfg, fleet, console))
     finally:
-        processes.stop_all(fleet.services(), grace_s=15)
+        fleet.stop()
     _, counts = asyncio.run(table_counts(database.DatabaseTarget(dsn, embedded=target.embedded)))
     evaluation = asyncio.run(
         evaluate_all(dsn, seed=cfg.seed, users=cfg.users, threshold=cfg.viral_threshold)
