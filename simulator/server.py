@@ -48,12 +48,12 @@ log = structlog.get_logger("simulator.server")
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 _JSON = "application/json"
-_ID = re.compile(r"^[0-9]{1,18}$")
-_USER_URN = re.compile(r"^soundcloud:users:([0-9]{1,18})$")
-_US_CURSOR = re.compile(r"^[0-9]{1,19}$")
+_ID = re.compile(r"^[0-9]{1,18}\Z")
+_USER_URN = re.compile(r"^soundcloud:users:([0-9]{1,18})\Z")
+_US_CURSOR = re.compile(r"^[0-9]{1,19}\Z")
 _ISO_MS = r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z)"
-_TRACKS_CURSOR = re.compile(r"^" + _ISO_MS + r",tracks,([0-9]{20})$")
-_LIKES_CURSOR = re.compile(r"^" + _ISO_MS + r",user-track-likes,000-([0-9]{20})-([0-9]{20})$")
+_TRACKS_CURSOR = re.compile(r"^" + _ISO_MS + r",tracks,([0-9]{20})\Z")
+_LIKES_CURSOR = re.compile(r"^" + _ISO_MS + r",user-track-likes,000-([0-9]{20})-([0-9]{20})\Z")
 
 
 class BadRequest(Exception):
@@ -497,7 +497,7 @@ class Simulator:
         parts = [p for p in urlsplit(url).path.split("/") if p]
         seed = self.world.seed
         if len(parts) == 1:
-            m = re.match(r"^[a-z]+([0-9]{1,18})$", parts[0])
+            m = re.match(r"^[a-z]+([0-9]{1,18})\Z", parts[0])
             if not m:
                 return None
             uid = int(m.group(1))
@@ -505,7 +505,7 @@ class Simulator:
                 return None
             return render.full_user(self.world, uid, now_us)
         if len(parts) == 2:
-            m = re.match(r"^.*-([0-9]{1,18})$", parts[1])
+            m = re.match(r"^.*-([0-9]{1,18})\Z", parts[1])
             if not m:
                 return None
             tid = int(m.group(1))

@@ -410,6 +410,8 @@ async def test_play_counts_grow_with_the_clock() -> None:
         "/users/abc",
         "/users/-3",
         "/users/1.5",
+        "/users/5%0A",
+        "/users/1/followers?offset=5%0A",
         "/users/123456789012345678901234",
         "/users/1/followers?limit=0",
         "/users/1/followers?limit=abc",
