@@ -601,6 +601,7 @@ class Simulator:
                     raise BadRequest("expected advance_s or now")
             except (ValueError, TypeError, BadRequest) as exc:
                 return _error(400, f"invalid clock body: {exc}")
+            log.info("clock_set", now=render.iso_ms(self.clock.now_us()))
         now = self.clock.now_us()
         return web.json_response({"now_us": now, "now": render.iso_ms(now)})
 
@@ -608,6 +609,7 @@ class Simulator:
         if not self._admin_ok(request):
             return _error(401, "admin token required")
         self.client_ids.rotate()
+        log.info("client_id_rotated", client_id=self.client_ids.current()[:6] + "…")
         return web.json_response({"client_id": self.client_ids.current()})
 
     # ------------------------------------------------------------------ app
@@ -693,6 +695,15 @@ def serve_forever(world: World, cfg: ServerConfig, announce: Callable[[str], Non
     port = probe.getsockname()[1]
     line = f"simulator listening on http://{cfg.host}:{port}"
     sim = Simulator(world, cfg, shared)
+    log.info(
+        "simulator_starting",
+        port=port,
+        processes=cfg.processes,
+        clock=render.iso_ms(sim.clock.now_us()),
+        time_scale=cfg.time_scale,
+        faults={"5xx": cfg.fault_5xx, "malformed": cfg.fault_malformed,
+                "slow": cfg.fault_slow, "rate_limit": cfg.rate_limit},
+    )  # fmt: skip
     if cfg.processes <= 1:
         _run_loop(_serve(sim, probe, lambda: announce(line)))
         return
