@@ -281,13 +281,13 @@ def _census(n: int, src: I32, dst: I32) -> _Census:
     for kind, cls in enumerate(_OPEN_CLASS):
         motifs[cls] = pair_totals[kind] - closed_pairs[kind]
 
-    n_mut = (rxy == _MUT).astype(np.int64) + (rxz == _MUT) + (ryz == _MUT)
+    n_mut = (rxy == _MUT).astype(np.int64) + (rxz == _MUT).astype(np.int64)
+    n_mut += (ryz == _MUT).astype(np.int64)
     # Acyclic vs cyclic without mutual edges: a 3-cycle has one out-edge at every corner.
-    outs = np.stack(
-        [(rxy == _OUT).astype(np.int64) + (rxz == _OUT), (ryx == _OUT) + (ryz == _OUT)],
-        axis=1,
-    )
-    cyclic = (outs[:, 0] == 1) & (outs[:, 1] == 1)
+    # (numpy adds booleans as a logical or: count in integers.)
+    x_outs = (rxy == _OUT).astype(np.int64) + (rxz == _OUT).astype(np.int64)
+    y_outs = (ryx == _OUT).astype(np.int64) + (ryz == _OUT).astype(np.int64)
+    cyclic = (x_outs == 1) & (y_outs == 1)
     none = n_mut == 0
     motifs[_M["030C"]] = int((none & cyclic).sum())
     motifs[_M["030T"]] = int((none & ~cyclic).sum())

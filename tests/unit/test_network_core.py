@@ -58,6 +58,8 @@ def _random_events(seed: int, n: int, m: int) -> list[tuple[int, int]]:
 
 for _seed in range(3):
     GRAPHS[f"random_{_seed}"] = _random_events(_seed, 60, 400)
+# Larger and hub-heavy: many triangles of every closed class.
+GRAPHS["random_hubs"] = _random_events(7, 800, 6000)
 
 
 def _both(events: list[tuple[int, int]]) -> tuple[core.FollowGraph, nx.DiGraph]:
