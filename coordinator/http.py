@@ -135,7 +135,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = error_response(404, "not_found", str(exc))
     except ConflictError as exc:
         response = error_response(409, "conflict", str(exc))
-    except (DatabaseError, asyncpg.PostgresConnectionError, OSError) as exc:
+    except asyncpg.UndefinedTableError:
+        response = error_response(503, "unavailable", "the database is not migrated")
+    except (
+        DatabaseError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError,
+        OSError,
+    ) as exc:
         log.error("database_unavailable", error=str(exc), route=name)
         response = error_response(503, "unavailable", "the database is unavailable")
     except web.HTTPException as exc:

@@ -25,6 +25,8 @@ from typing import Any
 
 import asyncpg
 
+from schemas.work import CRAWL_KINDS
+
 # ------------------------------------------------------------------------- leasing
 
 # Expired leases first (they have waited longest), then due queued units in priority
@@ -57,12 +59,18 @@ UPDATE work_units w SET
         THEN 'lease expired on attempt ' || w.attempt || ' (worker ' || coalesce(w.worker_id, '?')
              || ' stopped heartbeating); ' || coalesce('last error: ' || w.last_error, 'no error')
         ELSE w.last_error END,
-    attempt = w.attempt + 1,
-    worker_id = $1,
-    lease_expires_at = now() + make_interval(secs => $4),
+    attempt = CASE WHEN p.closing THEN w.attempt ELSE w.attempt + 1 END,
+    worker_id = CASE WHEN p.closing THEN w.worker_id ELSE $1 END,
+    lease_expires_at = CASE WHEN p.closing THEN NULL
+                            ELSE now() + make_interval(secs => $4) END,
+    done_at = CASE WHEN p.closing THEN now() END,
     progress = jsonb_build_object('base', w.rows_landed),
     updated_at = now()
-FROM picked p, jobs j
+FROM (SELECT pk.id,
+             j2.state = 'cancelled'
+             OR (u.state = 'leased' AND u.attempt >= u.max_attempts) AS closing
+      FROM picked pk JOIN work_units u ON u.id = pk.id JOIN jobs j2 ON j2.id = u.job_id) p,
+     jobs j
 WHERE w.id = p.id AND j.id = w.job_id
 RETURNING w.id, w.job_id, w.kind, w.payload::text AS payload, w.attempt, w.cursor,
           w.lease_expires_at, w.state
@@ -508,7 +516,8 @@ SELECT least(f.max_budget_rps,
              f.budget_rps + $1 * extract(epoch FROM now() - f.updated_at)) AS budget,
        CASE WHEN f.paused_until > now() THEN f.paused_until END AS paused_until,
        (SELECT count(*) FROM workers w
-        WHERE w.last_seen_at > now() - make_interval(secs => $2)) AS alive,
+        WHERE w.last_seen_at > now() - make_interval(secs => $2)
+          AND w.kinds && $3::text[]) AS alive,
        (SELECT c.value FROM client_ids c WHERE c.invalidated_at IS NULL
         ORDER BY c.discovered_at DESC, c.id DESC LIMIT 1) AS client_id
 FROM fleet_state f WHERE f.id = 1
@@ -590,10 +599,13 @@ async def ensure_fleet(conn: asyncpg.Connection, budget_rps: float) -> None:
 
 
 async def fleet_advice(
-    conn: asyncpg.Connection, increase_rps_per_s: float, alive_s: float
+    conn: asyncpg.Connection,
+    increase_rps_per_s: float,
+    alive_s: float,
+    crawl_kinds: Sequence[str] = CRAWL_KINDS,
 ) -> asyncpg.Record | None:
-    """Current budget, pause, live worker count and client_id."""
-    return await conn.fetchrow(FLEET_ADVICE, increase_rps_per_s, alive_s)
+    """Current budget, pause, live crawling workers (who share it) and client_id."""
+    return await conn.fetchrow(FLEET_ADVICE, increase_rps_per_s, alive_s, list(crawl_kinds))
 
 
 async def fleet_view(

@@ -292,7 +292,8 @@ class Coordinator:
             # Discoveries are queued in the completion's transaction: never lost.
             async with conn.transaction():
                 rows = await q.complete(conn, worker_id, ids, tokens, rows_landed)
-                for row in rows:
+                # Job rows are locked in id order, so concurrent batches cannot deadlock.
+                for row in sorted(rows, key=lambda r: (r["job_id"], r["id"])):
                     item = by_id[row["id"]]
                     if item.discovered_user_ids or item.discovered_track_ids:
                         await self._spawn(conn, row, item)

@@ -422,8 +422,9 @@ async def test_client_id_discovery_is_single_flight(api: Api) -> None:
 
 
 async def test_throttle_halves_the_budget_once_and_pauses_the_fleet(api: Api) -> None:
-    await api.lease("w1", ["score"])
-    await api.lease("w2", ["score"])
+    await api.lease("w1", ["user_range"])
+    await api.lease("w2", ["user_range", "score"])
+    await api.lease("scorer", ["score"])  # sends nothing to the platform: no share
     status, before = await api.call("GET", "/v1/fleet", "worker")
     assert before["budget_rps"] == pytest.approx(20.0)
     reports = await asyncio.gather(
@@ -446,4 +447,4 @@ async def test_throttle_halves_the_budget_once_and_pauses_the_fleet(api: Api) ->
     assert status == 200
     assert lease["fleet"]["paused_until"] is not None
     assert lease["fleet"]["rate_share_rps"] == pytest.approx(after["budget_rps"] / 2, rel=0.1)
-    assert {w["id"] for w in after["workers"]} == {"w1", "w2"}
+    assert {w["id"] for w in after["workers"]} == {"w1", "w2", "scorer"}
