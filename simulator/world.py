@@ -529,7 +529,8 @@ def _follow_graph(
     dst[inside] = _sample(rng, attract, community, community[src[inside]], int(inside.sum()))
     n_cross = int(cross.sum())
     to_maven = rng.random(n_cross) < 0.5
-    mav_w = np.where(maven, attract, 0.0)
+    # flattened weights: every maven gets a broad cross-community audience, not just a few
+    mav_w = np.where(maven, attract**0.25, 0.0)
     cross_dst = np.empty(n_cross, dtype=np.int64)
     cross_dst[to_maven] = _sample(rng, mav_w, None, None, int(to_maven.sum()))
     cross_dst[~to_maven] = _sample(rng, attract, None, None, int((~to_maven).sum()))
