@@ -26,6 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from schemas.errors import ConfigError, DatabaseError
 from schemas.settings import Settings
 
+# pgserver keeps its lock under the runtime dir and falls back to /tmp when
+# XDG_RUNTIME_DIR is unset (containers, CI), warning each time; the fallback is fine.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
 _SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg2"}
 
 
@@ -77,10 +81,7 @@ def embedded_pgdata(settings: Settings) -> Path:
 
 def start_embedded(settings: Settings) -> str:
     """Start (or join) the embedded server and return its DSN; it outlives this process."""
-    with warnings.catch_warnings():
-        # pgserver falls back to /tmp when XDG_RUNTIME_DIR is unset, and says so.
-        warnings.simplefilter("ignore")
-        from pgserver.postgres_server import get_server  # late: it registers atexit hooks
+    from pgserver.postgres_server import get_server  # late: it registers atexit hooks
 
     pgdata = embedded_pgdata(settings)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -175,3 +176,17 @@ async def connection(dsn: str, *, timeout: float = 10.0) -> AsyncIterator[asyncp
 def env_with_database(dsn: str) -> dict[str, str]:
     """This process's environment with ``DATABASE_URL`` set, for child processes."""
     return {**os.environ, "DATABASE_URL": dsn}
+
+
+def restart_embedded(pgdata: Path) -> None:
+    """Restart the embedded server of ``pgdata`` (fast shutdown: sessions are cut).
+
+    Chaos tests use it to show that the fleet rides out a database restart.
+    """
+    from pgserver._commands import pg_ctl
+
+    user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs it as this user
+    try:
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=user, timeout=120)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise DatabaseError(f"restarting the embedded PostgreSQL in {pgdata} failed: {exc}") from exc
