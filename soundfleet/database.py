@@ -189,4 +189,6 @@ def restart_embedded(pgdata: Path) -> None:
     try:
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=user, timeout=120)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        raise DatabaseError(f"restarting the embedded PostgreSQL in {pgdata} failed: {exc}") from exc
+        raise DatabaseError(
+            f"restarting the embedded PostgreSQL in {pgdata} failed: {exc}"
+        ) from exc
