@@ -183,12 +183,29 @@ def restart_embedded(pgdata: Path) -> None:
 
     Chaos tests use it to show that the fleet rides out a database restart.
     """
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import POSTGRES_BIN_PATH
 
     user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs it as this user
+    argv = [
+        str(POSTGRES_BIN_PATH / "pg_ctl"),
+        "-D",
+        str(pgdata),
+        "-l",
+        str(pgdata / "log"),
+        "-w",
+        "-m",
+        "fast",
+        "restart",
+    ]
     try:
-        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=user, timeout=120)
+        # No pipes: the restarted server would inherit them and keep them open.
+        subprocess.run(
+            argv,
+            user=user,
+            check=True,
+            timeout=120,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        raise DatabaseError(
-            f"restarting the embedded PostgreSQL in {pgdata} failed: {exc}"
-        ) from exc
+        raise DatabaseError(f"restarting the embedded PostgreSQL failed: {exc}") from exc
