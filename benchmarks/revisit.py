@@ -1,0 +1,162 @@
+"""Phoenix-R: fit time against series length, real-series RMSE table, simulator recovery.
+
+Prints one JSON object:
+
+* ``timing``: seconds to fit a synthetic three-shock series (Poisson noise) stretched
+  to lengths 250 ... 8,000, and the log-log slope of time against length (1 = linear);
+* ``real``: for each of the six real daily series in ``shared/data``, the Phoenix-R
+  in-sample RMSE, MDL shock count, periodic term and revisit share, next to the damped
+  Holt-Winters baseline's one-step-ahead RMSE; and a backtest forecast (fit all but the
+  last ``horizon`` days, predict them) for both;
+* ``simulator``: on tracks of the simulator's world (its ground-truth play curves,
+  hourly, Poisson-noised), the share of tracks whose planted shock count the MDL search
+  recovers exactly, and the error of the recovered total plays per shock.
+
+Sections can be chosen with ``--only timing real simulator``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scoring.revisit.baseline import fit_holt_winters
+from scoring.revisit.fit import fit, rmse
+from scoring.revisit.model import Shock, simulate
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-popularity-series.json"
+LENGTHS = (250, 500, 1000, 2000, 4000, 8000)
+
+
+def timing(lengths: tuple[int, ...] = LENGTHS, seed: int = 0) -> dict[str, Any]:
+    """Fit time per length for the same three-shock shape stretched to each length."""
+    out: dict[str, Any] = {"lengths": list(lengths), "seconds": [], "shocks": []}
+    rng = np.random.default_rng(seed)
+    for n in lengths:
+        u = n / 250.0
+        # Time constants scale with the length so each series holds the same shape.
+        shocks = [
+            Shock(int(5 * u), 5e4, (0.5 / u) / 5e4, 0.1 / u, 3.0),
+            Shock(int(90 * u), 2e4, (0.8 / u) / 2e4, 0.2 / u, 2.0),
+            Shock(int(170 * u), 3e4, (0.6 / u) / 3e4, 0.05 / u, 1.0),
+        ]
+        y = rng.poisson(simulate(shocks, n)[0]).astype(float)
+        t0 = time.perf_counter()
+        model = fit(y)
+        out["seconds"].append(round(time.perf_counter() - t0, 3))
+        out["shocks"].append(model.n_shocks)
+    x = np.log(np.asarray(lengths, dtype=float))
+    t = np.log(np.asarray(out["seconds"], dtype=float))
+    out["loglog_slope"] = round(float(np.polyfit(x, t, 1)[0]), 3)
+    return out
+
+
+def real(horizon: int = 30) -> dict[str, Any]:
+    """The RMSE table on the six real series."""
+    series = json.loads(DATA.read_text())["series"]
+    rows = []
+    for name, body in series.items():
+        y = np.asarray(body["values"], dtype=float)
+        t0 = time.perf_counter()
+        model = fit(y, 7.0)
+        secs = time.perf_counter() - t0
+        hw = fit_holt_winters(y, 7)
+        prefix = y[:-horizon]
+        fc_model = fit(prefix, 7.0)
+        fc_pr = rmse(fc_model.predict(len(y))[-horizon:], y[-horizon:])
+        fc_hw = rmse(fit_holt_winters(prefix, 7).forecast(horizon), y[-horizon:])
+        rows.append(
+            {
+                "series": name,
+                "n": len(y),
+                "phoenix_r_rmse": round(model.rmse, 1),
+                "holt_winters_rmse": round(rmse(hw.one_step, y), 1),
+                "phoenix_r_lower": bool(model.rmse < rmse(hw.one_step, y)),
+                "mdl_shocks": model.n_shocks,
+                "periodic": model.period is not None,
+                "revisit_share": None
+                if model.revisit_share is None
+                else round(model.revisit_share, 3),
+                "fit_seconds": round(secs, 2),
+                f"forecast_{horizon}d_phoenix_r_rmse": round(fc_pr, 1),
+                f"forecast_{horizon}d_holt_winters_rmse": round(fc_hw, 1),
+                "forecast_phoenix_r_lower": bool(fc_pr < fc_hw),
+            }
+        )
+    return {
+        "rows": rows,
+        "phoenix_r_lower_in_sample": sum(r["phoenix_r_lower"] for r in rows),
+        "phoenix_r_lower_forecast": sum(r["forecast_phoenix_r_lower"] for r in rows),
+        "series": len(rows),
+    }
+
+
+def simulator(seed: int = 7, users: int = 2000, tracks: int = 40) -> dict[str, Any]:
+    """Planted shock count recovery on the simulator's ground-truth play curves."""
+    from simulator.world import World
+
+    world = World.generate(seed, users)
+    table = world.shock_table()
+    ids = np.unique(table["track_id"])
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(ids, size=min(tracks, ids.size), replace=False))
+    _, hourly, _ = world.play_curve(chosen)
+    exact = 0
+    results = []
+    volume_errors: list[float] = []
+    for row, tid in enumerate(chosen):
+        y_true = hourly[row]
+        planted = int(np.sum(table["track_id"] == tid))
+        y = rng.poisson(y_true).astype(float)
+        t0 = time.perf_counter()
+        try:
+            model = fit(y, 24.0)
+            found = model.n_shocks
+            total_err = abs(model.fitted.sum() - y_true.sum()) / max(y_true.sum(), 1.0)
+            volume_errors.append(float(total_err))
+        except ValueError as exc:
+            found = -1
+            results.append({"track_id": int(tid), "error": str(exc)})
+        exact += int(found == planted)
+        results.append(
+            {
+                "track_id": int(tid),
+                "planted": planted,
+                "found": found,
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        )
+    return {
+        "tracks": len(chosen),
+        "exact_share": round(exact / max(len(chosen), 1), 3),
+        "median_total_plays_error": round(float(np.median(volume_errors)), 4)
+        if volume_errors
+        else None,
+        "per_track": results,
+    }
+
+
+def main() -> None:
+    """Run the chosen sections and print one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="*", default=["timing", "real", "simulator"])
+    parser.add_argument("--tracks", type=int, default=40)
+    args = parser.parse_args()
+    out: dict[str, Any] = {}
+    if "timing" in args.only:
+        out["timing"] = timing()
+    if "real" in args.only:
+        out["real"] = real()
+    if "simulator" in args.only:
+        out["simulator"] = simulator(tracks=args.tracks)
+    print(json.dumps(out, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v))
+
+
+if __name__ == "__main__":
+    main()
