@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing clean
+.PHONY: install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,10 @@ bench-simulator: install
 bench-leasing: install
 	$(PY) -m benchmarks.leasing
 
-bench: bench-ingest bench-simulator bench-leasing
+bench-revisit: install
+	$(PY) -m benchmarks.revisit
+
+bench: bench-ingest bench-simulator bench-leasing bench-revisit
 
 clean:
 	rm -rf $(VENV) .pytest_pgdata .mypy_cache .ruff_cache .pytest_cache
