@@ -27,7 +27,8 @@ async def _load(
     db: asyncpg.Connection, events: list[tuple[int, int]], users: dict[int, int]
 ) -> None:
     await db.executemany(
-        "INSERT INTO users (id, track_count, followers_count, fetched_at) VALUES ($1, $2, $3, now())",
+        "INSERT INTO users (id, track_count, followers_count, fetched_at)"
+        " VALUES ($1, $2, $3, now())",
         [(u, tracks, 0) for u, tracks in users.items()],
     )
     await db.executemany(
