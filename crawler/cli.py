@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 import uvloop
+from pydantic import ValidationError
 
 from crawler.config import WorkerSettings
 from crawler.fleet import CoordinatorClient
@@ -20,6 +21,7 @@ from schemas.settings import Settings
 from schemas.work import CRAWL_KINDS
 from soundfleet import database
 from soundfleet.logs import configure_logging
+from soundfleet.requirements import describe_validation_error, load_settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,13 +83,14 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         "api_base": args.api_base,
         "web_base": args.web_base,
     }
-    base = WorkerSettings()
+    base = load_settings(WorkerSettings)
     data = base.model_dump()
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return WorkerSettings.model_validate(data)
-    except ValueError as exc:
-        raise ConfigError(f"worker settings are invalid: {exc}") from exc
+    except ValidationError as exc:
+        detail = describe_validation_error(exc, WorkerSettings)
+        raise ConfigError(f"worker settings are invalid (flag or environment): {detail}") from None
 
 
 def _dsn(settings: WorkerSettings) -> str:

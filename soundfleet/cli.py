@@ -12,8 +12,10 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
 from schemas.errors import SoundfleetError
-from soundfleet.requirements import check_startup
+from soundfleet.requirements import check_startup, describe_validation_error
 
 COMMAND_MODULES = [
     "coordinator.cli",
@@ -51,6 +53,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except SoundfleetError as exc:
         print(f"soundfleet: error: {exc}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        # Settings a command validates itself: still one line, never a traceback.
+        print(
+            f"soundfleet: error: invalid setting {describe_validation_error(exc)}", file=sys.stderr
+        )
         return 1
     except KeyboardInterrupt:
         print("soundfleet: interrupted", file=sys.stderr)

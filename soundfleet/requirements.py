@@ -41,16 +41,26 @@ def _prefix_of(cls: type[BaseSettings]) -> str:
     return str(cls.model_config.get("env_prefix", "SOUNDFLEET_"))
 
 
+def describe_validation_error(exc: ValidationError, cls: type[BaseSettings] | None = None) -> str:
+    """One line for a settings validation error: each bad field with what is wrong.
+
+    With ``cls`` the fields are named by their environment variables; without, as
+    ``Model.field`` (the model is known, its environment prefix is not).
+    """
+    problems = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"]) or "?"
+        name = env_var(field, _prefix_of(cls)) if cls is not None else f"{exc.title}.{field}"
+        problems.append(f"{name}: {err['msg']}")
+    return "; ".join(problems).replace("\n", " ")
+
+
 def load_settings(cls: type[S]) -> S:
     """``cls()`` from the environment; a malformed value is a :class:`ConfigError` naming it."""
     try:
         return cls()
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{env_var(field, _prefix_of(cls))}: {err['msg']}")
-        raise ConfigError("invalid setting " + "; ".join(problems)) from None
+        raise ConfigError("invalid setting " + describe_validation_error(exc, cls)) from None
 
 
 def _missing(value: Any) -> bool:

@@ -79,3 +79,18 @@ def test_malformed_setting_is_one_line_naming_it(tmp_path: Path) -> None:
     assert proc.returncode == 1
     line = one_line(proc)
     assert line.startswith("soundfleet: error: invalid setting SOUNDFLEET_DB_POOL_SIZE: ")
+
+
+def test_malformed_worker_setting_is_one_line_naming_it(tmp_path: Path) -> None:
+    # WorkerSettings are the crawler's own: the same one-line rule holds for them.
+    proc = run(
+        ["worker", "--check"],
+        {
+            "DATABASE_URL": "postgresql://soundfleet@127.0.0.1:9/soundfleet",
+            "SOUNDFLEET_CONCURRENCY": "lots",
+        },
+        tmp_path,
+    )
+    assert proc.returncode == 1
+    line = one_line(proc)
+    assert line.startswith("soundfleet: error: invalid setting SOUNDFLEET_CONCURRENCY: ")

@@ -61,3 +61,18 @@ def test_malformed_value_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(ConfigError) as err:
         load_settings(Settings)
     assert str(err.value).startswith("invalid setting SOUNDFLEET_DB_POOL_SIZE: ")
+
+
+def test_validation_errors_without_a_known_prefix_name_model_and_field() -> None:
+    from pydantic import ValidationError
+
+    from soundfleet.requirements import describe_validation_error
+
+    with pytest.raises(ValidationError) as err:
+        Settings(db_pool_size=0, log_level="loud")
+    line = describe_validation_error(err.value)
+    assert "\n" not in line
+    assert line.startswith("Settings.db_pool_size: ")
+    assert "; Settings.log_level: " in line
+    named = describe_validation_error(err.value, Settings)
+    assert named.startswith("SOUNDFLEET_DB_POOL_SIZE: ")
