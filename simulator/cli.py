@@ -43,11 +43,21 @@ def _slow(text: str) -> tuple[float, int]:
         raise argparse.ArgumentTypeError(f"expected p:ms, got {text!r}") from exc
 
 
-def _world_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=1, help="world seed (default 1)")
-    parser.add_argument("--users", type=int, default=20_000, help="id space 1..N")
+def _world_args(parser: argparse.ArgumentParser, inherit: bool = False) -> None:
+    # ``inherit``: a sub-action keeps values given before its name
+    # (``simulator --seed 3 truth …``) instead of resetting them to the defaults
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if inherit else value
+
+    parser.add_argument("--seed", type=int, default=default(1), help="world seed (default 1)")
     parser.add_argument(
-        "--core", type=int, default=None, help="social-core size (default min(N, 20000))"
+        "--users", type=int, default=default(20_000), help="id space 1..N (default 20000)"
+    )
+    parser.add_argument(
+        "--core",
+        type=int,
+        default=default(None),
+        help="social-core size (default min(N, 20000))",
     )
 
 
@@ -77,7 +87,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim.set_defaults(handler=_serve)
     actions = sim.add_subparsers(dest="simulator_command", metavar="ACTION")
     tr = actions.add_parser("truth", help="write the world's ground truth (Parquet + JSON)")
-    _world_args(tr)
+    _world_args(tr, inherit=True)
     tr.add_argument("--out", type=Path, required=True)
     tr.add_argument("--viral-threshold", type=int, default=25)
     tr.set_defaults(handler=_truth)
