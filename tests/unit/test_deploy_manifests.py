@@ -432,6 +432,14 @@ def test_keda_scales_workers_on_the_backlog_through_the_read_only_role(
     assert meta["host"] == f"soundfleet-db-ro.{namespace}.svc.cluster.local"
     roles = {r["name"]: r for r in cluster["spec"]["managed"]["roles"]}
     role = roles[meta["userName"]]
+    # One Secret holds the role's password for both CloudNativePG and KEDA.
+    secret = secret_templates()[role["passwordSecret"]["name"]]
+    assert secret["type"] == "kubernetes.io/basic-auth"
+    assert secret["stringData"]["username"] == meta["userName"]
+    auth = one(objs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "password", "name": secret["metadata"]["name"], "key": "password"}
+    ]
     assert role["inRoles"] == ["soundfleet_reader"]
     assert not any(role.get(k) for k in ("superuser", "createdb", "createrole", "replication"))
     sql = " ".join(cluster["spec"]["bootstrap"]["initdb"]["postInitApplicationSQL"])
