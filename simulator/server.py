@@ -722,13 +722,18 @@ def serve_forever(world: World, cfg: ServerConfig, announce: Callable[[str], Non
         proc.start()
         children.append(proc)
         events.append(ev)
-    for ev in events:
-        ev.wait(60)
+    for ev, proc in zip(events, children, strict=True):
+        while not ev.wait(0.2):
+            if not proc.is_alive():
+                for p in children:
+                    p.terminate()
+                raise OSError(f"a simulator worker exited with status {proc.exitcode}")
     probe.close()
     announce(line)
     try:
         while all(p.is_alive() for p in children):
             time.sleep(0.5)
+        log.error("simulator_worker_exited", codes=[p.exitcode for p in children])
     except KeyboardInterrupt:
         pass
     finally:
