@@ -40,6 +40,7 @@ from urllib.parse import quote, urlsplit
 import structlog
 from aiohttp import web
 
+from schemas.errors import SoundfleetError
 from simulator import hashing, render
 from simulator.world import GONE_RATE, S_CLIENT, S_FAULT, S_GONE, Csr, World
 
@@ -54,6 +55,10 @@ _US_CURSOR = re.compile(r"^[0-9]{1,19}\Z")
 _ISO_MS = r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z)"
 _TRACKS_CURSOR = re.compile(r"^" + _ISO_MS + r",tracks,([0-9]{20})\Z")
 _LIKES_CURSOR = re.compile(r"^" + _ISO_MS + r",user-track-likes,000-([0-9]{20})-([0-9]{20})\Z")
+
+
+class WorkerDied(SoundfleetError):
+    """One of the ``--processes`` workers exited: the service is no longer whole."""
 
 
 class BadRequest(Exception):
@@ -733,7 +738,9 @@ def serve_forever(world: World, cfg: ServerConfig, announce: Callable[[str], Non
     try:
         while all(p.is_alive() for p in children):
             time.sleep(0.5)
-        log.error("simulator_worker_exited", codes=[p.exitcode for p in children])
+        codes = [p.exitcode for p in children]
+        log.error("simulator_worker_exited", codes=codes)
+        raise WorkerDied(f"a simulator worker process exited (exit codes {codes})")
     except KeyboardInterrupt:
         pass
     finally:
