@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean
+.PHONY: chaos soak install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,3 +58,12 @@ bench: bench-ingest bench-simulator bench-leasing bench-revisit
 
 clean:
 	rm -rf $(VENV) .pytest_pgdata .mypy_cache .ruff_cache .pytest_cache
+
+# Full-size chaos run (kills workers, restarts the coordinator and the embedded PostgreSQL).
+chaos: install
+	$(PY) -m benchmarks.chaos
+
+# Memory and connection growth of a fleet crawling for SOAK_MINUTES.
+SOAK_MINUTES ?= 10
+soak: install
+	$(PY) -m benchmarks.soak --minutes $(SOAK_MINUTES)

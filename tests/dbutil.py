@@ -22,13 +22,24 @@ from soundfleet.migrate import MIGRATIONS_DIR, upgrade
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _embedded_settings() -> Settings:
+    root = Path(os.environ.get("SOUNDFLEET_TEST_PGDATA", ROOT / ".pytest_pgdata"))
+    return Settings(data_dir=root, database_url=None)
+
+
 def server_dsn() -> str:
     """The admin DSN of the server the tests use (external or embedded)."""
     url = os.environ.get("DATABASE_URL")
     if url:
         return database.parse_database_url(url)
-    pgdata_root = Path(os.environ.get("SOUNDFLEET_TEST_PGDATA", ROOT / ".pytest_pgdata"))
-    return database.start_embedded(Settings(data_dir=pgdata_root, database_url=None))
+    return database.start_embedded(_embedded_settings())
+
+
+def embedded_pgdata() -> Path | None:
+    """The data directory of the embedded test server, None when DATABASE_URL is used."""
+    if os.environ.get("DATABASE_URL"):
+        return None
+    return database.embedded_pgdata(_embedded_settings())
 
 
 def with_database(dsn: str, name: str) -> str:

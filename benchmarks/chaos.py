@@ -1,0 +1,310 @@
+"""Chaos: crawl with faults while killing workers, the coordinator and PostgreSQL, then
+compare the database with the simulator's ground truth row by row.
+
+The simulator runs with its clock frozen (``--time-scale 0``) so the truth is exactly
+what a crawl can see, and with faults on: 5xx, malformed bodies, a per-client_id rate
+limit that produces 429s, and client_id rotation. The jobs: a user sweep over every id,
+a depth-2 follower crawl from the most-followed artists, and exact (``limit=1``)
+repost/like timelines of the most-reposted tracks. While they run, a random worker is
+SIGKILLed every ``--kill-every`` seconds and replaced, the coordinator is restarted once
+and the embedded PostgreSQL once. At the end:
+
+* ``users`` and ``user_ids_gone`` equal the truth's live and gone ids of the sweep range;
+* reposts and likes of the timeline tracks equal the truth's events, times included;
+* the followers lists crawled (page mode: times are page bounds) hold exactly the truth's
+  distinct follower pairs;
+* no unit is left leased, and dead units only where the truth says the user is gone.
+
+Prints a JSON summary. ``python -m benchmarks.chaos`` is the full size (``make chaos``);
+the test suite runs :func:`run_chaos` at a small size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy.engine import make_url
+
+from schemas.errors import SoundfleetError
+from schemas.settings import Settings
+from simulator.world import World
+from soundfleet import database, processes
+from soundfleet.cli_db import migrate_target
+from soundfleet.client import CoordinatorClient
+from soundfleet.fleet import Fleet, FleetSpec, drop_database, scratch_database, start_fleet
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """Size and violence of a chaos run."""
+
+    users: int = 100_000
+    seed: int = 11
+    workers: int = 3
+    artists: int = 3
+    max_users: int = 3_000
+    timeline_tracks: int = 50
+    kill_every_s: float = 10.0
+    fault_5xx: float = 0.02
+    fault_malformed: float = 0.01
+    rate_limit: float = 400.0
+    rotate_client_id_s: float = 30.0
+    restart_coordinator: bool = True
+    timeout_s: float = 1800.0
+
+
+def _pick_targets(world: World, cfg: ChaosConfig) -> tuple[list[int], list[int]]:
+    now = world.start_us
+    followers = world.followers_of.counts(now)
+    artists_mask = np.zeros(world.core, dtype=bool)
+    artists_mask[np.unique(world.tracks.user_id) - 1] = True
+    artists_mask &= ~world.gone & (world.spam_kind == 0)
+    order = np.argsort(-np.where(artists_mask, followers, -1), kind="stable")
+    artists = [int(i) + 1 for i in order[: cfg.artists]]
+    reposts = world.reposters_of.counts(now)
+    tracks = [
+        int(i) + 1
+        for i in np.argsort(-reposts, kind="stable")[: cfg.timeline_tracks]
+        if reposts[i] > 0
+    ]
+    return artists, tracks
+
+
+async def _drive(
+    fleet: Fleet,
+    cfg: ChaosConfig,
+    artists: list[int],
+    tracks: list[int],
+    counters: dict[str, int],
+    pgdata: Path | None,
+) -> list[Any]:
+    assert fleet.coordinator.url is not None
+    port = int(fleet.coordinator.url.rsplit(":", 1)[1])
+    rng = random.Random(cfg.seed)
+    async with CoordinatorClient(fleet.coordinator.url, fleet.researcher_key) as client:
+        jobs = [
+            await client.submit(
+                "user_sweep", {"id_from": 1, "id_to": cfg.users + 1, "chunk": 500, "shuffle": True}
+            ),
+            await client.submit(
+                "network",
+                {
+                    "seeds": artists,
+                    "depth": 2,
+                    "direction": "followers",
+                    "max_users": cfg.max_users,
+                },
+            ),
+        ]
+        if tracks:
+            jobs.append(
+                await client.submit(
+                    "track_timelines",
+                    {"track_ids": tracks, "lists": ["reposters", "likers"], "timestamps": "exact"},
+                )
+            )
+        ids = [j.id for j in jobs]
+        deadline = time.monotonic() + cfg.timeout_s
+        next_kill = time.monotonic() + cfg.kill_every_s
+        while True:
+            views = [await _job(client, i) for i in ids]
+            if all(v.state in ("done", "failed", "cancelled") for v in views):
+                return views
+            if time.monotonic() > deadline:
+                raise SoundfleetError(f"chaos run did not finish in {cfg.timeout_s:.0f} s")
+            total = sum(v.progress.total for v in views) or 1
+            finished = sum(v.progress.done + v.progress.dead for v in views) / total
+            if time.monotonic() >= next_kill and fleet.workers:
+                victim = rng.choice(fleet.workers)
+                processes.kill(victim)
+                fleet.replace_worker(victim)
+                counters["worker_kills"] += 1
+                next_kill = time.monotonic() + cfg.kill_every_s
+            if cfg.restart_coordinator and not counters["coordinator_restarts"] and finished > 0.3:
+                fleet.restart_coordinator(port)
+                counters["coordinator_restarts"] += 1
+            if pgdata is not None and not counters["database_restarts"] and finished > 0.6:
+                database.restart_embedded(pgdata)
+                counters["database_restarts"] += 1
+            await asyncio.sleep(0.5)
+
+
+async def _job(client: CoordinatorClient, job_id: int) -> Any:
+    # The coordinator may be restarting: keep asking.
+    for _ in range(60):
+        try:
+            return await client.job(job_id)
+        except SoundfleetError:
+            await asyncio.sleep(1)
+    return await client.job(job_id)
+
+
+def _mismatch(truth: set[Any], got: set[Any]) -> dict[str, int]:
+    return {
+        "truth": len(truth),
+        "got": len(got),
+        "missing": len(truth - got),
+        "extra": len(got - truth),
+    }
+
+
+async def compare(dsn: str, world: World, cfg: ChaosConfig, tracks: list[int]) -> dict[str, Any]:
+    """Compare the crawled tables with the truth; every count must be zero where named."""
+    now = world.start_us
+    ids = np.arange(1, cfg.users + 1)
+    gone = world.is_gone(ids)
+    out: dict[str, Any] = {}
+    async with database.connection(dsn) as conn:
+        users = {r[0] for r in await conn.fetch("SELECT id FROM users WHERE id <= $1", cfg.users)}
+        gone_db = {r[0] for r in await conn.fetch("SELECT id FROM user_ids_gone")}
+        out["users"] = _mismatch({int(i) for i in ids[~gone]}, users)
+        out["user_ids_gone"] = _mismatch({int(i) for i in ids[gone]}, gone_db)
+        for table, events in (("reposts", world.reposts), ("likes", world.likes)):
+            vis = events.visible(now)
+            keep = np.isin(vis.dst, tracks)
+            truth = {
+                (int(t), int(u), int(ts))
+                for u, t, ts in zip(vis.src[keep], vis.dst[keep], vis.t_us[keep], strict=True)
+            }
+            rows = await conn.fetch(
+                f"SELECT track_id, user_id, (extract(epoch FROM event_time) * 1e6)::bigint, "
+                f"time_source FROM {table}"
+            )
+            got = {(r[0], r[1], r[2]) for r in rows}
+            out[table] = {
+                **_mismatch(truth, got),
+                "duplicates": len(rows) - len(got),
+                "not_exact": sum(1 for r in rows if r[3] != "exact"),
+            }
+        units = await conn.fetch("SELECT payload, state FROM work_units WHERE kind = 'follow_list'")
+        crawled = [
+            int(u["payload"]["user_id"])
+            if isinstance(u["payload"], dict)
+            else int(json.loads(u["payload"])["user_id"])
+            for u in units
+            if u["state"] == "done"
+        ]
+        vis = world.follows.visible(now)
+        keep = np.isin(vis.dst, crawled)
+        truth_pairs = {(int(a), int(b)) for a, b in zip(vis.src[keep], vis.dst[keep], strict=True)}
+        rows = await conn.fetch(
+            "SELECT follower_id, followee_id FROM follows WHERE followee_id = ANY($1::bigint[])",
+            crawled,
+        )
+        got_pairs = {(r[0], r[1]) for r in rows}
+        out["follower_pairs"] = {
+            **_mismatch(truth_pairs, got_pairs),
+            "lists": len(crawled),
+            "truth_events": int(keep.sum()),
+            "rows": len(rows),
+        }
+        states = {
+            r[0]: r[1]
+            for r in await conn.fetch("SELECT state, count(*) FROM work_units GROUP BY state")
+        }
+        out["units_by_state"] = states
+        dead = await conn.fetch(
+            "SELECT kind, payload, last_error FROM work_units WHERE state = 'dead'"
+        )
+        out["dead_units"] = [
+            {"kind": d["kind"], "error": (d["last_error"] or "")[:200]} for d in dead
+        ]
+        out["retries"] = await conn.fetchval(
+            "SELECT coalesce(sum(greatest(attempt - 1, 0)), 0) FROM work_units"
+        )
+    problems = sum(
+        out[k]["missing"] + out[k]["extra"]
+        for k in ("users", "user_ids_gone", "reposts", "likes", "follower_pairs")
+    )
+    problems += out["reposts"]["duplicates"] + out["likes"]["duplicates"]
+    problems += states.get("leased", 0) + len(out["dead_units"])
+    out["mismatches"] = problems
+    return out
+
+
+def run_chaos(
+    cfg: ChaosConfig, admin_dsn: str, log_dir: Path, pgdata: Path | None
+) -> dict[str, Any]:
+    """One chaos run on a scratch database of ``admin_dsn``'s server; the JSON summary.
+
+    With ``pgdata`` (the embedded server's data directory) PostgreSQL is restarted once.
+    """
+    world = World.generate(cfg.seed, cfg.users)
+    artists, tracks = _pick_targets(world, cfg)
+    dsn = scratch_database(admin_dsn, f"soundfleet_chaos_{int(time.time())}")
+    counters = {"worker_kills": 0, "coordinator_restarts": 0, "database_restarts": 0}
+    try:
+        migrate_target(database.DatabaseTarget(dsn, embedded=True))
+        spec = FleetSpec(
+            seed=cfg.seed,
+            users=cfg.users,
+            workers=cfg.workers,
+            time_scale=0.0,
+            simulator_args=(
+                "--fault-5xx",
+                str(cfg.fault_5xx),
+                "--fault-malformed",
+                str(cfg.fault_malformed),
+                "--rate-limit",
+                str(cfg.rate_limit),
+                "--rotate-client-id",
+                str(cfg.rotate_client_id_s),
+            ),
+        )
+        t0 = time.monotonic()
+        fleet = start_fleet(dsn, spec, log_dir)
+        try:
+            views = asyncio.run(_drive(fleet, cfg, artists, tracks, counters, pgdata))
+        finally:
+            fleet.stop()
+        seconds = time.monotonic() - t0
+        result = asyncio.run(compare(dsn, world, cfg, tracks))
+    finally:
+        drop_database(admin_dsn, dsn)
+    return {
+        "config": asdict(cfg),
+        "seconds": round(seconds, 1),
+        **counters,
+        "jobs": {v.kind: v.state for v in views},
+        "rows_landed": sum(v.progress.rows_landed for v in views),
+        **result,
+        "ok": result["mismatches"] == 0 and all(v.state == "done" for v in views),
+    }
+
+
+def main() -> None:
+    """Full-size chaos run (embedded PostgreSQL: it is restarted mid-run)."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--users", type=int, default=ChaosConfig.users)
+    p.add_argument("--timeline-tracks", type=int, default=ChaosConfig.timeline_tracks)
+    p.add_argument("--kill-every", type=float, default=ChaosConfig.kill_every_s)
+    p.add_argument("--workers", type=int, default=ChaosConfig.workers)
+    args = p.parse_args()
+    settings = Settings(database_url=None)
+    if Settings().database_url:
+        print("chaos restarts PostgreSQL: it runs on the embedded server (DATABASE_URL ignored)")
+    admin = database.resolve(settings).dsn
+    cfg = ChaosConfig(
+        users=args.users,
+        timeline_tracks=args.timeline_tracks,
+        kill_every_s=args.kill_every,
+        workers=args.workers,
+    )
+    with tempfile.TemporaryDirectory(prefix="soundfleet-chaos-") as tmp:
+        result = run_chaos(cfg, admin, Path(tmp), database.embedded_pgdata(settings))
+    result["database"] = make_url(admin).render_as_string(hide_password=True)
+    print(json.dumps(result, default=str))
+    raise SystemExit(0 if result["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()

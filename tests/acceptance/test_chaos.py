@@ -1,0 +1,40 @@
+"""CI-sized chaos: faults, worker kills, a coordinator and a database restart; exact truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks.chaos import ChaosConfig, run_chaos
+from tests import dbutil
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_chaos_run_equals_truth(admin_dsn: str, tmp_path: Path) -> None:
+    # Restart PostgreSQL only when it is the embedded server these tests started.
+    pgdata = dbutil.embedded_pgdata()
+    cfg = ChaosConfig(
+        users=2_000,
+        workers=2,
+        max_users=200,
+        timeline_tracks=6,
+        kill_every_s=4.0,
+        rate_limit=300.0,
+        rotate_client_id_s=10.0,
+        timeout_s=480.0,
+    )
+    result = run_chaos(cfg, admin_dsn, tmp_path / "logs", pgdata)
+    assert result["jobs"] == {"user_sweep": "done", "network": "done", "track_timelines": "done"}, (
+        result
+    )
+    assert result["worker_kills"] >= 3 and result["coordinator_restarts"] == 1
+    if pgdata is not None:
+        assert result["database_restarts"] == 1
+    for table in ("users", "user_ids_gone", "reposts", "likes", "follower_pairs"):
+        assert (result[table]["missing"], result[table]["extra"]) == (0, 0), (table, result)
+    assert result["reposts"]["duplicates"] == result["likes"]["duplicates"] == 0
+    assert result["units_by_state"].get("leased", 0) == 0
+    assert result["dead_units"] == []
+    assert result["mismatches"] == 0
