@@ -43,14 +43,17 @@ ENV PATH=/opt/soundfleet/bin:$PATH \
     SOUNDFLEET_DATA_DIR=/tmp/soundfleet \
     SOUNDFLEET_LOG_FORMAT=json \
     SOUNDFLEET_CHROMIUM=/usr/bin/chromium \
-    SOUNDFLEET_REQUIRE=database_url,api_key
+    SOUNDFLEET_REQUIRE=database_url,api_key \
+    SOUNDFLEET_COORDINATOR_URL=http://coordinator:8700
 USER 10001:10001
 WORKDIR /home/soundfleet
 EXPOSE 9108
+# The coordinator comes from the environment, not a flag, so that the HEALTHCHECK (which
+# gets no flags) asks the same coordinator as the worker.
 # SIGTERM starts the drain: stop leasing, checkpoint cursors, finish or release the leases
 # within --grace seconds. tini forwards it to soundfleet and reaps Chromium's children.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
   CMD ["soundfleet", "worker", "--check"]
 ENTRYPOINT ["tini", "--", "soundfleet"]
-CMD ["worker", "--coordinator", "http://coordinator:8700", "--concurrency", "8", "--grace", "30", "--metrics-port", "9108"]
+CMD ["worker", "--concurrency", "8", "--grace", "30", "--metrics-port", "9108"]

@@ -132,6 +132,10 @@ def test_worker_image_has_chromium_and_a_health_check() -> None:
     env = " ".join(rest for word, rest in final if word == "ENV")
     assert "SOUNDFLEET_CHROMIUM=/usr/bin/chromium" in env
     assert "SOUNDFLEET_REQUIRE=database_url,api_key" in env
+    # The health check gets no flags: the coordinator must come from the environment.
+    cmd = json.loads(next(rest for word, rest in final if word == "CMD"))
+    assert "--coordinator" not in cmd
+    assert "SOUNDFLEET_COORDINATOR_URL=http://coordinator:8700" in env
     health = next(rest for word, rest in final if word == "HEALTHCHECK")
     command = json.loads(health[health.index("CMD") + 3 :].strip())
     assert command == ["soundfleet", "worker", "--check"]
@@ -234,6 +238,11 @@ def test_compose_fleet_scales_drains_and_orders_its_start(compose: dict[str, Any
     assert _seconds(worker["stop_grace_period"]) >= grace + 10
     assert worker["stop_signal"] == "SIGTERM"
     assert worker["read_only"] is True and worker["cap_drop"] == ["ALL"]
+    # The image's HEALTHCHECK (`worker --check`, no flags) reads the coordinator from env.
+    assert "--coordinator" not in command
+    coordinator_url = worker["environment"]["SOUNDFLEET_COORDINATOR_URL"]
+    assert coordinator_url == "http://coordinator:8700"
+    assert "coordinator" in services
     assert services["migrate"]["restart"] == "no"
     assert services["migrate"]["command"] == ["db", "migrate"]
     assert (

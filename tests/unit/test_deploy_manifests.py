@@ -237,6 +237,9 @@ def test_long_running_pods_have_probes(rendered: dict[str, list[Obj]]) -> None:
     assert "readyz" not in json.dumps(probes.get("startupProbe", {}))
     worker = pod_spec(one(rendered["prod"], "Deployment", "soundfleet-worker"))["containers"][0]
     assert worker["readinessProbe"]["exec"]["command"] == ["soundfleet", "worker", "--check"]
+    # The probe gets no flags: the worker must take its coordinator from the environment too.
+    assert "--coordinator" not in worker["args"]
+    assert "SOUNDFLEET_COORDINATOR_URL" in _container_env(rendered["prod"], worker)
     # Worker liveness asks the process's own metrics server, on the port it was given.
     port = _flag(worker["args"], "--metrics-port")
     for probe in ("startupProbe", "livenessProbe"):
