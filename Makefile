@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: chaos soak install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean
+.PHONY: chaos soak install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,13 +48,16 @@ bench-ingest: install
 bench-simulator: install
 	$(PY) -m benchmarks.simulator
 
+bench-sweep: install
+	$(PY) -m benchmarks.sweep
+
 bench-leasing: install
 	$(PY) -m benchmarks.leasing
 
 bench-revisit: install
 	$(PY) -m benchmarks.revisit
 
-bench: bench-ingest bench-simulator bench-leasing bench-revisit
+bench: bench-ingest bench-simulator bench-leasing bench-revisit bench-sweep
 
 clean:
 	rm -rf $(VENV) .pytest_pgdata .mypy_cache .ruff_cache .pytest_cache

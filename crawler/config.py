@@ -43,7 +43,7 @@ class WorkerSettings(BaseSettings):
     )
     concurrency: int = Field(default=64, ge=1, le=2048, description="Requests in flight.")
     unit_slots: int = Field(
-        default=4, ge=1, le=256, description="Units worked on at once (leased in batches)."
+        default=8, ge=1, le=256, description="Units worked on at once (leased in batches)."
     )
     grace_s: float = Field(
         default=20.0, ge=0, description="SIGTERM: seconds to finish or checkpoint units."

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from functools import lru_cache
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from crawler.errors import OffHostError
 
@@ -63,6 +64,17 @@ def with_params(url: str, **params: str | int) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
+def with_client_id(url: str, client_id: str) -> str:
+    """``url`` carrying ``client_id`` (added when missing, replaced when stale)."""
+    if "client_id=" not in url:
+        # The common case, taken on every request: append without re-encoding the URL.
+        sep = "&" if "?" in url else "?"
+        return f"{url}{sep}client_id={quote(client_id, safe='')}"
+    if client_id_of(url) == client_id:
+        return url
+    return with_params(url, client_id=client_id)
+
+
 def client_id_of(url: str) -> str | None:
     """The ``client_id`` query parameter of ``url``, if it has one."""
     for key, value in parse_qsl(urlsplit(url).query):
@@ -84,6 +96,11 @@ def check_on_api_host(url: str, api_base: str) -> str:
     The guard against server-side request forgery: a ``next_href`` is data from the
     remote side and must never steer the crawler to another host.
     """
+    prefix = _api_prefix(api_base)
+    if url.startswith(prefix) and ".." not in url and "\\" not in url:
+        # The prefix ends with the '/' after the authority and path, so the host, port
+        # and path root are exactly the API's: the parse below would agree.
+        return url
     try:
         origin = _origin(url)
     except ValueError as exc:
@@ -97,6 +114,12 @@ def check_on_api_host(url: str, api_base: str) -> str:
     if ".." in path.split("/"):
         raise OffHostError(f"refused URL with a dot-dot path: {url[:200]!r}")
     return url
+
+
+@lru_cache(maxsize=8)
+def _api_prefix(api_base: str) -> str:
+    parts = urlsplit(api_base)
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
 
 
 def api_url(api_base: str, path: str, **params: str | int) -> str:

@@ -34,7 +34,7 @@ from crawler.http import GONE, ApiClient
 from crawler.metrics import WorkerMetrics
 from crawler.store import Batch, Store
 from schemas import records, tables
-from schemas.api_v2 import Page, Track, TrackPage, User, UserPage, parse
+from schemas.api_v2 import Page, Track, TrackPage, User, UserPage
 from schemas.errors import InputError
 from schemas.records import TimeSource
 from schemas.work import (
@@ -109,21 +109,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _page_parser(model: type[BaseModel]) -> Callable[[Any], Any]:
-    def parse_page(data: Any) -> Any:
-        return parse(model, data)
-
-    return parse_page
-
-
-def _user(data: Any) -> User:
-    return parse(User, data)
-
-
-def _track(data: Any) -> Track:
-    return parse(Track, data)
-
-
 # ---------------------------------------------------------------------- user_range
 
 
@@ -135,7 +120,7 @@ async def user_range(ctx: UnitContext) -> UnitResult:
         start = max(start, int(ctx.cursor[len(_RANGE_CURSOR) :]))
 
     async def one(user_id: int) -> tuple[int, User | None]:
-        got = await ctx.api.get_json(ctx.url(f"/users/{user_id}"), _user)
+        got = await ctx.api.get_json(ctx.url(f"/users/{user_id}"), User)
         ctx.metrics.pages.labels("user").inc()
         return user_id, None if got is GONE else got
 
@@ -187,11 +172,10 @@ async def _walk(
     """
     url = ctx.cursor or first_url
     check_on_api_host(url, ctx.settings.api_base)
-    parse_page = _page_parser(model)
     batch = Batch()
     last_flush = time.monotonic()
     while True:
-        got = await ctx.api.get_json(url, parse_page)
+        got = await ctx.api.get_json(url, model)
         ctx.metrics.pages.labels(ctx.lease.kind).inc()
         if got is GONE:
             await ctx.land(batch, url)
@@ -312,7 +296,7 @@ async def track_list(ctx: UnitContext) -> UnitResult:
 async def play_poll(ctx: UnitContext) -> UnitResult:
     """One snapshot of a track's counters, timed by the platform's clock."""
     payload = PlayPollPayload.model_validate(ctx.lease.payload)
-    got = await ctx.api.fetch(ctx.url(f"/tracks/{payload.track_id}"), _track)
+    got = await ctx.api.fetch(ctx.url(f"/tracks/{payload.track_id}"), Track)
     ctx.metrics.pages.labels("track").inc()
     if got.data is GONE:
         return UnitResult(0)

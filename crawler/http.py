@@ -22,15 +22,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import structlog
+from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.wait import wait_random_exponential
 
 from crawler.clientids import ClientIdProvider
-from crawler.cursors import check_on_api_host, with_params
+from crawler.cursors import check_on_api_host, with_client_id
 from crawler.errors import (
     ClientIdRejected,
     MalformedBody,
@@ -47,16 +48,25 @@ log = structlog.get_logger("crawler.http")
 
 T = TypeVar("T")
 
+Parser = type[BaseModel] | Callable[[Any], Any] | None
+"""How to turn a body into a value: a pydantic model (validated straight from the JSON
+bytes, the fast path), a function of the decoded JSON, or None for the decoded JSON."""
+
 GONE: Any = object()
 """Returned by :meth:`ApiClient.get_json` for a 404 (a gone or never-assigned id)."""
 
 
 @dataclass(frozen=True)
 class Fetched:
-    """A parsed body and the platform's clock (``Date`` header) when it answered."""
+    """A parsed body and the platform's ``Date`` header (its clock) when it answered."""
 
     data: Any
-    date: datetime | None
+    date_header: str | None = None
+
+    @property
+    def date(self) -> datetime | None:
+        """The ``Date`` header as a time (parsed on demand: most callers never ask)."""
+        return _http_date(self.date_header)
 
 
 @dataclass(frozen=True)
@@ -196,7 +206,7 @@ class ApiClient:
     async def get_json(
         self,
         url: str,
-        parse: Callable[[Any], T] | None = None,
+        parse: Parser = None,
         *,
         not_found_ok: bool = True,
     ) -> T | Any:
@@ -206,7 +216,7 @@ class ApiClient:
     async def fetch(
         self,
         url: str,
-        parse: Callable[[Any], T] | None = None,
+        parse: Parser = None,
         *,
         not_found_ok: bool = True,
     ) -> Fetched:
@@ -219,7 +229,22 @@ class ApiClient:
         requests that must not be retried.
         """
         check_on_api_host(url, self.api_base)
+        try:
+            return await self._attempt(url, parse, not_found_ok)
+        except TransientError as exc:
+            # Building a retry controller costs more than a whole successful request,
+            # so it is built only once the first attempt has failed.
+            return await self._retry(url, parse, not_found_ok, exc)
+
+    async def _retry(
+        self,
+        url: str,
+        parse: Parser,
+        not_found_ok: bool,
+        first: TransientError,
+    ) -> Fetched:
         counters = _Counters()
+        pending: list[TransientError] = [first]
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
             stop=self._stopper(counters),
@@ -229,15 +254,15 @@ class ApiClient:
         )
         async for attempt in retrying:
             with attempt:
+                if pending:  # replay the first failure so it is waited for and counted
+                    raise pending.pop()
                 return await self._attempt(url, parse, not_found_ok)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    async def _attempt(
-        self, url: str, parse: Callable[[Any], T] | None, not_found_ok: bool
-    ) -> Fetched:
+    async def _attempt(self, url: str, parse: Parser, not_found_ok: bool) -> Fetched:
         await self.bucket.acquire()
         client_id = await self.client_ids.current()
-        target = with_params(url, client_id=client_id)
+        target = with_client_id(url, client_id)
         async with self._slots:
             started = time.monotonic()
             try:
@@ -262,7 +287,7 @@ class ApiClient:
         data = await self._interpret(
             url, client_id, status, body, content_type, retry_after, location, parse, not_found_ok
         )
-        return Fetched(data, _http_date(date))
+        return Fetched(data, date)
 
     async def _interpret(
         self,
@@ -273,7 +298,7 @@ class ApiClient:
         content_type: str,
         retry_after: str | None,
         location: str | None,
-        parse: Callable[[Any], T] | None,
+        parse: Parser,
         not_found_ok: bool,
     ) -> T | Any:
         if status == 200:
@@ -299,11 +324,17 @@ class ApiClient:
             raise UnexpectedResponse(f"GET {url}: HTTP {status} redirect to {location!r}")
         raise UnexpectedResponse(f"GET {url}: HTTP {status}: {body[:200]!r}")
 
-    def _decode(
-        self, url: str, body: bytes, content_type: str, parse: Callable[[Any], T] | None
-    ) -> T | Any:
+    def _decode(self, url: str, body: bytes, content_type: str, parse: Parser) -> T | Any:
         if "html" in content_type.lower():
             raise MalformedBody(f"GET {url}: an HTML page instead of JSON")
+        if isinstance(parse, type) and issubclass(parse, BaseModel):
+            try:
+                return parse.model_validate_json(body)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "(body)"
+                what = "malformed JSON" if first["type"] == "json_invalid" else parse.__name__
+                raise MalformedBody(f"GET {url}: {what}: field {where}: {first['msg']}") from exc
         try:
             data = json.loads(body)
         except json.JSONDecodeError as exc:
@@ -312,8 +343,9 @@ class ApiClient:
             raise MalformedBody(f"GET {url}: body is not UTF-8 ({exc.reason})") from exc
         if parse is None:
             return data
+        convert = cast(Callable[[Any], Any], parse)
         try:
-            return parse(data)
+            return convert(data)
         except PayloadError as exc:
             raise MalformedBody(f"GET {url}: {exc}") from exc
 

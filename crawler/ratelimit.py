@@ -56,6 +56,8 @@ class TokenBucket:
 
     async def acquire(self) -> None:
         """Wait for the pause to end and for one token."""
+        if self._rate <= 0 and time.monotonic() >= self._paused_until:
+            return  # unlimited and not paused: no queueing needed
         # The lock makes waiters queue in order instead of all waking on every refill.
         async with self._lock:
             while True:

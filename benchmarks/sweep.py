@@ -1,0 +1,301 @@
+"""Worker throughput: a ``user_sweep`` through the real fleet vs a bare aiohttp ceiling.
+
+One run, printing one JSON object:
+
+1. ``ceiling``: a bare aiohttp loop in this process fetches ``GET /users/{id}`` for the
+   same ids at the same concurrency, decodes nothing and stores nothing; measured
+   before, between and after the fleet runs (the machine is shared, so each run's
+   ``ratio`` is against the mean of the two ceilings around it);
+2. ``workers_1`` / ``workers_2``: a ``user_sweep`` job over those ids is submitted to a
+   real coordinator and crawled by 1, then 2, ``soundfleet worker`` processes landing
+   every user in PostgreSQL (a fresh database); the total concurrency is the same as
+   the ceiling's, split between the workers. Users/s counts from submission to the
+   job's last unit done. Each worker's RSS is sampled throughout and reported at 25,
+   50, 75 and 100% of the job's units, with its peak.
+
+Targets (issue 5): ``ratio`` (workers' users/s over the ceiling's) >= 0.7; every
+worker's peak RSS < 200 MB and flat (``rss_growth_mb``: 100% minus 25%).
+
+``--ids 20000`` makes a quick run; the default is the issue's 200,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import psutil
+from sqlalchemy.engine import make_url
+
+from schemas.settings import Settings
+from soundfleet import database, processes
+from soundfleet.client import CoordinatorClient
+from soundfleet.migrate import upgrade
+
+_CLIENT_ID = re.compile(r'"apiClient", "data": \{"id": "([A-Za-z0-9_-]+)"')
+
+
+def _with_db(dsn: str, name: str) -> str:
+    return make_url(dsn).set(database=name).render_as_string(hide_password=False)
+
+
+async def _fresh_database(admin_dsn: str) -> str:
+    name = f"bench_sweep_{uuid.uuid4().hex[:8]}"
+    async with database.connection(admin_dsn) as conn:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = _with_db(admin_dsn, name)
+    url = make_url(dsn).set(drivername="postgresql+asyncpg")
+    await asyncio.to_thread(upgrade, url.render_as_string(hide_password=False))
+    return dsn
+
+
+async def _drop_database(admin_dsn: str, dsn: str) -> None:
+    async with database.connection(admin_dsn) as conn:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(dsn).database}" WITH (FORCE)')
+
+
+async def ceiling(web_base: str, ids: int, concurrency: int) -> dict[str, Any]:
+    """A bare aiohttp loop: ``GET /users/{id}`` for ids 1..N, no decoding, no storage."""
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.get(web_base + "/") as resp:
+            match = _CLIENT_ID.search(await resp.text())
+        if match is None:
+            raise RuntimeError("no client_id on the simulator's homepage")
+        client_id = match.group(1)
+        next_id = iter(range(1, ids + 1))
+        statuses: dict[int, int] = {}
+
+        async def loop() -> None:
+            for user_id in next_id:
+                url = f"{web_base}/api/users/{user_id}?client_id={client_id}"
+                async with session.get(url) as resp:
+                    await resp.read()
+                    statuses[resp.status] = statuses.get(resp.status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {
+        "seconds": round(elapsed, 2),
+        "users_per_s": round(ids / elapsed, 1),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    }
+
+
+def _key(env: dict[str, str], role: str) -> str:
+    import subprocess
+
+    out = subprocess.run(
+        processes.soundfleet_argv("keys", "create", "--role", role, "--name", f"bench-{role}"),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return out.stdout.strip().splitlines()[-1].strip()
+
+
+async def _wait_started(crew: list[processes.Service], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = [w.log_path.read_text() if w.log_path.exists() else "" for w in crew]
+        if all("worker_started" in text for text in logs):
+            return
+        if not all(w.alive for w in crew):
+            break
+        await asyncio.sleep(0.1)
+    raise RuntimeError("workers did not start:\n" + "\n".join(w.tail() for w in crew))
+
+
+async def _progress(conn: asyncpg.Connection, job_id: int) -> tuple[int, int]:
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE state = 'done') AS done, count(*) AS total "
+        "FROM work_units WHERE job_id = $1",
+        job_id,
+    )
+    assert row is not None
+    return int(row["done"]), int(row["total"])
+
+
+async def fleet_run(
+    admin_dsn: str,
+    web_base: str,
+    ids: int,
+    concurrency: int,
+    workers: int,
+    chunk: int,
+    log_dir: Path,
+) -> dict[str, Any]:
+    """A ``user_sweep`` over ids 1..N crawled by ``workers`` worker processes."""
+    dsn = await _fresh_database(admin_dsn)
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "SOUNDFLEET_COORDINATOR_BUDGET_RPS": "1000000",
+        "SOUNDFLEET_LOG_LEVEL": "warning",
+        "SOUNDFLEET_LOG_FORMAT": "json",
+    }
+    worker_env = {**env, "SOUNDFLEET_LOG_LEVEL": "info"}
+    services: list[processes.Service] = []
+    try:
+        coordinator = processes.start(
+            "coordinator", processes.soundfleet_argv("coordinator", "--port", "0"),
+            log_dir=log_dir, env=env,
+        )  # fmt: skip
+        services.append(coordinator)
+        assert coordinator.url
+        worker_key, researcher_key = _key(env, "worker"), _key(env, "researcher")
+        per_worker = max(1, concurrency // workers)
+        async with database.connection(dsn) as conn:
+            crew = []
+            for i in range(workers):
+                argv = processes.soundfleet_argv(
+                    "worker", "--coordinator", coordinator.url, "--key", worker_key,
+                    "--api-base", web_base + "/api", "--web-base", web_base,
+                    "--concurrency", str(per_worker), "--kinds", "user_range",
+                    "--exit-when-idle", "5",
+                )  # fmt: skip
+                name = f"worker-{workers}-{i}"
+                crew.append(
+                    processes.start(name, argv, log_dir=log_dir, env=worker_env, wait_ready=False)
+                )
+            services[:0] = crew
+            # A worker is a long-running service: its start-up is not crawl time.
+            await _wait_started(crew)
+            async with CoordinatorClient(coordinator.url, researcher_key) as client:
+                job = await client.submit(
+                    "user_sweep", {"id_from": 1, "id_to": ids + 1, "chunk": chunk}
+                )
+            started = time.perf_counter()
+            handles = [psutil.Process(w.proc.pid) for w in crew]
+            samples: list[tuple[float, list[float]]] = []
+            done, total = 0, 1
+            while done < total:
+                if not all(w.alive for w in crew):
+                    raise RuntimeError(
+                        "a worker died: " + next(w.tail() for w in crew if not w.alive)
+                    )
+                done, total = await _progress(conn, job.id)
+                rss = []
+                for h in handles:
+                    try:
+                        rss.append(h.memory_info().rss / 2**20)
+                    except psutil.NoSuchProcess:
+                        rss.append(float("nan"))
+                samples.append((done / max(total, 1), rss))
+                await asyncio.sleep(0.2)
+            elapsed = time.perf_counter() - started
+            cpu = []
+            for h in handles:
+                try:
+                    times = h.cpu_times()
+                    cpu.append(round(times.user + times.system, 2))
+                except psutil.NoSuchProcess:
+                    cpu.append(float("nan"))
+            landed = await conn.fetchval(
+                "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM user_ids_gone)"
+            )
+        codes = [processes.stop(w, grace_s=30) for w in crew]
+    finally:
+        processes.stop_all(services, grace_s=10)
+        await _drop_database(admin_dsn, dsn)
+    per = []
+    for i in range(workers):
+        series = [(frac, rss[i]) for frac, rss in samples if rss[i] == rss[i]]
+
+        def at(q: float, series: list[tuple[float, float]] = series) -> float:
+            return round(next((r for f, r in series if f >= q), series[-1][1]), 1)
+
+        marks = {f"{int(q * 100)}%": at(q) for q in (0.25, 0.5, 0.75, 1.0)}
+        per.append(
+            {
+                "rss_mb": marks,
+                "peak_rss_mb": round(max(r for _, r in series), 1),
+                "rss_growth_mb": round(marks["100%"] - marks["25%"], 1),
+                "exit_code": codes[i],
+                "cpu_s": cpu[i],
+            }
+        )
+    return {
+        "workers": workers,
+        "concurrency_per_worker": per_worker,
+        "seconds": round(elapsed, 2),
+        "users_per_s": round(ids / elapsed, 1),
+        "rows_landed": int(landed),
+        "per_worker": per,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    admin_dsn = database.resolve(Settings()).dsn
+    log_dir = Path(tempfile.mkdtemp(prefix="soundfleet-bench-sweep-"))
+    sim = processes.start(
+        "simulator",
+        processes.soundfleet_argv(
+            "simulator", "--port", "0", "--seed", "1", "--users", str(args.ids),
+            "--processes", str(args.sim_processes),
+        ),
+        log_dir=log_dir,
+        env={**os.environ, "SOUNDFLEET_LOG_LEVEL": "warning"},
+    )  # fmt: skip
+    try:
+        assert sim.url
+        result: dict[str, Any] = {
+            "ids": args.ids,
+            "concurrency": args.concurrency,
+            "chunk": args.chunk,
+            "simulator_processes": args.sim_processes,
+            "cpu_count": os.cpu_count(),
+        }
+        # The machine is shared: the ceiling is measured before, between and after the
+        # fleet runs, and each run is compared with the mean of the two around it.
+        ceilings = [await ceiling(sim.url, args.ids, args.concurrency)]
+        for n in (1, 2):
+            run = await fleet_run(
+                admin_dsn, sim.url, args.ids, args.concurrency, n, args.chunk, log_dir
+            )
+            ceilings.append(await ceiling(sim.url, args.ids, args.concurrency))
+            around = (ceilings[-2]["users_per_s"] + ceilings[-1]["users_per_s"]) / 2
+            run["ceiling_users_per_s"] = round(around, 1)
+            run["ratio"] = round(run["users_per_s"] / around, 3)
+            result[f"workers_{n}"] = run
+        result["ceiling"] = ceilings
+    finally:
+        processes.stop(sim, grace_s=10)
+    runs = [result["workers_1"], result["workers_2"]]
+    result["targets"] = {
+        "ratio_ge_0_7": all(r["ratio"] >= 0.7 for r in runs),
+        "rss_lt_200mb": all(w["peak_rss_mb"] < 200 for r in runs for w in r["per_worker"]),
+        "rows_complete": all(r["rows_landed"] == args.ids for r in runs),
+    }
+    result["logs"] = str(log_dir)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ids", type=int, default=200_000, help="user ids to sweep")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
+    parser.add_argument("--chunk", type=int, default=1000, help="ids per work unit")
+    parser.add_argument("--sim-processes", type=int, default=1, help="simulator server processes")
+    args = parser.parse_args(argv)
+    print(json.dumps(asyncio.run(main_async(args)), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
