@@ -40,6 +40,7 @@ from scoring.revisit.model import (
     encode_shock,
     simulate_batch,
 )
+from scoring.revisit.model import jacobian as model_jacobian
 
 TOLERANCE = 0.05
 BITS_PER_REAL = 64
@@ -134,7 +135,7 @@ class Fit:
         pop, _ = simulate_batch(
             self.theta[None, :], self.starts, n, self.period.period if self.period else None
         )
-        return pop[0]
+        return np.asarray(pop[0], dtype=np.float64)
 
 
 def validate(y: FloatArray) -> FloatArray:
@@ -180,15 +181,12 @@ class _Problem:
         return pop[:, self.valid] / self.scale
 
     def residuals(self, theta: FloatArray) -> FloatArray:
-        return self._pred(theta[None, :])[0] - self.y
+        return np.asarray(self._pred(theta[None, :])[0] - self.y, dtype=np.float64)
 
     def jacobian(self, theta: FloatArray) -> FloatArray:
-        p = len(theta)
         steps = FD_STEP * np.maximum(1.0, np.abs(theta))
-        batch = np.tile(theta, (p + 1, 1))
-        batch[1:] += np.diag(steps)
-        preds = self._pred(batch)
-        return ((preds[1:] - preds[0]) / steps[:, None]).T
+        _, jac = model_jacobian(theta, self.starts, self.n, self.period, steps)
+        return np.asarray(jac[self.valid] / self.scale, dtype=np.float64)
 
 
 def _solve(
