@@ -267,3 +267,39 @@ def test_compose_commands_parse_with_the_real_cli(compose: dict[str, Any]) -> No
             continue
         args = parser.parse_args([str(a) for a in _interpolate(command)])
         assert callable(args.handler), name
+
+
+def test_every_transitive_runtime_dependency_is_pinned() -> None:
+    # The images install the runtime dependencies with `-c constraints.txt`: anything the
+    # closure reaches but constraints.txt does not pin would float between builds.
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pinned = {
+        canonicalize_name(line.split("==")[0])
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    }
+    seen: set[str] = set()
+    todo = [Requirement(r) for r in distribution("soundfleet").requires or []]
+    while todo:
+        req = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue  # dev extra, other platforms
+        name = canonicalize_name(req.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = distribution(req.name).requires or []
+        except PackageNotFoundError:
+            pytest.fail(f"{req.name} is required at run time but not installed")
+        extras = req.extras
+        for text in requires:
+            sub = Requirement(text)
+            if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in extras or {""}):
+                todo.append(sub)
+    assert len(seen) > 30
+    assert seen <= pinned, sorted(seen - pinned)
