@@ -5,7 +5,9 @@ client_id from its homepage, then drives a bounded loopback load (``--requests``
 total over ``--connections`` keep-alive HTTP/1.1 connections, ids spread over the whole
 10M id space so both the social core and the procedural users are hit) from this
 process with a minimal raw-socket client (an aiohttp client would be the bottleneck).
-The server's RSS is sampled before and after. Prints one JSON object, e.g.
+The server's RSS is sampled before and after. Then ``--pages`` follower lists of
+social-core users (``limit=200``: up to 200 full user objects each) are fetched the same
+way (``follower_pages_per_s``). Prints one JSON object, e.g.
 ``{"requests": 60000, "rps": …, "rss_mb_before": …, "rss_mb_after": …, …}``.
 The load generator shares the two cores with the server (and the machine is shared), so
 ``rps`` is a lower bound; ``rps_per_server_cpu_s`` (requests per CPU-second the server
@@ -81,31 +83,27 @@ async def _connection(port: int, paths: list[bytes], statuses: dict[int, int]) -
         writer.close()
 
 
-async def load(port: int, cid: str, ids: np.ndarray, connections: int) -> dict[int, int]:
-    """Fetch ``/api/users/{id}`` for every id over ``connections`` connections."""
-    paths = [f"/api/users/{int(i)}?client_id={cid}".encode() for i in ids]
+async def load(port: int, paths: list[bytes], connections: int) -> dict[int, int]:
+    """GET every path over ``connections`` keep-alive connections; status counts."""
     statuses: dict[int, int] = {}
     chunks = [paths[k::connections] for k in range(connections)]
     await asyncio.gather(*(_connection(port, c, statuses) for c in chunks))
     return statuses
 
 
-def _load_process(job: tuple[int, str, list[int], int]) -> dict[int, int]:
-    port, cid, ids, connections = job
+def _load_process(job: tuple[int, list[bytes], int]) -> dict[int, int]:
+    port, paths, connections = job
     try:
         import uvloop
 
-        return uvloop.run(load(port, cid, np.asarray(ids), connections))
+        return uvloop.run(load(port, paths, connections))
     except ImportError:
-        return asyncio.run(load(port, cid, np.asarray(ids), connections))
+        return asyncio.run(load(port, paths, connections))
 
 
-def load_parallel(
-    port: int, cid: str, ids: np.ndarray, connections: int, clients: int
-) -> dict[int, int]:
+def load_parallel(port: int, paths: list[bytes], connections: int, clients: int) -> dict[int, int]:
     """:func:`load` split over ``clients`` processes; status counts summed."""
-    jobs = [(port, cid, ids[k::clients].tolist(), max(1, connections // clients))
-            for k in range(clients)]  # fmt: skip
+    jobs = [(port, paths[k::clients], max(1, connections // clients)) for k in range(clients)]
     with multiprocessing.get_context("fork").Pool(clients) as pool:
         parts = pool.map(_load_process, jobs)
     total: dict[int, int] = {}
@@ -113,6 +111,11 @@ def load_parallel(
         for status, n in part.items():
             total[status] = total.get(status, 0) + n
     return total
+
+
+def user_paths(cid: str, ids: np.ndarray) -> list[bytes]:
+    """``/api/users/{id}`` requests."""
+    return [f"/api/users/{int(i)}?client_id={cid}".encode() for i in ids]
 
 
 def cpu_s(proc: subprocess.Popen[str]) -> float:
@@ -140,6 +143,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--pages", type=int, default=2000, help="follower pages (limit=200)")
     parser.add_argument("--users", type=int, default=10_000_000)
     args = parser.parse_args()
     sim_args = ["--seed", "1", "--users", str(args.users), "--processes", str(args.processes)]
@@ -148,15 +152,22 @@ def main() -> None:
         cid = client_id(port)
         rng = np.random.default_rng(1)
         warm = rng.integers(1, args.users + 1, 2000)
-        load_parallel(port, cid, warm, args.connections, args.clients)
+        load_parallel(port, user_paths(cid, warm), args.connections, args.clients)
         before = rss_mb(proc)
         ids = rng.integers(1, args.users + 1, args.requests)
         cpu0 = cpu_s(proc)
         t = time.perf_counter()
-        statuses = load_parallel(port, cid, ids, args.connections, args.clients)
+        statuses = load_parallel(port, user_paths(cid, ids), args.connections, args.clients)
         elapsed = time.perf_counter() - t
         cpu = cpu_s(proc) - cpu0
         after = rss_mb(proc)
+        # follower lists of social-core users, 200 full user objects per page at most
+        core = rng.integers(1, min(args.users, 20_000) + 1, args.pages)
+        pages = [f"/api/users/{int(u)}/followers?limit=200&client_id={cid}".encode()
+                 for u in core]  # fmt: skip
+        t = time.perf_counter()
+        page_statuses = load_parallel(port, pages, args.connections, args.clients)
+        page_elapsed = time.perf_counter() - t
     finally:
         proc.terminate()
         proc.wait(10)
@@ -174,6 +185,9 @@ def main() -> None:
         "rps_per_server_cpu_s": round(args.requests / cpu, 1),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "follower_pages": args.pages,
+        "follower_pages_per_s": round(args.pages / page_elapsed, 1),
+        "follower_page_statuses": {str(k): v for k, v in sorted(page_statuses.items())},
         "rss_mb_before": before,
         "rss_mb_after": after,
         "cpus": os.cpu_count(),
