@@ -18,6 +18,7 @@ hits the same key; the fetch time would not).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -125,21 +126,35 @@ async def user_range(ctx: UnitContext) -> UnitResult:
         return user_id, None if got is GONE else got
 
     step = ctx.settings.id_batch
-    for lo in range(start, payload.id_to, step):
-        hi = min(lo + step, payload.id_to)
-        results = await asyncio.gather(*(one(i) for i in range(lo, hi)))
-        fetched_at = _now()
-        batch = Batch()
-        for user_id, user in results:
-            if user is None:
-                batch.add(tables.user_ids_gone, records.gone_row(user_id, fetched_at))
-            elif user.id != user_id:
-                raise InputError(f"/users/{user_id} answered user {user.id}")
-            else:
-                batch.add(tables.users, records.user_row(user, fetched_at))
-        await ctx.land(batch, f"{_RANGE_CURSOR}{hi}")
-        if hi < payload.id_to:
-            ctx.stop_if_draining()
+    # Landing batch k overlaps fetching batch k+1; landings stay in order, so the
+    # checkpoint cursor only ever moves past committed rows.
+    landing: asyncio.Task[None] | None = None
+    try:
+        for lo in range(start, payload.id_to, step):
+            hi = min(lo + step, payload.id_to)
+            results = await asyncio.gather(*(one(i) for i in range(lo, hi)))
+            fetched_at = _now()
+            batch = Batch()
+            for user_id, user in results:
+                if user is None:
+                    batch.add(tables.user_ids_gone, records.gone_row(user_id, fetched_at))
+                elif user.id != user_id:
+                    raise InputError(f"/users/{user_id} answered user {user.id}")
+                else:
+                    batch.add(tables.users, records.user_row(user, fetched_at))
+            if landing is not None:
+                await landing
+            landing = asyncio.create_task(ctx.land(batch, f"{_RANGE_CURSOR}{hi}"))
+            if hi < payload.id_to and ctx.draining.is_set():
+                await landing
+                ctx.stop_if_draining()
+        if landing is not None:
+            await landing
+    finally:
+        if landing is not None and not landing.done():
+            landing.cancel()  # an uncommitted batch rolls back; the cursor stays behind it
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await landing
     return UnitResult(ctx.rows)
 
 
