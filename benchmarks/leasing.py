@@ -6,7 +6,9 @@ Prints one JSON object. Both phases run in one invocation against the same serve
 * ``sql``: the ceiling. ``--workers`` concurrent loops in this process run the
   coordinator's own statements (claim transaction, completion transaction, job finish
   check) straight on an asyncpg pool of the coordinator's size: no HTTP, no JSON.
-* ``api``: a real ``soundfleet coordinator`` subprocess; ``--workers`` simulated workers
+* ``api``: a real ``soundfleet coordinator --processes N`` subprocess (N server processes
+  sharing the port, the same 16 database connections in total as the SQL loop);
+  ``--workers`` simulated workers
   (one aiohttp session) each loop ``POST /v1/leases`` (``--batch`` units) then
   ``POST /v1/leases/complete`` for the whole batch.
 * ``api_piggyback``: each ``POST /v1/leases`` also carries the completions of the
@@ -170,14 +172,24 @@ async def api_phase(
         return await _drive(workers, warmup_s, seconds, cycle)
 
 
-def _start_coordinator(dsn: str) -> tuple[subprocess.Popen[str], str]:
+def _start_coordinator(dsn: str, processes: int) -> tuple[subprocess.Popen[str], str]:
     env = {
         **database.env_with_database(dsn),
-        "SOUNDFLEET_COORDINATOR_DB_POOL_SIZE": str(POOL_SIZE),
+        # The same number of database connections in total as the SQL loop gets.
+        "SOUNDFLEET_COORDINATOR_DB_POOL_SIZE": str(max(1, POOL_SIZE // processes)),
         "SOUNDFLEET_LOG_LEVEL": "warning",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "soundfleet.cli", "coordinator", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "soundfleet.cli",
+            "coordinator",
+            "--port",
+            "0",
+            "--processes",
+            str(processes),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -208,13 +220,19 @@ async def _clear(dsn: str) -> None:
 
 
 def run(
-    dsn: str, workers: int, batch: int, seconds: float, warmup_s: float, units: int
+    dsn: str,
+    workers: int,
+    batch: int,
+    seconds: float,
+    warmup_s: float,
+    units: int,
+    processes: int,
 ) -> dict[str, Any]:
     """All three phases on the migrated database ``dsn``."""
     key = asyncio.run(_make_key(dsn))
     asyncio.run(_seed(dsn, units))
     sql = uvloop.run(sql_phase(dsn, workers, batch, warmup_s, seconds))
-    proc, url = _start_coordinator(dsn)
+    proc, url = _start_coordinator(dsn, processes)
     api: dict[str, float] = {}
     try:
         for mode in ("two_calls", "piggyback", "unbatched"):
@@ -229,6 +247,8 @@ def run(
         "workers": workers,
         "batch": batch,
         "seconds": seconds,
+        "coordinator_processes": processes,
+        "db_connections": POOL_SIZE,
         "sql_units_per_s": round(sql),
         "api_units_per_s": round(best),
         "api_ratio_to_sql": round(best / sql, 3) if sql else None,
@@ -250,6 +270,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="timed window per phase")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--units", type=int, default=120_000, help="units queued per phase")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="coordinator server processes (one per core)"
+    )
     args = parser.parse_args()
     settings = Settings()
     target = database.resolve(settings)
@@ -267,7 +290,9 @@ def main() -> None:
     dsn = make_url(target.dsn).set(database=name).render_as_string(hide_password=False)
     try:
         migrate_target(database.DatabaseTarget(dsn, embedded=target.embedded))
-        result = run(dsn, args.workers, args.batch, args.seconds, args.warmup, args.units)
+        result = run(
+            dsn, args.workers, args.batch, args.seconds, args.warmup, args.units, args.processes
+        )
         result["server"] = "embedded" if target.embedded else "DATABASE_URL"
         print(json.dumps(result))
     finally:

@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     coord = sub.add_parser("coordinator", help="run the coordinator HTTP service")
     coord.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
     coord.add_argument("--port", type=int, default=None, help="port (default 8700; 0: any)")
+    coord.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="server processes sharing the port (default 1; each has its own pool)",
+    )
     coord.set_defaults(handler=_coordinator)
 
     keys = sub.add_parser("keys", help="create, list and revoke coordinator API keys")
@@ -37,10 +43,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _coordinator(args: argparse.Namespace) -> int:
-    import uvloop
     from pydantic import ValidationError
 
-    from coordinator.server import serve
+    from coordinator.server import run
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -54,10 +59,14 @@ def _coordinator(args: argparse.Namespace) -> int:
     port = coord.port if args.port is None else args.port
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0..65535, not {port}")
-    coord = coord.model_copy(update={"db_pool_size": max(coord.db_pool_size, 1)})
+    processes = coord.processes if args.processes is None else args.processes
+    if not 1 <= processes <= 64:
+        raise ConfigError(f"--processes must be 1..64, not {processes}")
     target = database.resolve(settings)
-    uvloop.run(serve(coord, target.dsn, host, port))
-    return 0
+    try:
+        return run(coord, target.dsn, host, port, processes)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 async def _with_conn(settings: Settings, action: str, *values: object) -> object:

@@ -13,6 +13,9 @@ class CoordinatorSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Interface to bind.")
     port: int = Field(default=8700, ge=0, le=65535, description="Port (0: any free port).")
+    processes: int = Field(
+        default=1, ge=1, le=64, description="Server processes sharing the port (one pool each)."
+    )
     lease_s: float = Field(
         default=60.0, gt=0, le=3600, description="Lease duration; heartbeats extend it."
     )

@@ -28,7 +28,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+def _start(env: dict[str, str], processes: int) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -39,6 +39,8 @@ def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
             "127.0.0.1",
             "--port",
             "0",
+            "--processes",
+            str(processes),
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -68,7 +70,8 @@ def fleet_env(db_dsn: str) -> dict[str, str]:
 
 @pytest.fixture
 def coordinators(fleet_env: dict[str, str]) -> Iterator[list[str]]:
-    procs = [_start(fleet_env), _start(fleet_env)]
+    # One single-process coordinator and one with two server processes on one port.
+    procs = [_start(fleet_env, 1), _start(fleet_env, 2)]
     try:
         yield [url for _, url in procs]
     finally:
