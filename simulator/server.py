@@ -261,7 +261,7 @@ class Simulator:
                 return _error(400, str(exc))
             if result is None:
                 return _not_found()
-            body = _dump(result)
+            body = result if isinstance(result, bytes) else _dump(result)
             if cfg.fault_malformed and (
                 hashing.uniform(seed, S_FAULT, 3 * n + 2) < cfg.fault_malformed
             ):
@@ -347,7 +347,13 @@ class Simulator:
         uid = self._user_id(request, allow_urn=True)
         if not self._user_exists(uid, now_us):
             return None
-        return render.full_user(self.world, uid, now_us)
+        return render.full_user_json(self.world, uid, now_us).encode()
+
+    def _users_page(self, uids: list[int], now_us: int, next_href: str | None) -> bytes:
+        """A collection of full users, serialised directly (the same bytes as ``_dump``)."""
+        users = ",".join(render.full_user_json(self.world, u, now_us) for u in uids)
+        nxt = "null" if next_href is None else json.dumps(next_href)
+        return f'{{"collection":[{users}],"next_href":{nxt},"query_urn":null}}'.encode()
 
     def _follow_list(self, request: web.Request, now_us: int, followers: bool) -> Any:
         uid = self._user_id(request, allow_urn=True)
@@ -359,13 +365,10 @@ class Simulator:
         csr = (w.followers_of if followers else w.followings_of) if uid <= w.core else None
         items, nxt = self._event_page(csr, uid - 1, now_us, limit, offset)
         name = "followers" if followers else "followings"
-        return {
-            "collection": [render.full_user(w, other, now_us) for other, _ in items],
-            "next_href": None
-            if nxt is None
-            else self._href(request, f"/users/{uid}/{name}", str(nxt), limit, True),
-            "query_urn": None,
-        }
+        href = None
+        if nxt is not None:
+            href = self._href(request, f"/users/{uid}/{name}", str(nxt), limit, True)
+        return self._users_page([other for other, _ in items], now_us, href)
 
     def get_followers(self, request: web.Request, now_us: int) -> Any:
         return self._follow_list(request, now_us, followers=True)
@@ -481,13 +484,10 @@ class Simulator:
         csr = w.reposters_of if reposters else w.likers_of
         items, nxt = self._event_page(csr, tid - 1, now_us, limit, offset)
         name = "reposters" if reposters else "likers"
-        return {
-            "collection": [render.full_user(w, other, now_us) for other, _ in items],
-            "next_href": None
-            if nxt is None
-            else self._href(request, f"/tracks/{tid}/{name}", str(nxt), limit, not reposters),
-            "query_urn": None,
-        }
+        href = None
+        if nxt is not None:
+            href = self._href(request, f"/tracks/{tid}/{name}", str(nxt), limit, not reposters)
+        return self._users_page([other for other, _ in items], now_us, href)
 
     def get_reposters(self, request: web.Request, now_us: int) -> Any:
         return self._track_users(request, now_us, reposters=True)

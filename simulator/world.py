@@ -110,7 +110,12 @@ class Csr:
         lo, hi = int(self.ptr[k]), int(self.ptr[k + 1])
         if lo == hi:
             return 0
-        return int(np.searchsorted(self.t_us[lo:hi], now_us, side="right"))
+        # fast paths (request handlers call this a lot): all or nothing visible yet
+        if self.t_us[hi - 1] <= now_us:
+            return hi - lo
+        if self.t_us[lo] > now_us:
+            return 0
+        return int(self.t_us[lo:hi].searchsorted(now_us, side="right"))
 
     def counts(self, now_us: int) -> I64:
         """Visible events per group at ``now_us`` (vectorised)."""

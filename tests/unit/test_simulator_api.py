@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from schemas import api_v2
+from simulator import render
 from simulator.server import ClientIds, ServerConfig, Shared, Simulator
 from simulator.world import World
 from tests import fixtures
@@ -569,3 +570,14 @@ async def test_clock_start_and_time_scale() -> None:
         assert s.sim.clock.now_us() > first, "an hour per second: the clock moves"
     finally:
         await s.close()
+
+
+def test_direct_user_serialisation_equals_json_dumps() -> None:
+    w = World.generate(SEED, 200_000, core=USERS)
+    ids = [*range(1, USERS + 1, 3), *range(USERS + 1, 200_001, 997), *w.spam_labels()]
+    for now in (w.start_us, w.end_us):
+        for uid in ids:
+            expected = json.dumps(
+                render.full_user(w, uid, now), ensure_ascii=False, separators=(",", ":")
+            )
+            assert render.full_user_json(w, uid, now) == expected
