@@ -250,6 +250,35 @@ def _initial_shock(resid: FloatArray, cand: wavelet.Candidate) -> Shock:
     return Shock(start=lo, s0=s0, beta=rate / s0, gamma=gamma, omega=omega)
 
 
+def _initial_period(
+    y: FloatArray, theta: FloatArray, starts: NDArray[np.int64], period: float
+) -> FloatArray:
+    """Shock parameters plus a periodic term started from a grid of amplitude x phase.
+
+    The sine's phase makes the cost multimodal, so least squares alone from phase 0
+    often settles on the wrong one; the grid (cheap: the shocks are simulated once)
+    picks the start. Plays are rescaled so the modulation keeps the mean level.
+    """
+    n = len(y)
+    valid = np.isfinite(y)
+    base = simulate_batch(theta[None, :], starts, n)[0][0]
+    t_axis = np.arange(n, dtype=np.float64)
+    best: tuple[float, float, float, float] | None = None
+    for amp in (0.1, 0.2, 0.35, 0.5, 0.7):
+        for phase in np.arange(0.0, period, period / 16.0):
+            factor = 1.0 - 0.5 * amp * (np.sin(2.0 * np.pi * (t_axis + phase) / period) + 1.0)
+            lift = 1.0 / float(np.mean(factor))
+            sse = float(np.sum((base[valid] * factor[valid] * lift - y[valid]) ** 2))
+            if best is None or sse < best[0]:
+                best = (sse, amp, float(phase), lift)
+    assert best is not None
+    _, amp, phase, lift = best
+    shocks = theta.copy()
+    # Raise every shock's omega by the lift (omega is the 4th coordinate, in log space).
+    shocks[SHOCK_WIDTH - 1 :: SHOCK_WIDTH] += math.log(lift)
+    return np.concatenate([shocks, [math.log(amp / (1.0 - amp)), phase]])
+
+
 def _cost(resid: FloatArray, k: int, n_points: int, with_period: bool) -> float:
     return model_bits(k, n_points, with_period) + data_bits(resid)
 
@@ -294,9 +323,17 @@ def fit(
             if np.any(starts == guess.start):
                 continue
             tried += 1
-            theta_try = np.concatenate([theta, encode_shock(guess)])
             starts_try = np.append(starts, guess.start)
-            theta_try, resid_try = _solve(y, theta_try, starts_try, None)
+            # Stage 1: the new shock alone against what is unexplained (4 parameters,
+            # cheap); stage 2: everything jointly from there. The joint fit is kept only
+            # if it is better, so a new shock never makes the old ones worse.
+            alone, _ = _solve(y - current, encode_shock(guess), starts_try[-1:], None)
+            theta_try = np.concatenate([theta, alone])
+            staged = simulate_batch(theta_try[None, :], starts_try, n)[0][0]
+            resid_try = staged[valid] - y[valid]
+            joint, resid_joint = _solve(y, theta_try, starts_try, None)
+            if np.sum(resid_joint**2) < np.sum(resid_try**2):
+                theta_try, resid_try = joint, resid_joint
             cost = _cost(resid_try, len(starts_try), n_valid, False)
             history.append({"shocks": float(len(starts_try)), "cost_bits": cost})
             if round_best is None or cost < round_best[0]:
@@ -313,7 +350,7 @@ def fit(
 
     chosen_period: float | None = None
     if period is not None and len(starts) and n_valid >= 2 * period:
-        theta_p = np.concatenate([theta, [math.log(0.1 / 0.9), 0.0]])
+        theta_p = _initial_period(y, theta, starts, float(period))
         theta_p, resid_p = _solve(y, theta_p, starts, float(period))
         cost_p = _cost(resid_p, len(starts), n_valid, True)
         history.append({"shocks": float(len(starts)), "cost_bits": cost_p, "period": 1.0})
