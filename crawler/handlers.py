@@ -120,10 +120,23 @@ async def user_range(ctx: UnitContext) -> UnitResult:
     if ctx.cursor and ctx.cursor.startswith(_RANGE_CURSOR):
         start = max(start, int(ctx.cursor[len(_RANGE_CURSOR) :]))
 
-    async def one(user_id: int) -> tuple[int, User | None]:
-        got = await ctx.api.get_json(ctx.url(f"/users/{user_id}"), User)
-        ctx.metrics.pages.labels("user").inc()
-        return user_id, None if got is GONE else got
+    base = ctx.settings.api_base.rstrip("/") + "/users/"
+    pages = ctx.metrics.pages.labels("user")
+    lanes = max(1, min(ctx.settings.concurrency, ctx.settings.id_batch))
+
+    async def fetch(lo: int, hi: int) -> list[tuple[int, User | None]]:
+        # A few lanes pulling ids, not one task per id: tasks cost more than requests.
+        ids = iter(range(lo, hi))
+        out: list[tuple[int, User | None]] = []
+
+        async def lane() -> None:
+            for user_id in ids:
+                got = await ctx.api.get_json(f"{base}{user_id}", User)
+                pages.inc()
+                out.append((user_id, None if got is GONE else got))
+
+        await asyncio.gather(*(lane() for _ in range(min(lanes, hi - lo))))
+        return out
 
     step = ctx.settings.id_batch
     # Landing batch k overlaps fetching batch k+1; landings stay in order, so the
@@ -132,7 +145,7 @@ async def user_range(ctx: UnitContext) -> UnitResult:
     try:
         for lo in range(start, payload.id_to, step):
             hi = min(lo + step, payload.id_to)
-            results = await asyncio.gather(*(one(i) for i in range(lo, hi)))
+            results = await fetch(lo, hi)
             fetched_at = _now()
             batch = Batch()
             for user_id, user in results:

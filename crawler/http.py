@@ -113,7 +113,7 @@ def create_session(concurrency: int, timeout_s: float) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 10.0)),
-        headers={"Accept": "application/json"},
+        headers=None,
         # The platform's JSON is decoded by us (to classify malformed bodies).
         auto_decompress=True,
         raise_for_status=False,
