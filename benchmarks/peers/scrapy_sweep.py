@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,7 +58,20 @@ class UserSweep(scrapy.Spider):
         self.id_from, self.id_to = int(id_from), int(id_to)
 
     async def start(self) -> Any:  # Scrapy >= 2.13
+        self.started = time.perf_counter()
         yield scrapy.Request(self.web + "/", callback=self.parse_home, dont_filter=True)
+
+    def closed(self, reason: str) -> None:
+        """Print the crawl's time (engine start-up excluded) and counts as one JSON line."""
+        stats = self.crawler.stats.get_stats() if self.crawler.stats else {}
+        line = {
+            "seconds": time.perf_counter() - self.started,
+            "items": stats.get("item_scraped_count", 0),
+            "responses": stats.get("response_received_count", 0),
+            "retries": stats.get("retry/count", 0),
+            "finish_reason": reason,
+        }
+        print(json.dumps(line), flush=True)
 
     def parse_home(self, response: Response) -> Iterator[scrapy.Request]:
         match = HYDRATION.search(response.text)
@@ -104,6 +118,7 @@ def main() -> None:
             "ROBOTSTXT_OBEY": False,
             "COOKIES_ENABLED": False,
             "TELNETCONSOLE_ENABLED": False,
+            "EXTENSIONS": {"scrapy.extensions.remote_control.RemoteControl": None},
             "HTTPERROR_ALLOWED_CODES": [404],
             "LOG_LEVEL": "WARNING",
             "FEEDS": {args.out: {"format": "jsonlines", "overwrite": True}},
