@@ -46,6 +46,11 @@ from schemas.jobs import (
     JobState,
     JobSubmit,
     JobView,
+    ScoreJob,
+    ScoreSpec,
+    ScoringRunList,
+    ScoringRunSubmit,
+    ScoringRunView,
 )
 from schemas.work import (
     BatchCompleteRequest,
@@ -61,6 +66,7 @@ from schemas.work import (
     LeaseRequest,
     LeaseResponse,
     ReleaseRequest,
+    ScoreModel,
     ThrottleReport,
     UnitStateResponse,
 )
@@ -120,6 +126,43 @@ async def get_job(request: web.Request) -> web.StreamResponse:
 async def cancel_job(request: web.Request) -> web.StreamResponse:
     """``POST /v1/jobs/{job_id}/cancel``."""
     return json_response(await _coord(request).cancel(_id(request, "job_id"), principal(request)))
+
+
+class RunListQuery(BaseModel):
+    """Filters of ``GET /v1/scoring-runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ScoreModel | None = None
+    before: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+async def submit_scoring_run(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/scoring-runs``: a ``score`` job."""
+    req = await body(request, ScoringRunSubmit)
+    job = ScoreJob(
+        kind="score", spec=ScoreSpec(model=req.model, params=req.params), priority=req.priority
+    )
+    return json_response(await _coord(request).submit(job, principal(request)), status=201)
+
+
+async def list_scoring_runs(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/scoring-runs``."""
+    try:
+        query = RunListQuery.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise FieldsError("invalid query parameters", field_errors(exc, "query")) from None
+    runs = await _coord(request).scoring_runs(
+        principal(request), query.model, query.before, query.limit
+    )
+    return json_response(runs)
+
+
+async def get_scoring_run(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/scoring-runs/{run_id}``."""
+    run = await _coord(request).scoring_run(_id(request, "run_id"), principal(request))
+    return json_response(run)
 
 
 # -------------------------------------------------------------------------- leases
@@ -301,6 +344,52 @@ ROUTE_TABLE: tuple[Route, ...] = (
         response=JobView,
         errors=(404, 409),
         tags=("jobs",),
+    ),
+    Route(
+        "POST",
+        "/v1/scoring-runs",
+        submit_scoring_run,
+        "Start a scoring run (a score job)",
+        RESEARCHER,
+        ScoringRunSubmit,
+        JobView,
+        201,
+        tags=("scoring",),
+    ),
+    Route(
+        "GET",
+        "/v1/scoring-runs",
+        list_scoring_runs,
+        "List scoring runs",
+        RESEARCHER,
+        response=ScoringRunList,
+        errors=(422,),
+        tags=("scoring",),
+        query=(
+            QueryParam(
+                "model",
+                {"enum": ["network", "spam", "virality", "revisit"]},
+                "only runs of this model",
+            ),
+            QueryParam(
+                "before", {"type": "integer", "minimum": 1}, "only runs with a smaller id (paging)"
+            ),
+            QueryParam(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                "page size",
+            ),
+        ),
+    ),
+    Route(
+        "GET",
+        "/v1/scoring-runs/{run_id:\\d+}",
+        get_scoring_run,
+        "One scoring run",
+        RESEARCHER,
+        response=ScoringRunView,
+        errors=(404,),
+        tags=("scoring",),
     ),
     Route(
         "POST",

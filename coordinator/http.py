@@ -302,7 +302,7 @@ def openapi(routes: list[Route], title: str, version: str) -> dict[str, Any]:
             "responses": {},
         }
         for p in op["parameters"]:
-            if p["in"] == "path" and p["name"] in ("unit", "job_id"):
+            if p["in"] == "path" and p["name"] in ("unit", "job_id", "run_id"):
                 p["schema"] = {"type": "integer"}
         if route.roles is not None:
             op["security"] = [{"bearerAuth": []}]

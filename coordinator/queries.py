@@ -500,6 +500,35 @@ async def cancel_job(conn: asyncpg.Connection, job_id: int) -> bool:
     return True
 
 
+# ------------------------------------------------------------------- scoring runs
+
+# Researchers see the runs of their own jobs and runs started outside any job (CLI).
+SCORING_RUNS = """
+SELECT r.id, r.model, r.model_version, r.params::text AS params, r.state,
+       r.metrics::text AS metrics, r.durations::text AS durations, r.error, r.job_id,
+       r.unit_id, r.started_at, r.finished_at
+FROM scoring_runs r LEFT JOIN jobs j ON j.id = r.job_id
+WHERE ($1::bigint IS NULL OR r.job_id IS NULL OR j.owner_key_id = $1)
+  AND ($2::text IS NULL OR r.model = $2)
+  AND ($3::bigint IS NULL OR r.id < $3)
+  AND ($4::bigint IS NULL OR r.id = $4)
+ORDER BY r.id DESC
+LIMIT $5
+"""
+
+
+async def scoring_runs(
+    conn: asyncpg.Connection,
+    owner_key_id: int | None,
+    model: str | None,
+    before: int | None,
+    run_id: int | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Scoring runs newest first, visible to ``owner_key_id`` (None: all)."""
+    return list(await conn.fetch(SCORING_RUNS, owner_key_id, model, before, run_id, limit))
+
+
 # ------------------------------------------------------------- client ids and fleet
 
 ENSURE_FLEET = """

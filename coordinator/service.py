@@ -36,6 +36,8 @@ from schemas.jobs import (
     NetworkSpec,
     PlayPollJob,
     ScoreJob,
+    ScoringRunList,
+    ScoringRunView,
     TrackTimelinesJob,
     UserSweepJob,
     UserTracksJob,
@@ -568,6 +570,31 @@ class Coordinator:
             log.info("job_cancelled", job_id=job_id, by=principal.name)
             return await self._view(conn, job_id)
 
+    # ----------------------------------------------------------- scoring runs
+
+    async def scoring_runs(
+        self,
+        principal: Principal,
+        model: str | None,
+        before: int | None,
+        limit: int,
+        run_id: int | None = None,
+    ) -> ScoringRunList:
+        """Scoring runs newest first (researchers: their jobs' runs and job-less ones)."""
+        owner = None if principal.is_admin else principal.key_id
+        async with self.pool.acquire() as conn:
+            rows = await q.scoring_runs(conn, owner, model, before, run_id, limit)
+        runs = [_run_view(r) for r in rows]
+        next_before = rows[-1]["id"] if len(rows) == limit else None
+        return ScoringRunList(runs=runs, next_before=next_before)
+
+    async def scoring_run(self, run_id: int, principal: Principal) -> ScoringRunView:
+        """One scoring run."""
+        page = await self.scoring_runs(principal, None, None, 1, run_id)
+        if not page.runs:
+            raise NotFoundError(f"scoring run {run_id} does not exist")
+        return page.runs[0]
+
     # ----------------------------------------------------------------- health
 
     async def revision(self) -> str | None:
@@ -590,6 +617,27 @@ class Coordinator:
             self.metrics.budget.set(float(advice["budget"]))
         if head is not None:
             self.metrics.throttles_total.set(head["throttles"])
+
+
+def _json_or_none(text: str | None) -> Any:
+    return json.loads(text) if text is not None else None
+
+
+def _run_view(row: asyncpg.Record) -> ScoringRunView:
+    return ScoringRunView(
+        id=row["id"],
+        model=row["model"],
+        model_version=row["model_version"],
+        params=json.loads(row["params"]),
+        state=row["state"],
+        metrics=_json_or_none(row["metrics"]),
+        durations=_json_or_none(row["durations"]),
+        error=row["error"],
+        job_id=row["job_id"],
+        unit_id=row["unit_id"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+    )
 
 
 def _may_see(principal: Principal, row: asyncpg.Record) -> bool:

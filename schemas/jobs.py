@@ -224,6 +224,40 @@ class JobList(BaseModel):
     next_before: int | None
 
 
+class ScoringRunSubmit(BaseModel):
+    """``POST /v1/scoring-runs``: shorthand for submitting a ``score`` job."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ScoreModel
+    params: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(default=0, ge=-100, le=100, description="lower runs first")
+
+
+class ScoringRunView(BaseModel):
+    """One scoring run as the scoring worker recorded it."""
+
+    id: int
+    model: ScoreModel
+    model_version: str
+    params: dict[str, Any]
+    state: Literal["running", "done", "failed"]
+    metrics: dict[str, Any] | None
+    durations: dict[str, Any] | None
+    error: str | None
+    job_id: int | None
+    unit_id: int | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class ScoringRunList(BaseModel):
+    """A page of scoring runs, newest first; pass ``next_before`` as ``before``."""
+
+    runs: list[ScoringRunView]
+    next_before: int | None
+
+
 class WorkerView(BaseModel):
     """A worker seen recently."""
 

@@ -24,6 +24,7 @@ def _concrete(path: str) -> str:
     return (
         path.replace("{unit:\\d+}", "424242")
         .replace("{job_id:\\d+}", "424242")
+        .replace("{run_id:\\d+}", "424242")
         .replace("{value}", "abcdefgh1234")
     )
 
@@ -319,3 +320,34 @@ async def _readyz_of_unmigrated(dsn: str) -> tuple[int, str]:
         data = await resp.json()
         assert "none" in data["detail"]
         return resp.status, data["status"]
+
+
+async def test_scoring_runs_api(api: Api, db: asyncpg.Connection) -> None:
+    status, job = await api.call(
+        "POST", "/v1/scoring-runs", "researcher", {"model": "spam", "params": {"k": 3}}
+    )
+    assert (status, job["kind"], job["progress"]["total"]) == (201, "score", 1)
+    [unit] = await api.lease("scorer", ["score"])
+    assert unit["payload"] == {"model": "spam", "params": {"k": 3}}
+    other = await api.submit("score", {"model": "network"}, as_="researcher2")
+    insert = (
+        "INSERT INTO scoring_runs (model, model_version, params, state, metrics, job_id,"
+        " unit_id) VALUES ($1, 'v1', '{}', $2, $3, $4, $5) RETURNING id"
+    )
+    mine = await db.fetchval(insert, "spam", "done", '{"auc": 0.9}', job["id"], unit["unit_id"])
+    loose = await db.fetchval(insert, "virality", "running", None, None, None)
+    theirs = await db.fetchval(insert, "network", "failed", None, other["id"], None)
+    status, page = await api.call("GET", "/v1/scoring-runs", "researcher")
+    assert status == 200
+    assert [r["id"] for r in page["runs"]] == [loose, mine]
+    assert page["runs"][1]["metrics"] == {"auc": 0.9}
+    status, page = await api.call("GET", "/v1/scoring-runs?model=network", "admin")
+    assert [r["id"] for r in page["runs"]] == [theirs]
+    status, _ = await api.call("GET", f"/v1/scoring-runs/{theirs}", "researcher")
+    assert status == 404
+    status, run = await api.call("GET", f"/v1/scoring-runs/{theirs}", "researcher2")
+    assert (status, run["state"]) == (200, "failed")
+    status, data = await api.call("GET", "/v1/scoring-runs?model=tarot", "researcher")
+    assert (status, data["fields"][0]["field"]) == (422, "query.model")
+    status, data = await api.call("POST", "/v1/scoring-runs", "researcher", {"model": "tarot"})
+    assert (status, data["fields"][0]["field"]) == (422, "model")
