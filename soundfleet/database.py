@@ -81,7 +81,9 @@ def embedded_pgdata(settings: Settings) -> Path:
 
 def start_embedded(settings: Settings) -> str:
     """Start (or join) the embedded server and return its DSN; it outlives this process."""
-    from pgserver.postgres_server import get_server  # late: it registers atexit hooks
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        from pgserver.postgres_server import get_server  # late: it registers atexit hooks
 
     pgdata = embedded_pgdata(settings)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
