@@ -10,9 +10,10 @@ Event times: lists are newest first and a page's cursor (``offset=<epoch µs>`` 
 ``offset=<ISO>,…``) is the time of the page's last (oldest) item. With ``limit=1``
 (``timestamps: exact``) that is the time of the page's one item (``time_source='exact'``);
 with ``limit=200`` it is a lower bound of every item on the page and exact for its last
-(``'page'``). The last page has no cursor: its items get ``'none'`` and, as event time,
-the listed user's ``created_at`` (a deterministic lower bound, so landing the page again
-hits the same key; the fetch time would not).
+(``'page'``). A full page always carries a cursor and the list ends with a short or empty
+page that has none: its items get ``'none'`` and, as event time, the listed user's
+``created_at`` (a deterministic lower bound, so landing the page again hits the same
+key; the fetch time would not).
 """
 
 from __future__ import annotations
