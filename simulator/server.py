@@ -329,7 +329,13 @@ class Simulator:
     def _event_page(
         self, csr: Csr | None, k: int, now_us: int, limit: int, offset: int | None
     ) -> tuple[list[tuple[int, int]], int | None]:
-        """Items ``(other, t_us)`` newest first, and the next cursor (µs) if any."""
+        """Items ``(other, t_us)`` newest first, and the next cursor (µs) if any.
+
+        Like the real service, a full page always carries a ``next_href`` (the cursor is
+        its last item's time), even when nothing older exists: the list then ends with
+        an empty page whose ``next_href`` is null. So with ``limit=1`` every item's time
+        is in a cursor, the last item's included.
+        """
         if csr is None:
             return [], None
         lo, hi = int(csr.ptr[k]), int(csr.ptr[k + 1])
@@ -339,7 +345,8 @@ class Simulator:
             end = min(end, int(times.searchsorted(offset, side="left")))
         begin = max(0, end - limit)
         items = [(int(csr.other[lo + i]), int(times[i])) for i in range(end - 1, begin - 1, -1)]
-        return items, (int(times[begin]) if begin > 0 else None)
+        full = len(items) == limit and limit > 0
+        return items, (int(times[begin]) if full else None)
 
     # ------------------------------------------------------------------ API handlers
 
