@@ -116,7 +116,7 @@ def simulator(seed: int = 7, users: int = 2000, tracks: int = 40) -> dict[str, A
         y = rng.poisson(y_true).astype(float)
         t0 = time.perf_counter()
         try:
-            model = fit(y, 24.0)
+            model = fit(y, (24.0, 168.0))
             found = model.n_shocks
             total_err = abs(model.fitted.sum() - y_true.sum()) / max(y_true.sum(), 1.0)
             volume_errors.append(float(total_err))

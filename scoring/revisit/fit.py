@@ -50,6 +50,8 @@ MAX_SHOCKS = 12
 # Each round refits with each of the largest few candidates and keeps the cheapest, so
 # one poorly placed candidate does not end the search by itself.
 TRIES_PER_ROUND = 2
+# A new shock must start more than this many windows from every kept shock.
+MIN_SEPARATION = 2
 # Bumps start where the unexplained series first rises above this share of the peak.
 ONSET_SHARE = 0.05
 MAX_NFEV = 120
@@ -285,29 +287,37 @@ def _cost(resid: FloatArray, k: int, n_points: int, with_period: bool) -> float:
 
 def fit(
     y: FloatArray,
-    period: float | None = None,
+    period: float | tuple[float, ...] | None = None,
     *,
     tolerance: float = TOLERANCE,
     max_shocks: int = MAX_SHOCKS,
 ) -> Fit:
     """Fit Phoenix-R to a per-window play series (NaN marks a gap).
 
-    ``period`` (in windows, e.g. 7 for daily or 24 for hourly series) makes the periodic
-    term a candidate too; it is kept only if it pays for itself under the same MDL rule.
-    Raises :class:`FitError` for series that cannot be modelled.
+    ``period`` (in windows, e.g. 7 for daily or 24 for hourly series; several may be
+    given) makes a periodic term a candidate: it is tried once the first shock is in and
+    kept, for the rest of the search, only if it lowers the MDL cost. Raises
+    :class:`FitError` for series that cannot be modelled.
     """
     y = validate(y)
     n = len(y)
     valid = np.isfinite(y)
     n_valid = int(valid.sum())
     filled = _fill_gaps(y)
-    cands = wavelet.candidates(filled)
+    if period is None:
+        periods: tuple[float, ...] = ()
+    elif isinstance(period, tuple):
+        periods = tuple(float(p) for p in period)
+    else:
+        periods = (float(period),)
+    periods = tuple(p for p in periods if n_valid >= 2 * p)
 
     theta = np.zeros(0)
     starts = np.zeros(0, dtype=np.int64)
+    chosen: float | None = None
     best_resid = -y[valid]
     best_cost = _cost(best_resid, 0, n_valid, False)
-    best_theta, best_starts = theta, starts
+    best = (best_cost, theta, starts, chosen, best_resid)
     history = [{"shocks": 0.0, "cost_bits": best_cost}]
     current = np.zeros(n)
     while len(starts) < max_shocks:
@@ -316,11 +326,13 @@ def fit(
         cands = wavelet.candidates(np.clip(unexplained, 0.0, None))
         tried = 0
         round_best: tuple[float, FloatArray, NDArray[np.int64], FloatArray] | None = None
+        k = len(starts)
         for cand in cands:
             if tried >= TRIES_PER_ROUND:
                 break
             guess = _initial_shock(unexplained, cand)
-            if np.any(starts == guess.start):
+            # Two shocks starting (nearly) together are one shock to the data.
+            if np.any(np.abs(starts - guess.start) <= MIN_SEPARATION):
                 continue
             tried += 1
             starts_try = np.append(starts, guess.start)
@@ -328,51 +340,50 @@ def fit(
             # cheap); stage 2: everything jointly from there. The joint fit is kept only
             # if it is better, so a new shock never makes the old ones worse.
             alone, _ = _solve(y - current, encode_shock(guess), starts_try[-1:], None)
-            theta_try = np.concatenate([theta, alone])
-            staged = simulate_batch(theta_try[None, :], starts_try, n)[0][0]
+            theta_try = np.concatenate([theta[: SHOCK_WIDTH * k], alone, theta[SHOCK_WIDTH * k :]])
+            staged = simulate_batch(theta_try[None, :], starts_try, n, chosen)[0][0]
             resid_try = staged[valid] - y[valid]
-            joint, resid_joint = _solve(y, theta_try, starts_try, None)
+            joint, resid_joint = _solve(y, theta_try, starts_try, chosen)
             if np.sum(resid_joint**2) < np.sum(resid_try**2):
                 theta_try, resid_try = joint, resid_joint
-            cost = _cost(resid_try, len(starts_try), n_valid, False)
+            cost = _cost(resid_try, len(starts_try), n_valid, chosen is not None)
             history.append({"shocks": float(len(starts_try)), "cost_bits": cost})
             if round_best is None or cost < round_best[0]:
                 round_best = (cost, theta_try, starts_try, resid_try)
         # The paper's 5 % tolerance: the search goes on while the cost stays within
         # the tolerance of the cheapest model seen; the cheapest model is returned.
-        if round_best is None or round_best[0] > best_cost + tolerance * abs(best_cost):
+        if round_best is None or round_best[0] > best[0] + tolerance * abs(best[0]):
             break
         cost_now, theta, starts, resid_now = round_best
-        current = simulate_batch(theta[None, :], starts, n)[0][0]
-        if cost_now < best_cost:
-            best_cost, best_theta, best_starts, best_resid = cost_now, theta, starts, resid_now
-    theta, starts, resid_valid, best = best_theta, best_starts, best_resid, best_cost
+        if len(starts) == 1 and periods:
+            # The periodic term is decided on the first shock, so later shocks are not
+            # spent on the periodic pattern.
+            for per in periods:
+                theta_p = _initial_period(y, theta, starts, per)
+                theta_p, resid_p = _solve(y, theta_p, starts, per)
+                cost_p = _cost(resid_p, 1, n_valid, True)
+                history.append({"shocks": 1.0, "cost_bits": cost_p, "period": per})
+                if cost_p < cost_now:
+                    cost_now, theta, resid_now, chosen = cost_p, theta_p, resid_p, per
+        current = simulate_batch(theta[None, :], starts, n, chosen)[0][0]
+        if cost_now < best[0]:
+            best = (cost_now, theta, starts, chosen, resid_now)
+    best_cost, theta, starts, chosen, resid_valid = best
 
-    chosen_period: float | None = None
-    if period is not None and len(starts) and n_valid >= 2 * period:
-        theta_p = _initial_period(y, theta, starts, float(period))
-        theta_p, resid_p = _solve(y, theta_p, starts, float(period))
-        cost_p = _cost(resid_p, len(starts), n_valid, True)
-        history.append({"shocks": float(len(starts)), "cost_bits": cost_p, "period": 1.0})
-        if cost_p < best:
-            theta, best, resid_valid, chosen_period = theta_p, cost_p, resid_p, float(period)
-
-    pop, aud = simulate_batch(theta[None, :], starts, n, chosen_period, with_audience=True)
+    pop, aud = simulate_batch(theta[None, :], starts, n, chosen, with_audience=True)
     assert aud is not None
     shocks = decode_shocks(theta, starts)
-    per = (
-        decode_period(theta[SHOCK_WIDTH * len(starts) :], chosen_period)
-        if chosen_period is not None
-        else None
+    per_term = (
+        decode_period(theta[SHOCK_WIDTH * len(starts) :], chosen) if chosen is not None else None
     )
     return Fit(
         shocks=shocks,
-        period=per,
+        period=per_term,
         n_points=n,
         fitted=pop[0],
         audience=aud[0],
         rmse=float(np.sqrt(np.mean(resid_valid**2))),
-        cost_bits=best,
+        cost_bits=best_cost,
         theta=theta,
         starts=starts,
         history=history,
@@ -407,7 +418,9 @@ def rmse(predicted: FloatArray, actual: FloatArray) -> float:
     return float(np.sqrt(np.mean((predicted[ok] - actual[ok]) ** 2)))
 
 
-def forecast(y: FloatArray, horizon: int, period: float | None = None) -> Forecast:
+def forecast(
+    y: FloatArray, horizon: int, period: float | tuple[float, ...] | None = None
+) -> Forecast:
     """Fit Phoenix-R to all but the last ``horizon`` windows and predict them."""
     y = np.asarray(y, dtype=np.float64)
     if horizon < 1 or horizon >= len(y):

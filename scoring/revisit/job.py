@@ -56,8 +56,8 @@ def fit_track(snaps: store.Snapshots, params: dict[str, Any]) -> dict[str, Any]:
         return {**base, "error": str(exc)}
     y = series.plays
     base["n_points"] = len(y)
-    period = float(PERIODS[window]) if params["periodic"] else None
-    horizon = params["horizon"] or PERIODS[window]
+    period = tuple(float(p) for p in PERIODS[window]) if params["periodic"] else None
+    horizon = params["horizon"] or PERIODS[window][0]
     try:
         model = fit(y, period, tolerance=params["tolerance"], max_shocks=params["max_shocks"])
     except FitError as exc:

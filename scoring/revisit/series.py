@@ -24,8 +24,9 @@ from numpy.typing import NDArray
 FloatArray = NDArray[np.float64]
 
 WINDOWS: dict[str, int] = {"hourly": 3600, "daily": 86400}
-# Natural periodicity of each window, in windows: a week of days, a day of hours.
-PERIODS: dict[str, int] = {"hourly": 24, "daily": 7}
+# Natural periodicities of each window, in windows: a week of days; a day or a week of
+# hours.
+PERIODS: dict[str, tuple[int, ...]] = {"hourly": (24, 168), "daily": (7,)}
 
 
 class SeriesError(ValueError):
