@@ -166,7 +166,7 @@ async def fleet_run(
                     "worker", "--coordinator", coordinator.url, "--key", worker_key,
                     "--api-base", web_base + "/api", "--web-base", web_base,
                     "--concurrency", str(per_worker), "--kinds", "user_range",
-                    "--exit-when-idle", "5",
+                    "--exit-when-idle", "5", "--no-web-profiles",
                 )  # fmt: skip
                 name = f"worker-{workers}-{i}"
                 crew.append(
@@ -258,6 +258,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "concurrency": args.concurrency,
             "chunk": args.chunk,
             "simulator_processes": args.sim_processes,
+            # Workers fetch GET /users/{id} only, the same requests as the ceiling.
+            "web_profiles": False,
             "cpu_count": os.cpu_count(),
         }
         # The machine is shared: the ceiling is measured before, between and after the

@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=("auto", "hydration", "bundles", "browser"),
         help="client_id discovery strategy (default: all, in that order)",
     )
+    p.add_argument(
+        "--web-profiles",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="user_range: also fetch each live user's web profiles (default: on)",
+    )
     p.add_argument("--api-base", metavar="URL", help="platform API base URL")
     p.add_argument("--web-base", metavar="URL", help="platform web client URL")
     p.add_argument(
@@ -82,6 +88,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         "discovery": args.discovery,
         "api_base": args.api_base,
         "web_base": args.web_base,
+        "web_profiles": args.web_profiles,
     }
     base = load_settings(WorkerSettings)
     data = base.model_dump()

@@ -69,6 +69,13 @@ class WorkerSettings(BaseSettings):
     )
     backoff_base_s: float = Field(default=0.2, gt=0, description="First retry's mean wait.")
     backoff_max_s: float = Field(default=10.0, gt=0, description="Longest retry wait.")
+    web_profiles: bool = Field(
+        default=True,
+        description=(
+            "user_range: also fetch each live user's /web-profiles (the spam model's links); "
+            "one more request per live user"
+        ),
+    )
     page_limit: int = Field(default=200, ge=1, le=200, description="`limit` of list pages.")
     id_batch: int = Field(
         default=250, ge=1, le=10_000, description="user_range: ids fetched per landed batch."

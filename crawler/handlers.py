@@ -36,7 +36,15 @@ from crawler.http import GONE, ApiClient
 from crawler.metrics import WorkerMetrics
 from crawler.store import Batch, Store
 from schemas import records, tables
-from schemas.api_v2 import Page, Track, TrackPage, User, UserPage
+from schemas.api_v2 import (
+    Page,
+    Track,
+    TrackPage,
+    User,
+    UserPage,
+    WebProfile,
+    parse_web_profiles,
+)
 from schemas.errors import InputError
 from schemas.records import TimeSource
 from schemas.work import (
@@ -125,16 +133,28 @@ async def user_range(ctx: UnitContext) -> UnitResult:
     pages = ctx.metrics.pages.labels("user")
     lanes = max(1, min(ctx.settings.concurrency, ctx.settings.id_batch))
 
-    async def fetch(lo: int, hi: int) -> list[tuple[int, User | None]]:
+    with_profiles = ctx.settings.web_profiles
+    Fetched = tuple[int, User | None, list[WebProfile] | None]
+
+    async def fetch(lo: int, hi: int) -> list[Fetched]:
         # A few lanes pulling ids, not one task per id: tasks cost more than requests.
         ids = iter(range(lo, hi))
-        out: list[tuple[int, User | None]] = []
+        out: list[Fetched] = []
 
         async def lane() -> None:
             for user_id in ids:
                 got = await ctx.api.get_json(f"{base}{user_id}", User)
                 pages.inc()
-                out.append((user_id, None if got is GONE else got))
+                if got is GONE:
+                    out.append((user_id, None, None))
+                    continue
+                links = None
+                if with_profiles:
+                    listed = await ctx.api.get_json(
+                        f"{base}{user_id}/web-profiles", parse_web_profiles
+                    )
+                    links = None if listed is GONE else listed
+                out.append((user_id, got, links))
 
         await asyncio.gather(*(lane() for _ in range(min(lanes, hi - lo))))
         return out
@@ -149,13 +169,21 @@ async def user_range(ctx: UnitContext) -> UnitResult:
             results = await fetch(lo, hi)
             fetched_at = _now()
             batch = Batch()
-            for user_id, user in results:
+            for user_id, user, links in results:
                 if user is None:
                     batch.add(tables.user_ids_gone, records.gone_row(user_id, fetched_at))
                 elif user.id != user_id:
                     raise InputError(f"/users/{user_id} answered user {user.id}")
                 else:
                     batch.add(tables.users, records.user_row(user, fetched_at))
+                    if links is not None:
+                        batch.profiles_of.add(user_id)
+                        # One row per URL (the key): a link listed twice is one row.
+                        unique = {link.url: link for link in links}.values()
+                        batch.extend(
+                            tables.web_profiles,
+                            (records.web_profile_row(user_id, p, fetched_at) for p in unique),
+                        )
             if landing is not None:
                 await landing
             landing = asyncio.create_task(ctx.land(batch, f"{_RANGE_CURSOR}{hi}"))

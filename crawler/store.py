@@ -34,11 +34,16 @@ _ORDER = (
 )
 
 
+_DELETE_PROFILES = "DELETE FROM web_profiles WHERE user_id = ANY($1::bigint[])"
+
+
 class Batch:
     """Rows to land together, grouped by table."""
 
     def __init__(self) -> None:
         self._rows: dict[Table, list[Row]] = defaultdict(list)
+        # Users whose web profiles this batch replaces (links removed since are deleted).
+        self.profiles_of: set[int] = set()
 
     def add(self, table: Table, row: Row) -> None:
         """Queue one row for ``table``."""
@@ -79,11 +84,13 @@ class Store:
 
     async def land(self, batch: Batch) -> int:
         """Land every table of ``batch`` in one transaction; returns rows written."""
-        if not len(batch):
+        if not len(batch) and not batch.profiles_of:
             return 0
         written = 0
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                if batch.profiles_of:
+                    await conn.execute(_DELETE_PROFILES, sorted(batch.profiles_of))
                 for table, rows in batch.tables():
                     written += await write_rows(conn, table, rows)
         except (OSError, asyncpg.InterfaceError) as exc:

@@ -204,7 +204,14 @@ async def test_user_range_lands_live_users_and_gone_ids(
     assert all(r["created_at"] == created[r["id"]] for r in landed)
     followers = np.bincount(w.follows.dst, minlength=USERS + 1)
     assert all(r["followers_count"] == followers[r["id"]] for r in landed)
-    assert result.rows == USERS + 20
+    from simulator import render
+
+    profiles = await rows(db, "SELECT user_id, url, network FROM web_profiles")
+    assert profiles == {
+        (r["id"], p["url"], p["network"]) for r in landed for p in render.web_profiles(w, r["id"])
+    }
+    assert any(network == "personal" for _, _, network in profiles)  # planted link spam
+    assert result.rows == len(landed) + len(gone) + len(profiles)
 
 
 async def test_follow_lists_land_the_truth_in_both_directions(
