@@ -305,7 +305,7 @@ def elbow(ks: Sequence[int], inertias: Sequence[float]) -> int:
 
 # Thresholds on centroid means of raw features that make a cluster a spam cluster.
 def _link(c: dict[str, float]) -> bool:
-    return c["url_shortener"] >= 0.5 or c["profanity_description"] >= 0.5
+    return c["url_shortener"] >= 1.0 or c["profanity_description"] >= 1.0
 
 
 def _fake(c: dict[str, float]) -> bool:
@@ -313,17 +313,21 @@ def _fake(c: dict[str, float]) -> bool:
 
 
 def _churn(c: dict[str, float]) -> bool:
-    return c["follow_multiplicity"] >= 1.5
+    return c["follow_multiplicity"] >= 2.0
 
 
-# Tests on centroid means of raw features that make a cluster a spam cluster: most of
-# its members advertise a shortener or swear, share their sign-up second with another
-# account, or follow the same target repeatedly.
+# Tests on a cluster's median member (raw features) that make it a spam cluster: it
+# advertises a shortener or swears, shares its sign-up second with other accounts, or
+# follows the same target repeatedly. Medians, not means: one fake account with a
+# 30-account batch must not turn a small cluster of paying users into "spam".
 SPAM_RULES = {"link": _link, "fake": _fake, "churn": _churn}
 
 
 def name_clusters(raw_centroids: list[dict[str, float]], medians: dict[str, float]) -> list[str]:
-    """Names from centroids: ``spam`` (with a kind), superstars, musicians, fans, lurkers."""
+    """Names from (median) centroids: ``spam:<kind>``, superstars, musicians, fans, lurkers.
+
+    ``medians`` are the whole population's medians (superstars stand out from them).
+    """
     names: list[str] = []
     for c in raw_centroids:
         kinds = [kind for kind, rule in SPAM_RULES.items() if rule(c)]
@@ -361,7 +365,7 @@ class SpamParams:
     """Knobs of :func:`fit`."""
 
     k_min: int = 2
-    k_max: int = 12
+    k_max: int = 15
     correlation_threshold: float = 0.9
     test_size: float = 0.25
     per_class: int = 3000
@@ -436,7 +440,10 @@ def fit(features: Features, params: SpamParams | None = None) -> SpamModel:
     centroids = [
         {name: float(raw[cluster == c, _F[name]].mean()) for name in FEATURES} for c in range(k)
     ]
-    names = name_clusters(centroids, medians)
+    median_centroids = [
+        {name: float(np.median(raw[cluster == c, _F[name]])) for name in FEATURES} for c in range(k)
+    ]
+    names = name_clusters(median_centroids, medians)
     spam_clusters = np.array([name.startswith("spam") for name in names])
     sizes = np.bincount(cluster, minlength=k)
 
