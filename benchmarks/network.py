@@ -27,13 +27,20 @@ def synthetic_follows(n_edges: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A follow-like directed graph: heavy-tailed in-degrees, some reciprocity."""
     rng = np.random.default_rng(seed)
     n = max(10, n_edges // 5)
-    src = rng.integers(0, n, n_edges)
-    # Pareto-tailed targets (popular accounts), bounded so the census stays tractable.
-    dst = np.minimum((rng.pareto(2.5, n_edges) * n / 50).astype(np.int64), n - 1)
-    back = rng.random(n_edges) < 0.15
-    src, dst = np.where(back, dst, src), np.where(back, src, dst)
-    graph = core.build_graph(src, dst)
-    return graph.src[:n_edges], graph.dst[:n_edges]
+    draws = int(n_edges * 1.2) + 10  # duplicates and self loops are dropped below
+    while True:
+        src = rng.integers(0, n, draws)
+        # Pareto-tailed targets (popular accounts), bounded so the census stays tractable.
+        dst = np.minimum((rng.pareto(2.5, draws) * n / 50).astype(np.int64), n - 1)
+        back = rng.random(draws) < 0.15
+        src, dst = np.where(back, dst, src), np.where(back, src, dst)
+        graph = core.build_graph(src, dst)
+        if graph.m >= n_edges:
+            break
+        draws = int(draws * 1.3)
+    # Exactly n_edges distinct pairs, chosen at random (not by id order).
+    keep = np.sort(rng.choice(graph.m, size=n_edges, replace=False))
+    return graph.src[keep], graph.dst[keep]
 
 
 def _timed(fn: Any) -> tuple[Any, float]:
