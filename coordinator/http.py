@@ -155,7 +155,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("request_failed", route=name, method=request.method)
         response = error_response(500, "internal", "internal error (see the coordinator log)")
-    metrics.http_requests.labels(name, str(response.status)).inc()
+    metrics.http_request(name, response.status).inc()
     return response
 
 

@@ -66,3 +66,12 @@ class Metrics:
             "429s recorded fleet-wide since the fleet started.",
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, int], Counter] = {}
+
+    def http_request(self, route: str, status: int) -> Counter:
+        """The request counter of one route and status (children cached: hot path)."""
+        key = (route, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._request_children[key] = self.http_requests.labels(route, str(status))
+        return child

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -210,10 +211,12 @@ class Coordinator:
                         )
                 await q.finish_jobs(conn, closed)
             units = [
-                Lease(
+                # Rows come from our own table, already typed: validating them again
+                # cost a third of the coordinator's CPU per leased unit.
+                Lease.model_construct(
                     unit_id=r.unit_id,
                     job_id=r.job_id,
-                    kind=r.kind,  # type: ignore[arg-type]
+                    kind=r.kind,
                     payload=r.payload,
                     token=r.token,
                     cursor=r.cursor,
@@ -222,8 +225,8 @@ class Coordinator:
                 for r in rows
                 if r.state == "leased"
             ]
-            for unit in units:
-                self.metrics.claims.labels(unit.kind).inc()
+            for kind, n in Counter(u.kind for u in units).items():
+                self.metrics.claims.labels(kind).inc(n)
             advice = await self.advice(conn)
         return LeaseResponse(units=units, fleet=advice, completed=completed)
 
@@ -279,7 +282,9 @@ class Coordinator:
         if stale:
             self.metrics.completions.labels("stale").inc(stale)
         return [
-            UnitStateResponse(unit_id=i.unit_id, state="done" if i.unit_id in done else "stale")
+            UnitStateResponse.model_construct(
+                unit_id=i.unit_id, state="done" if i.unit_id in done else "stale"
+            )
             for i in items
         ]
 
