@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: chaos soak install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep
+.PHONY: chaos soak install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,7 +57,13 @@ bench-leasing: install
 bench-revisit: install
 	$(PY) -m benchmarks.revisit
 
-bench: bench-ingest bench-simulator bench-leasing bench-revisit bench-sweep
+bench-network: install
+	$(PY) -m benchmarks.network
+
+bench-spam: install
+	$(PY) -m benchmarks.spam
+
+bench: bench-ingest bench-simulator bench-leasing bench-revisit bench-sweep bench-network bench-spam
 
 clean:
 	rm -rf $(VENV) .pytest_pgdata .mypy_cache .ruff_cache .pytest_cache
