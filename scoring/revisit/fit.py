@@ -371,8 +371,9 @@ def _fit(
         if len(starts) == 1 and periods:
             # The periodic term is decided on the first shock, so later shocks are not
             # spent on the periodic pattern.
+            shock_only = theta
             for per in periods:
-                theta_p = _initial_period(y, theta, starts, per)
+                theta_p = _initial_period(y, shock_only, starts, per)
                 theta_p, resid_p = _solve(y, theta_p, starts, per)
                 cost_p = _cost(resid_p, 1, n_valid, True)
                 history.append({"shocks": 1.0, "cost_bits": cost_p, "period": per})

@@ -162,3 +162,14 @@ def test_holt_winters_tracks_a_seasonal_level() -> None:
     hw = fit_holt_winters(y, 7)
     assert rmse(hw.one_step[30:], y[30:]) < 5
     assert rmse(hw.forecast(14), 100 + 20 * np.sin(2 * np.pi * np.arange(300, 314) / 7)) < 8
+
+
+def test_periodic_term_chosen_among_candidate_periods() -> None:
+    n = 24 * 30
+    pop, _ = simulate([Shock(3, 5e4, 0.3 / 5e4, 0.01, 2.0)], n, Period(24.0, 0.5, 5.0))
+    y = np.random.default_rng(6).poisson(pop).astype(float)
+    model = fit(y, (24.0, 168.0))
+    assert model.period is not None
+    assert model.period.period == 24.0
+    assert model.period.amplitude == pytest.approx(0.5, abs=0.1)
+    assert model.n_shocks == 1
