@@ -448,3 +448,81 @@ async def test_throttle_halves_the_budget_once_and_pauses_the_fleet(api: Api) ->
     assert lease["fleet"]["paused_until"] is not None
     assert lease["fleet"]["rate_share_rps"] == pytest.approx(after["budget_rps"] / 2, rel=0.1)
     assert {w["id"] for w in after["workers"]} == {"w1", "w2", "scorer"}
+
+
+async def test_piggybacked_and_batch_completions_fence_each_item(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    await api.submit("user_tracks", {"user_ids": [1, 2, 3, 4, 5]})
+    units = await api.lease("w-a", ["user_tracks"], n=3)
+    stolen = units[0]
+    await _expire(db, stolen["unit_id"])
+    [again] = await api.lease("w-b", ["user_tracks"])
+    assert again["unit_id"] == stolen["unit_id"]
+    # w-a reports its batch while asking for more: the re-issued unit is refused alone.
+    status, data = await api.call(
+        "POST",
+        "/v1/leases",
+        "worker",
+        {
+            "worker_id": "w-a",
+            "kinds": ["user_tracks"],
+            "max_units": 5,
+            "complete": [{"unit_id": u["unit_id"], "token": u["token"], "rows": 2} for u in units],
+        },
+    )
+    assert status == 200
+    outcome = {r["unit_id"]: r["state"] for r in data["completed"]}
+    assert outcome == {
+        stolen["unit_id"]: "stale",
+        units[1]["unit_id"]: "done",
+        units[2]["unit_id"]: "done",
+    }
+    assert len(data["units"]) == 2  # the two never-leased ones
+    status, data = await api.call(
+        "POST",
+        "/v1/leases/complete",
+        "worker",
+        {
+            "worker_id": "w-b",
+            "items": [{"unit_id": again["unit_id"], "token": again["token"]}]
+            + [{"unit_id": u["unit_id"], "token": 99} for u in data["units"]],
+        },
+    )
+    assert [r["state"] for r in data["results"]] == ["done", "stale", "stale"]
+    counts = dict(await db.fetch("SELECT state, count(*) FROM work_units GROUP BY state"))
+    assert counts == {"done": 3, "leased": 2}
+
+
+async def test_concurrent_network_expansion_never_exceeds_max_users(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    job = await api.submit(
+        "network", {"seeds": [1], "depth": 3, "direction": "both", "max_users": 40}
+    )
+
+    async def worker(i: int) -> None:
+        idle = 0
+        while idle < 3:
+            units = await api.lease(f"net-{i}", ["follow_list"], n=2)
+            if not units:
+                idle += 1
+                await asyncio.sleep(0.05)
+                continue
+            idle = 0
+            for u in units:
+                uid = u["payload"]["user_id"]
+                # Overlapping neighbourhoods: many users are discovered by several units.
+                found = [(uid * 7 + k) % 97 + 1 for k in range(12)]
+                status, data = await api.complete(f"net-{i}", u, discovered_user_ids=found)
+                assert status == 200, data
+
+    await asyncio.gather(*(worker(i) for i in range(8)))
+    users = await db.fetch(
+        "SELECT (payload->>'user_id')::bigint AS u, count(*) AS n FROM work_units GROUP BY 1"
+    )
+    assert len(users) == 40
+    assert {r["n"] for r in users} == {2}  # both directions, once each
+    assert await db.fetchval("SELECT max(depth) FROM work_units") <= 3
+    status, view = await api.call("GET", f"/v1/jobs/{job['id']}", "researcher")
+    assert (status, view["state"], view["progress"]["done"]) == (200, "done", 80)
