@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 from typing import Any
 
 from schemas.errors import InputError
@@ -39,6 +40,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="model parameters (values parsed as JSON when possible)",
     )
     score.set_defaults(handler=_score)
+    worker = sub.add_parser(
+        "score-worker", help="lease `score` units from the coordinator and run them"
+    )
+    worker.add_argument("--poll", type=float, default=2.0, help="seconds between empty leases")
+    worker.add_argument("--heartbeat", type=float, default=20.0, help="heartbeat period (s)")
+    worker.add_argument("--max-units", type=int, default=None, help="stop after N units")
+    worker.set_defaults(handler=_score_worker)
 
 
 async def _run(dsn: str, timeout: float, model: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -62,4 +70,31 @@ def _score(args: argparse.Namespace) -> int:
     metrics = json.loads(run["metrics"]) if isinstance(run["metrics"], str) else run["metrics"]
     print(f"run {run['id']} ({args.model}) done")
     print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0
+
+
+def _score_worker(args: argparse.Namespace) -> int:
+    from scoring.worker import serve
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    target = database.resolve(settings)
+
+    async def main() -> dict[str, Any]:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await serve(
+            settings.coordinator_url,
+            settings.api_key,
+            target.dsn,
+            poll_s=args.poll,
+            heartbeat_s=args.heartbeat,
+            max_units=args.max_units,
+            stop=stop,
+        )
+
+    outcome = asyncio.run(main())
+    print(json.dumps(outcome))
     return 0
