@@ -105,7 +105,7 @@ def _ranges(starts: IntArray, lengths: IntArray) -> IntArray:
         return np.zeros(0, dtype=np.int64)
     ends = np.cumsum(lengths)
     shift = np.repeat(starts - (ends - lengths), lengths)
-    return np.arange(total, dtype=np.int64) + shift
+    return np.asarray(np.arange(total, dtype=np.int64) + shift, dtype=np.int64)
 
 
 def from_events(
@@ -165,7 +165,7 @@ def split_by_track(n: int, test_fraction: float, seed: int) -> tuple[IntArray, I
     if not 0.0 < test_fraction < 1.0:
         raise InputError(f"test_fraction: must be in (0, 1), got {test_fraction}")
     perm = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test_fraction))
+    n_test = round(n * test_fraction)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 

@@ -51,17 +51,18 @@ class SansnetModel:
     beta: float
     beta_se: float
     baseline_hazard: FloatArray
-    boundary: FloatArray
+    log_hazard_cut: FloatArray
     n_rows: int
     n_events: int
 
-    def survival(self, sizes: npt.NDArray[np.int32]) -> FloatArray:
-        """``S[c, g]``: survival through the interval after decision time ``g``.
+    def cumulative_hazard(self, sizes: npt.NDArray[np.int32]) -> FloatArray:
+        """``H[c, g]``: cumulative hazard through the interval after decision time ``g``.
 
         ``sizes[:, g]`` is the size at decision time ``g`` (``sizes`` has one column per
-        grid time). The score at ``g`` uses only shares up to ``g``: it is the
-        probability of not crossing the threshold by the *next* grid time given the
-        observed path, so the latest size counts without looking ahead.
+        grid time). The score at ``g`` uses only shares up to ``g``: it covers the
+        survival up to the *next* grid time given the observed path, so the latest size
+        counts without looking ahead. ``S = exp(-H)``; the hazard is kept because
+        survival probabilities of small cascades round to exactly 1.0 in floating point.
         """
         n_grid = self.baseline_hazard.shape[0]
         start_sizes = np.concatenate([np.zeros((sizes.shape[0], 1), np.int32), sizes], axis=1)
@@ -69,15 +70,25 @@ class SansnetModel:
         # Interval g (0-based) runs from decision time g-1 to g; score g covers g+1 too.
         increments = self.baseline_hazard[None, :] * np.exp(self.beta * x)
         cumulative = np.cumsum(increments, axis=1)
-        ahead = np.zeros_like(cumulative)
+        ahead = np.empty_like(cumulative)
         ahead[:, :-1] = cumulative[:, 1:]
         ahead[:, -1] = cumulative[:, -1]
-        return np.exp(-ahead)
+        return ahead
+
+    def survival(self, sizes: npt.NDArray[np.int32]) -> FloatArray:
+        """``S(t | v(t))`` at every decision time (see :meth:`cumulative_hazard`)."""
+        return np.exp(-self.cumulative_hazard(sizes))
+
+    @property
+    def boundary(self) -> FloatArray:
+        """The separation boundary ``s*_t`` in survival space."""
+        return np.exp(-np.exp(self.log_hazard_cut))
 
     def decide(self, sizes: npt.NDArray[np.int32]) -> tuple[FloatArray, BoolArray]:
-        """Survival scores and viral decisions at every grid time."""
-        surv = self.survival(sizes)
-        return surv, surv <= self.boundary[None, :]
+        """Log cumulative hazard (higher = more viral) and decisions ``S <= s*_t``."""
+        with np.errstate(divide="ignore"):
+            log_h = np.log(self.cumulative_hazard(sizes))
+        return log_h, log_h >= self.log_hazard_cut[None, :]
 
     def predicted_hours_to_viral(self, sizes: npt.NDArray[np.int32]) -> FloatArray:
         """For each cascade and decision time: when it should cross the threshold.
@@ -103,7 +114,7 @@ class SansnetModel:
             "beta_se": self.beta_se,
             "rows": self.n_rows,
             "events": self.n_events,
-            "boundary": [round(float(b), 6) for b in self.boundary],
+            "boundary_log_hazard": [round(float(b), 4) for b in self.log_hazard_cut],
         }
 
 
@@ -205,30 +216,36 @@ def fit(cascades: Cascades, labels: Labels, grid: Grid) -> SansnetModel:
         beta=beta,
         beta_se=beta_se,
         baseline_hazard=dh0,
-        boundary=np.zeros(grid.times.shape[0]),
+        log_hazard_cut=np.zeros(grid.times.shape[0]),
         n_rows=len(table),
         n_events=n_events,
     )
-    surv = model.survival(sizes)
-    boundary = separation_boundary(surv, labels, grid)
-    return SansnetModel(**{**model.__dict__, "boundary": boundary})
+    with np.errstate(divide="ignore"):
+        log_h = np.log(model.cumulative_hazard(sizes))
+    cut = separation_boundary(log_h, labels, grid)
+    return SansnetModel(**{**model.__dict__, "log_hazard_cut": cut})
 
 
-def separation_boundary(surv: FloatArray, labels: Labels, grid: Grid) -> FloatArray:
-    """The monotone (non-increasing) boundary ``s*_t`` with class-balanced costs."""
+def separation_boundary(log_hazard: FloatArray, labels: Labels, grid: Grid) -> FloatArray:
+    """The monotone boundary with class-balanced costs, as a cut on log cumulative hazard.
+
+    ``S <= s*_t`` is ``log H >= log(-log s*_t)``; a non-increasing ``s*_t`` is a
+    non-decreasing cut, which weighted isotonic regression enforces.
+    """
     times = grid.times
     alive = alive_matrix(labels, times) & labels.labeled[:, None]
     cuts = np.full(times.shape[0], np.nan)
     weights = np.zeros(times.shape[0])
     for g in range(times.shape[0]):
         rows = alive[:, g]
-        cut = best_threshold(surv[rows, g], labels.viral[rows], "balanced", lower_is_viral=True)
+        scores = np.maximum(log_hazard[rows, g], -745.0)  # exp underflow: -inf -> finite
+        cut = best_threshold(scores, labels.viral[rows], "balanced")
         if np.isfinite(cut):
             cuts[g] = cut
             weights[g] = rows.sum()
     defined = np.isfinite(cuts)
     if not defined.any():
         raise DegenerateTraining("no decision time has both classes alive: no boundary")
-    iso = IsotonicRegression(increasing=False, out_of_bounds="clip")
+    iso = IsotonicRegression(increasing=True, out_of_bounds="clip")
     iso.fit(times[defined], cuts[defined], sample_weight=weights[defined])
     return np.asarray(iso.predict(times), dtype=np.float64)

@@ -1,0 +1,326 @@
+"""The models of one harness: SANSNET, CrowdCast and the papers' baselines.
+
+Every model is fitted on training cascades and then, for test cascades, gives a score
+and a viral/not-viral decision at every decision time using only shares up to that
+time. The harness (:mod:`.evaluate`) treats them alike.
+
+* ``nodecount``: the number of sharers (CrowdCast's baseline), cut per decision time.
+* ``szabo_huberman``: ln N_final = ln N_t + r_t (linear in log-log space); viral when
+  the predicted final size reaches the threshold.
+* ``logistic``: logistic regression on hourly share counts (class-balanced), one model
+  per decision time.
+* ``seismic``: SEISMIC's self-exciting estimate of infectiousness with the paper's
+  power-law memory kernel and resharers' follower counts; viral when the predicted
+  final size reaches the threshold (or the process is supercritical).
+* ``crowdcast`` and ``sansnet``: see their modules.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+from scoring.virality import sansnet
+from scoring.virality.cascades import BoolArray, Cascades, FloatArray, IntArray
+from scoring.virality.labels import DegenerateTraining, Grid, Labels, alive_matrix, best_threshold
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything the models may read about a set of cascades, precomputed once."""
+
+    cascades: Cascades
+    labels: Labels
+    grid: Grid
+    sizes: npt.NDArray[np.int32]
+    crowdcast: FloatArray | None = None
+    event_followers: FloatArray | None = None
+    artist_followers: FloatArray | None = None
+
+    def take(self, idx: IntArray) -> Inputs:
+        """The inputs of the cascades ``idx``."""
+        c = self.cascades.subset(idx)
+        lab = self.labels
+        ev = None
+        if self.event_followers is not None:
+            starts, ends = self.cascades.offsets[idx], self.cascades.offsets[idx + 1]
+            ev = (
+                np.concatenate(
+                    [self.event_followers[s:e] for s, e in zip(starts, ends, strict=True)]
+                )
+                if idx.size
+                else np.zeros(0)
+            )
+        return Inputs(
+            cascades=c,
+            labels=Labels(
+                lab.threshold,
+                lab.horizon_hours,
+                lab.viral_hours[idx],
+                lab.viral[idx],
+                lab.labeled[idx],
+            ),
+            grid=self.grid,
+            sizes=self.sizes[idx],
+            crowdcast=None if self.crowdcast is None else self.crowdcast[idx],
+            event_followers=ev,
+            artist_followers=None if self.artist_followers is None else self.artist_followers[idx],
+        )
+
+
+class Model(Protocol):
+    """A virality model in the harness."""
+
+    name: str
+
+    def fit(self, train: Inputs) -> None:
+        """Learn from training cascades (raises :class:`DegenerateTraining` if it cannot)."""
+
+    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
+        """Scores (higher = more viral) and decisions at every decision time."""
+
+
+def _train_rows(train: Inputs) -> BoolArray:
+    """Training cascades usable at each decision time: alive and with a known label."""
+    return alive_matrix(train.labels, train.grid.times) & train.labels.labeled[:, None]
+
+
+def _require_classes(train: Inputs) -> None:
+    if train.labels.n_viral == 0:
+        raise DegenerateTraining("training data hold no viral cascade (a single class)")
+    if train.labels.n_negative == 0:
+        raise DegenerateTraining("training data hold no fully observed non-viral cascade")
+
+
+@dataclass
+class ThresholdRanker:
+    """A score cut per decision time, tuned on training data (``balanced`` or ``f1``)."""
+
+    name: str
+    criterion: str = "f1"
+    cuts: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    def score(self, data: Inputs) -> FloatArray:
+        """The ranking score matrix."""
+        if self.name == "crowdcast":
+            if data.crowdcast is None:
+                raise DegenerateTraining("crowdcast: no activity-graph features were computed")
+            return data.crowdcast
+        return data.sizes.astype(np.float64)
+
+    def fit(self, train: Inputs) -> None:
+        """Tune one cut per decision time on alive, labeled training cascades."""
+        _require_classes(train)
+        scores = self.score(train)
+        rows = _train_rows(train)
+        self.cuts = np.array(
+            [
+                best_threshold(
+                    scores[rows[:, g], g], train.labels.viral[rows[:, g]], self.criterion
+                )
+                for g in range(scores.shape[1])
+            ]
+        )
+
+    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
+        """Viral when the score reaches the cut (never where no cut was defined)."""
+        scores = self.score(test)
+        cuts = np.where(np.isfinite(self.cuts), self.cuts, np.inf)
+        return scores, scores >= cuts[None, :]
+
+
+@dataclass
+class SzaboHuberman:
+    """Linear regression of log final size on log current size, slope fixed at one."""
+
+    name: str = "szabo_huberman"
+    offsets: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    def fit(self, train: Inputs) -> None:
+        """``r_t`` = mean of ln(1+N_final) - ln(1+N_t) over labeled training cascades."""
+        lab = train.labels
+        if not lab.labeled.any():
+            raise DegenerateTraining("no fully observed training cascade to regress on")
+        final = np.log1p(train.cascades.sizes_at(train.grid.horizon_hours)[lab.labeled])
+        now = np.log1p(train.sizes[lab.labeled].astype(np.float64))
+        self.offsets = (final[:, None] - now).mean(axis=0)
+
+    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
+        """Predicted log final size, and whether it reaches the threshold."""
+        pred = np.log1p(test.sizes.astype(np.float64)) + self.offsets[None, :]
+        return pred, pred >= np.log1p(test.labels.threshold)
+
+
+@dataclass
+class HourlyLogistic:
+    """Logistic regression on the share counts of the last hours, one model per time."""
+
+    name: str = "logistic"
+    window_hours: int = 12
+    max_rows: int = 20_000
+    seed: int = 0
+    models: list[LogisticRegression | None] = field(default_factory=list)
+
+    def _features_at(self, data: Inputs, g: int) -> FloatArray:
+        t = data.grid.times[g]
+        edges = np.maximum(t - np.arange(self.window_hours + 1, dtype=np.float64), 0.0)
+        idx = data.grid.index_at(edges)
+        padded = np.concatenate([np.zeros((data.sizes.shape[0], 1), np.int32), data.sizes], axis=1)
+        counts = padded[:, idx + 1].astype(np.float64)
+        hourly = counts[:, :-1] - counts[:, 1:]
+        return np.column_stack([np.log1p(hourly), np.log1p(counts[:, 0])])
+
+    def fit(self, train: Inputs) -> None:
+        """One class-balanced logistic regression per decision time."""
+        _require_classes(train)
+        rows = _train_rows(train)
+        rng = np.random.default_rng(self.seed)
+        self.models = []
+        for g in range(train.sizes.shape[1]):
+            idx = np.nonzero(rows[:, g])[0]
+            y = train.labels.viral[idx]
+            if y.all() or not y.any():
+                self.models.append(None)
+                continue
+            if idx.size > self.max_rows:
+                pick = rng.choice(idx.size, self.max_rows, replace=False)
+                idx, y = idx[pick], y[pick]
+            x = self._features_at(train, g)[idx]
+            model = LogisticRegression(class_weight="balanced", max_iter=200)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(x, y)
+            self.models.append(model)
+
+    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
+        """Probability of virality and the balanced 0.5 cut."""
+        n, n_grid = test.sizes.shape
+        prob = np.zeros((n, n_grid))
+        for g, model in enumerate(self.models):
+            if model is not None and n:
+                prob[:, g] = model.predict_proba(self._features_at(test, g))[:, 1]
+        return prob, prob >= 0.5
+
+
+def seismic_kernel_integral(age_hours: FloatArray, s0_hours: float, theta: float) -> FloatArray:
+    """Integral of SEISMIC's memory kernel from 0 to ``age``: the share of reactions so far.
+
+    phi(s) = c for s <= s0 and c (s / s0)^-(1 + theta) after, normalised to one.
+    """
+    c = 1.0 / (s0_hours * (1.0 + 1.0 / theta))
+    age = np.maximum(age_hours, 0.0)
+    early = c * np.minimum(age, s0_hours)
+    late = np.where(
+        age > s0_hours,
+        c * s0_hours / theta * (1.0 - np.power(np.maximum(age, s0_hours) / s0_hours, -theta)),
+        0.0,
+    )
+    return early + late
+
+
+@dataclass
+class Seismic:
+    """SEISMIC (Zhao et al. 2015): branching-process prediction of the final size.
+
+    Infectiousness p_t = R_t / sum_i n_i Phi(t - t_i) over the artist and every sharer
+    so far (n_i their follower counts); predicted final size
+    R_t + alpha p_t (sum_i n_i - exposure_t) / (1 - gamma p_t n*), infinite when
+    gamma p_t n* >= 1 (supercritical). n* is the mean follower count of sharers in the
+    training data. Kernel defaults are the paper's (s0 = 5 minutes, theta = 0.242).
+    """
+
+    name: str = "seismic"
+    s0_hours: float = 5.0 / 60.0
+    theta: float = 0.242
+    alpha: float = 1.0
+    gamma: float = 1.0
+    n_star: float = 1.0
+
+    def fit(self, train: Inputs) -> None:
+        """Estimate n*, the mean audience of a sharer."""
+        if train.event_followers is None:
+            raise DegenerateTraining("seismic: resharers' follower counts are missing")
+        if train.event_followers.size == 0:
+            raise DegenerateTraining("seismic: no share in the training data")
+        self.n_star = float(np.mean(train.event_followers))
+
+    def predicted_final(self, test: Inputs) -> FloatArray:
+        """Predicted final size at every decision time."""
+        if test.event_followers is None or test.artist_followers is None:
+            raise DegenerateTraining("seismic: resharers' follower counts are missing")
+        c = test.cascades
+        grid = test.grid.times
+        cidx = c.cascade_of_event
+        out = np.zeros((c.n, grid.shape[0]))
+        total_aud = test.artist_followers + np.zeros(c.n)
+        for g, t in enumerate(grid):
+            seen = c.times <= t
+            exp_ev = test.event_followers * seismic_kernel_integral(
+                t - c.times, self.s0_hours, self.theta
+            )
+            exposure = test.artist_followers * seismic_kernel_integral(
+                np.full(c.n, t), self.s0_hours, self.theta
+            ) + np.bincount(cidx[seen], weights=exp_ev[seen], minlength=c.n)
+            audience = total_aud + np.bincount(
+                cidx[seen], weights=test.event_followers[seen], minlength=c.n
+            )
+            r = test.sizes[:, g].astype(np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                p = np.where(exposure > 0, r / exposure, 0.0)
+                denom = 1.0 - self.gamma * p * self.n_star
+                pred = r + self.alpha * p * np.maximum(audience - exposure, 0.0) / denom
+            out[:, g] = np.where(denom > 0, pred, np.inf)
+        return out
+
+    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
+        """Log predicted final size, and whether it reaches the threshold."""
+        pred = self.predicted_final(test)
+        return np.log1p(pred), pred >= test.labels.threshold
+
+
+@dataclass
+class Sansnet:
+    """The SANSNET survival classifier in the harness (score = log cumulative hazard)."""
+
+    name: str = "sansnet"
+    model: sansnet.SansnetModel | None = None
+
+    def fit(self, train: Inputs) -> None:
+        """Fit the Cox model and the separation boundary."""
+        self.model = sansnet.fit(train.cascades, train.labels, train.grid)
+
+    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
+        """Log cumulative hazard, and the boundary's decisions."""
+        if self.model is None:
+            raise DegenerateTraining("sansnet: not fitted")
+        return self.model.decide(test.sizes)
+
+    def predicted_hours(self, test: Inputs) -> FloatArray:
+        """Predicted hours after upload at which each cascade goes viral (NaN: not soon)."""
+        if self.model is None:
+            raise DegenerateTraining("sansnet: not fitted")
+        return self.model.predicted_hours_to_viral(test.sizes)
+
+
+MODEL_NAMES = ("sansnet", "crowdcast", "nodecount", "szabo_huberman", "logistic", "seismic")
+
+
+def build(name: str, criterion: str | None = None) -> Model:
+    """A fresh, unfitted model by name."""
+    if name == "sansnet":
+        return Sansnet()
+    if name in ("crowdcast", "nodecount"):
+        return ThresholdRanker(name, criterion or "f1")
+    if name == "szabo_huberman":
+        return SzaboHuberman()
+    if name == "logistic":
+        return HourlyLogistic()
+    if name == "seismic":
+        return Seismic()
+    raise DegenerateTraining(f"models: unknown model {name!r} (known: {', '.join(MODEL_NAMES)})")

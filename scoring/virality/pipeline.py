@@ -1,0 +1,155 @@
+"""One virality evaluation, from cascades and the follower graph to metrics and a table.
+
+Shared by the scoring run (:mod:`.store`) and the benchmark: build the inputs every
+model reads, predict out of fold, score every model, and explain what was skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scoring.virality import crowdcast
+from scoring.virality.baselines import MODEL_NAMES, Inputs
+from scoring.virality.cascades import Cascades, FloatArray, IntArray
+from scoring.virality.evaluate import ModelRun, cross_predict, metrics, table
+from scoring.virality.labels import Grid, Labels
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The follower graph as seen by the models (user ids, absolute hours or None)."""
+
+    follower: IntArray
+    followee: IntArray
+    follow_abs_hours: FloatArray | None = None
+
+    def followers_count(self, users: IntArray) -> FloatArray:
+        """Distinct followers of each user (repeated follow events count once)."""
+        if self.followee.size == 0:
+            return np.zeros(users.shape[0])
+        pairs = np.unique(np.stack([self.follower, self.followee], axis=1), axis=0)
+        ids, counts = np.unique(pairs[:, 1], return_counts=True)
+        pos = np.clip(np.searchsorted(ids, users), 0, ids.size - 1)
+        return np.where(ids[pos] == users, counts[pos], 0).astype(np.float64)
+
+
+@dataclass
+class Evaluation:
+    """Everything a run reports."""
+
+    data: Inputs
+    runs: dict[str, ModelRun]
+    metrics: dict[str, Any]
+    table: str
+    distance: dict[str, Any]
+    durations: dict[str, float] = field(default_factory=dict)
+
+
+def prepare(
+    cascades: Cascades,
+    labels: Labels,
+    grid: Grid,
+    graph: Graph,
+    *,
+    ranks: crowdcast.RankLookup | None = None,
+    upload_abs_hours: FloatArray | None = None,
+    with_crowdcast: bool = True,
+    min_nodes_estimate: int = 30,
+) -> tuple[Inputs, dict[str, Any]]:
+    """The models' inputs: sizes on the grid, CrowdCast features, audiences for SEISMIC."""
+    sizes = cascades.size_matrix(grid.times)
+    report = crowdcast.DistanceReport()
+    cc = None
+    if with_crowdcast:
+        if ranks is None:
+            users, rank = crowdcast.pagerank(graph.follower, graph.followee)
+            ranks = crowdcast.RankLookup(users, rank)
+        parents = crowdcast.activity_parents(
+            cascades,
+            graph.follower,
+            graph.followee,
+            graph.follow_abs_hours,
+            upload_abs_hours,
+        )
+        feats = crowdcast.features(
+            cascades,
+            parents,
+            ranks,
+            grid.times,
+            min_nodes_estimate=min_nodes_estimate,
+            report=report,
+        )
+        cc = feats.score
+    data = Inputs(
+        cascades=cascades,
+        labels=labels,
+        grid=grid,
+        sizes=sizes,
+        crowdcast=cc,
+        event_followers=graph.followers_count(cascades.users),
+        artist_followers=graph.followers_count(cascades.artists),
+    )
+    return data, report.summary()
+
+
+def evaluate(
+    data: Inputs,
+    distance: dict[str, Any],
+    *,
+    models: tuple[str, ...] = MODEL_NAMES,
+    folds: int = 5,
+    seed: int = 0,
+    eval_hours: tuple[float, ...] = (1, 3, 6, 12, 24),
+    coverage_k: tuple[int, ...] = (10, 50, 100),
+    before_hours: tuple[float, ...] = (1, 2, 4, 8),
+    headline_hour: float = 6,
+    criteria: dict[str, str] | None = None,
+) -> Evaluation:
+    """Cross-validated predictions and metrics of every model, plus the printed table."""
+    names = [m for m in models if m != "crowdcast" or data.crowdcast is not None]
+    t0 = time.perf_counter()
+    runs = cross_predict(data, names, k=folds, seed=seed, criteria=criteria)
+    elapsed = time.perf_counter() - t0
+    lab = data.labels
+    per_model = {
+        name: metrics(
+            run,
+            lab,
+            data.grid.times,
+            data.grid.step_hours,
+            eval_hours=list(eval_hours),
+            coverage_k=list(coverage_k),
+            before_hours=list(before_hours),
+        )
+        for name, run in runs.items()
+    }
+    problems = []
+    n_no_shares = int((data.cascades.final_sizes() == 0).sum())
+    if n_no_shares:
+        problems.append(f"{n_no_shares} tracks have no reposts: kept as never-viral cascades")
+    censored = int((~lab.labeled).sum())
+    if censored:
+        problems.append(
+            f"{censored} cascades are censored (younger than the horizon and not yet viral):"
+            " excluded from labels, kept as at-risk time in the survival fit"
+        )
+    summary: dict[str, Any] = {
+        "cascades": data.cascades.n,
+        "viral": lab.n_viral,
+        "negative": lab.n_negative,
+        "censored": censored,
+        "threshold": lab.threshold,
+        "horizon_hours": lab.horizon_hours,
+        "step_hours": data.grid.step_hours,
+        "folds": folds,
+        "average_distance_estimate": distance,
+        "models": per_model,
+        "problems": problems,
+    }
+    text = table(per_model, headline_hour, before_hours[0], coverage_k[0])
+    summary["table"] = text
+    return Evaluation(data, runs, summary, text, distance, {"cross_predict_s": elapsed})
