@@ -52,6 +52,7 @@ from schemas.jobs import (
     ScoringRunSubmit,
     ScoringRunView,
 )
+from schemas.settings import Settings
 from schemas.work import (
     BatchCompleteRequest,
     BatchCompleteResponse,
@@ -540,12 +541,17 @@ ROUTE_TABLE: tuple[Route, ...] = (
 
 
 def create_app(
-    settings: CoordinatorSettings,
-    dsn: str,
+    settings: CoordinatorSettings | None = None,
+    dsn: str | None = None,
     *,
     pool: asyncpg.Pool | None = None,
 ) -> web.Application:
-    """The coordinator app on database ``dsn`` (or on a caller-owned ``pool``)."""
+    """The coordinator app on database ``dsn`` (or on a caller-owned ``pool``).
+
+    Without ``dsn`` the database is the one the environment configures (``DATABASE_URL``
+    or the embedded server), resolved when the app starts.
+    """
+    settings = settings or CoordinatorSettings()
     app = web.Application(client_max_size=settings.body_limit_bytes, middlewares=[error_middleware])
     app[ROUTES] = []
     app[BODY_LIMIT] = settings.body_limit_bytes
@@ -555,7 +561,11 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own = pool is None
-        the_pool = pool or await database.create_pool(dsn, size=settings.db_pool_size)
+        if pool is None:
+            target = dsn or database.resolve(Settings()).dsn
+            the_pool = await database.create_pool(target, size=settings.db_pool_size)
+        else:
+            the_pool = pool
         app[POOL] = the_pool
         coordinator = Coordinator(the_pool, settings, app[METRICS])
         await coordinator.start()
