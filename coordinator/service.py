@@ -545,7 +545,29 @@ class Coordinator:
             if row is None or not _may_see(principal, row):
                 raise NotFoundError(f"job {job_id} does not exist")
             prog = await q.progress(conn, [job_id])
+            if await self._heal(conn, [row], prog):
+                return await self._view(conn, job_id)
         return _job_view(row, prog.get(job_id))
+
+    async def _heal(
+        self,
+        conn: asyncpg.Connection,
+        rows: Sequence[asyncpg.Record],
+        prog: dict[int, asyncpg.Record],
+    ) -> bool:
+        """Close jobs whose units all ended but whose row still says otherwise.
+
+        Completions close their job right after committing; a coordinator that died in
+        between leaves the job `running`. Reading it repairs it (True if any changed).
+        """
+        stuck = [
+            r["id"]
+            for r in rows
+            if r["state"] in ("queued", "running")
+            and (p := prog.get(r["id"])) is not None
+            and p["queued"] + p["leased"] == 0
+        ]
+        return bool(stuck) and bool(await q.finish_jobs(conn, stuck))
 
     async def list_jobs(
         self,
@@ -560,6 +582,9 @@ class Coordinator:
         async with self.pool.acquire() as conn:
             rows = await q.list_jobs(conn, owner, state, kind, before, limit)
             prog = await q.progress(conn, [r["id"] for r in rows])
+            if await self._heal(conn, rows, prog):
+                rows = await q.list_jobs(conn, owner, state, kind, before, limit)
+                prog = await q.progress(conn, [r["id"] for r in rows])
         views = [_job_view(r, prog.get(r["id"])) for r in rows]
         next_before = rows[-1]["id"] if len(rows) == limit else None
         return JobList(jobs=views, next_before=next_before)

@@ -526,3 +526,15 @@ async def test_concurrent_network_expansion_never_exceeds_max_users(
     assert await db.fetchval("SELECT max(depth) FROM work_units") <= 3
     status, view = await api.call("GET", f"/v1/jobs/{job['id']}", "researcher")
     assert (status, view["state"], view["progress"]["done"]) == (200, "done", 80)
+
+
+async def test_reading_a_job_repairs_a_missed_finish(api: Api, db: asyncpg.Connection) -> None:
+    job = await api.submit("user_tracks", {"user_ids": [1, 2]})
+    assert len(await api.lease("w", ["user_tracks"], n=2)) == 2
+    # As if a coordinator died between committing these completions and closing the job.
+    await db.execute("UPDATE work_units SET state = 'done', done_at = now()")
+    assert await db.fetchval("SELECT state FROM jobs") == "running"
+    status, view = await api.call("GET", f"/v1/jobs/{job['id']}", "researcher")
+    assert (status, view["state"]) == (200, "done")
+    assert view["finished_at"] is not None
+    assert view["progress"]["done"] == 2
