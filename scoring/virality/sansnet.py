@@ -10,7 +10,9 @@ covariate ``x(t) = log(1 + v(t))``:
 
 ``beta`` is fitted by lifelines' ``CoxTimeVaryingFitter``. Rows with the same interval
 and size are interchangeable in the partial likelihood, so they are collapsed into one
-weighted row: the fit costs the same for 1,000 or 100,000 cascades. The baseline hazard
+weighted row: the fit costs the same for 1,000 or 100,000 cascades. (Events on the
+grid are tied; lifelines' Efron correction counts a weighted row as one member of the
+tied set, which moves ``beta`` by a few percent against one row per cascade.) The baseline hazard
 is Breslow's estimator computed here from the weighted rows (lifelines' own baseline
 ignores row weights in its risk-set sums). The survival probability of a cascade is
 
@@ -177,6 +179,7 @@ def fit(cascades: Cascades, labels: Labels, grid: Grid) -> SansnetModel:
     fully observed negative: the hazard or the boundary would be undefined.
     """
     from lifelines import CoxTimeVaryingFitter
+    from lifelines.exceptions import ConvergenceError
 
     if labels.n_viral == 0:
         raise DegenerateTraining(
@@ -193,20 +196,23 @@ def fit(cascades: Cascades, labels: Labels, grid: Grid) -> SansnetModel:
         raise DegenerateTraining("no virality event falls inside the horizon")
     if table["x"].nunique() < 2:
         raise DegenerateTraining("every at-risk interval has the same size: beta is undefined")
-    ctv = CoxTimeVaryingFitter(penalizer=1e-4)
-    with warnings.catch_warnings():
-        # lifelines warns that weighted rows make the naive variance approximate; we
-        # collapse identical rows on purpose, which leaves the point estimate exact.
-        warnings.simplefilter("ignore")
-        ctv.fit(
-            table,
-            id_col="id",
-            event_col="event",
-            start_col="start",
-            stop_col="stop",
-            weights_col="weight",
-            show_progress=False,
-        )
+    ctv = CoxTimeVaryingFitter()
+    try:
+        with warnings.catch_warnings():
+            # lifelines warns that weighted rows make its variance approximate; rows
+            # are collapsed on purpose (integer weights = repeated identical rows).
+            warnings.simplefilter("ignore")
+            ctv.fit(
+                table,
+                id_col="id",
+                event_col="event",
+                start_col="start",
+                stop_col="stop",
+                weights_col="weight",
+                show_progress=False,
+            )
+    except ConvergenceError as exc:
+        raise DegenerateTraining(f"the Cox model did not converge: {exc}") from exc
     beta = float(ctv.params_["x"])
     beta_se = float(ctv.standard_errors_["x"])
     dh0 = _breslow(table, beta, grid)

@@ -1,0 +1,246 @@
+"""scoring.virality numeric cores: cascades, labels, SANSNET, CrowdCast, baselines."""
+
+from __future__ import annotations
+
+import math
+
+import igraph as ig
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scoring.virality import baselines, crowdcast, sansnet, synthetic
+from scoring.virality.cascades import from_events, split_by_track
+from scoring.virality.labels import (
+    DegenerateTraining,
+    Grid,
+    best_threshold,
+    labels_from_truth,
+    make_labels,
+)
+
+
+@pytest.fixture(scope="module")
+def world() -> synthetic.SyntheticWorld:
+    """A small synthetic world shared by the tests of this module."""
+    return synthetic.generate(4000, n_users=4000, mean_follows=15.0, seed=3, horizon_hours=48.0)
+
+
+def test_from_events_sorts_dedups_and_drops_unknown() -> None:
+    c = from_events(
+        [10, 20],
+        [1, 2],
+        event_tracks=[20, 10, 10, 10, 99, 10],
+        event_users=[5, 7, 6, 7, 8, 9],
+        event_hours=[1.0, 3.0, 2.0, 1.5, 0.5, -1.0],
+        observed_hours=[48.0, 10.0],
+    )
+    # Track 10: user 7 twice (first at 1.5 h kept), user 6 at 2.0; the -1 h share and
+    # the unknown track's share are dropped.
+    assert c.offsets.tolist() == [0, 2, 3]
+    assert c.users.tolist() == [7, 6, 5]
+    assert c.times.tolist() == [1.5, 2.0, 1.0]
+    assert c.size_matrix(np.array([1.0, 1.5, 2.0])).tolist() == [[0, 1, 2], [1, 1, 1]]
+    assert c.virality_times(2).tolist() == [2.0, math.inf]
+    sub = c.subset(np.array([1]))
+    assert sub.track_ids.tolist() == [20] and sub.users.tolist() == [5]
+
+
+def test_labels_censor_young_cascades() -> None:
+    c = from_events([1, 2, 3], [9, 9, 9], [1, 1, 2], [4, 5, 6], [1.0, 2.0, 1.0], [48, 48, 5])
+    lab = make_labels(c, threshold=2, horizon_hours=48.0)
+    assert lab.viral.tolist() == [True, False, False]
+    # Track 3 is only 5 hours old and not viral yet: unknown, not negative.
+    assert lab.labeled.tolist() == [True, True, False]
+    truth = labels_from_truth(c, [True, False, True], 2, 48.0)
+    assert truth.viral_hours[2] == 48.0  # viral per the truth, threshold not observed
+
+
+def test_split_by_track_is_disjoint_and_complete() -> None:
+    train, test = split_by_track(100, 0.3, seed=1)
+    assert len(set(train) & set(test)) == 0 and len(train) + len(test) == 100
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.booleans()), min_size=2, max_size=40),
+    st.sampled_from(["balanced", "f1"]),
+)
+def test_best_threshold_matches_brute_force(rows: list[tuple[int, bool]], criterion: str) -> None:
+    scores = np.array([r[0] for r in rows], dtype=float)
+    pos = np.array([r[1] for r in rows])
+    cut = best_threshold(scores, pos, criterion)
+    if pos.all() or not pos.any():
+        assert math.isnan(cut)
+        return
+
+    def cost(c: float) -> float:
+        pred = scores >= c
+        tp, fp = (pred & pos).sum(), (pred & ~pos).sum()
+        if criterion == "balanced":
+            return (pos.sum() - tp) / pos.sum() + fp / (~pos).sum()
+        return -2 * tp / (pred.sum() + pos.sum())
+
+    candidates = [*np.unique(scores), scores.max() + 1]
+    assert cost(cut) == pytest.approx(min(cost(c) for c in candidates))
+
+
+def test_collapsed_risk_table_gives_nearly_the_beta_of_one_row_per_interval(
+    world: synthetic.SyntheticWorld,
+) -> None:
+    from lifelines import CoxTimeVaryingFitter
+
+    c = world.cascades.subset(np.arange(600))
+    grid = Grid(2.0, 48.0)
+    lab = make_labels(c, 10, 48.0)
+    sizes = c.size_matrix(grid.times)
+    table = sansnet.risk_table(sizes, lab, c, grid)
+    expanded = table.loc[table.index.repeat(table["weight"].astype(int))].copy()
+    expanded["weight"] = 1.0
+    expanded["id"] = np.arange(len(expanded))
+    betas = []
+    for frame in (table, expanded):
+        fitter = CoxTimeVaryingFitter()
+        fitter.fit(
+            pd.DataFrame(frame),
+            id_col="id",
+            event_col="event",
+            start_col="start",
+            stop_col="stop",
+            weights_col="weight",
+        )
+        betas.append(float(fitter.params_["x"]))
+    assert len(table) < len(expanded)
+    # Efron's tie correction sees a weighted row as one tied death, not w of them:
+    # the collapsed fit differs from the expanded one by a few percent, no more.
+    assert betas[0] == pytest.approx(betas[1], rel=0.05)
+
+
+def test_sansnet_boundary_is_monotone_and_recalls_before_virality(
+    world: synthetic.SyntheticWorld,
+) -> None:
+    c = world.cascades
+    grid = Grid(1.0, 48.0)
+    train, test = split_by_track(c.n, 0.3, seed=0)
+    model = sansnet.fit(c.subset(train), make_labels(c.subset(train), 10, 48.0), grid)
+    assert model.beta > 0  # bigger cascades are closer to the threshold
+    assert np.all(np.diff(model.boundary) <= 1e-12)  # s*_t is non-increasing
+    tc = c.subset(test)
+    lab = make_labels(tc, 10, 48.0)
+    sizes = tc.size_matrix(grid.times)
+    surv = model.survival(sizes)
+    assert np.all((surv >= 0) & (surv <= 1)) and np.all(np.diff(surv, axis=1) <= 1e-12)
+    _, decisions = model.decide(sizes)
+    viral = np.nonzero(lab.viral)[0]
+    at = grid.index_at(lab.viral_hours[viral] - 1.0)
+    ok = at >= 0
+    assert ok.sum() >= 5
+    # One hour before virality most viral cascades are flagged, far more than the
+    # share of flagged cascades that never go viral.
+    recall = decisions[viral[ok], at[ok]].mean()
+    fallout = decisions[~lab.viral][:, 5].mean()
+    assert recall > 0.5 and recall > 3 * fallout
+    hours = model.predicted_hours_to_viral(sizes)
+    finite = np.isfinite(hours)
+    assert np.all(hours[finite] >= grid.times[0])
+
+
+def test_sansnet_refuses_a_single_class(world: synthetic.SyntheticWorld) -> None:
+    c = world.cascades
+    with pytest.raises(DegenerateTraining, match="no training cascade reached"):
+        sansnet.fit(c, make_labels(c, 10**6, 48.0), Grid(1.0, 48.0))
+    young = from_events([1, 2], [1, 1], [1, 1, 2], [5, 6, 7], [0.5, 1.0, 0.2], [3.0, 3.0])
+    with pytest.raises(DegenerateTraining, match="no fully observed non-viral"):
+        sansnet.fit(young, make_labels(young, 2, 48.0), Grid(1.0, 48.0))
+
+
+def test_activity_parents_pick_the_latest_earlier_followee() -> None:
+    # Track by artist 1: user 2 at 1 h, user 3 at 2 h, user 4 at 3 h, user 5 at 4 h.
+    c = from_events([100], [1], [100] * 4, [2, 3, 4, 5], [1.0, 2.0, 3.0, 4.0], [48.0])
+    follower = np.array([4, 4, 3, 5])
+    followee = np.array([2, 3, 9, 4])
+    follow_at = np.array([0.0, 0.0, 0.0, 10.0])  # 5 followed 4 only after sharing
+    parents = crowdcast.activity_parents(c, follower, followee, follow_at, np.array([0.0]))
+    assert parents.tolist() == [1, 1, 3, 1]
+    static = crowdcast.activity_parents(c, follower, followee, None, None)
+    assert static.tolist() == [1, 1, 3, 4]
+
+
+def test_pagerank_matches_networkx() -> None:
+    rng = np.random.default_rng(0)
+    src, dst = rng.integers(1, 60, 400), rng.integers(1, 60, 400)
+    keep = src != dst
+    users, rank = crowdcast.pagerank(src[keep], dst[keep])
+    g = nx.DiGraph()
+    g.add_edges_from(zip(src[keep].tolist(), dst[keep].tolist(), strict=True))
+    expected = nx.pagerank(g, alpha=0.85)
+    assert rank == pytest.approx([expected[int(u)] for u in users], abs=1e-6)
+
+
+def test_average_distance_estimate_on_a_scale_free_graph() -> None:
+    import random
+
+    random.seed(5)
+    g = ig.Graph.Barabasi(3000, 1)  # a preferential-attachment tree
+    users = np.arange(1, 3000)
+    parents = np.array([e[1] if e[0] == i else e[0] for i, e in enumerate(g.get_edgelist(), 1)])
+    report = crowdcast.DistanceReport()
+    n, d = crowdcast.tree_features(0, users, parents, min_nodes_estimate=30, report=report)
+    exact = g.average_path_length(directed=False)
+    assert n == 3000
+    summary = report.summary()
+    if summary["graphs_with_scale_free_fit"]:
+        assert summary["compared"] == 1
+        assert d == pytest.approx(math.log(math.log(3000)) / math.log(report_beta(g) - 1), rel=1e-9)
+    else:
+        assert d == pytest.approx(exact)
+
+
+def report_beta(g: ig.Graph) -> float:
+    """The exponent the estimate used (same call as the module)."""
+    return float(ig.power_law_fit(g.degree(), method="discrete", p_precision=0.5).alpha)
+
+
+def test_small_graphs_are_measured_exactly() -> None:
+    users = np.array([2, 3, 4])
+    parents = np.array([1, 2, 2])
+    n, d = crowdcast.tree_features(1, users, parents, min_nodes_estimate=30)
+    # Path 1-2, 2-3, 2-4: distances 1,2,2,1,1,2 over 6 pairs.
+    assert (n, d) == (4, pytest.approx(9 / 6))
+
+
+def test_crowdcast_score_formula(world: synthetic.SyntheticWorld) -> None:
+    c = world.cascades.subset(np.arange(300))
+    g = world.graph
+    users, rank = crowdcast.pagerank(g.follower, g.followee)
+    lookup = crowdcast.RankLookup(users, rank)
+    parents = crowdcast.activity_parents(c, g.follower, g.followee, None, None)
+    grid = np.array([6.0, 48.0])
+    f = crowdcast.features(c, parents, lookup, grid, measured=np.array([True, True]))
+    i = int(np.argmax(c.final_sizes()))
+    lo, hi = c.offsets[i], c.offsets[i + 1]
+    assert f.node_count[i, 1] == hi - lo + 1
+    assert f.pagerank_sum[i, 1] == pytest.approx(
+        lookup(np.array([c.artists[i]]))[0] + lookup(c.users[lo:hi]).sum()
+    )
+    assert f.score[i, 1] == pytest.approx(
+        f.node_count[i, 1] * f.average_distance[i, 1] / f.pagerank_sum[i, 1]
+    )
+    assert np.all(f.score[c.final_sizes() == 0] == 0)
+    top = crowdcast.top_k(c.track_ids, f.score[:, 1], 5)
+    assert top[0] == c.track_ids[np.argmax(f.score[:, 1])]
+
+
+def test_seismic_kernel_integrates_to_one() -> None:
+    ages = np.array([0.0, 1 / 24, 1.0, 1e30])
+    integral = baselines.seismic_kernel_integral(ages, 5 / 60, 0.242)
+    assert integral[0] == 0 and integral[-1] == pytest.approx(1.0, rel=1e-3)
+    assert np.all(np.diff(integral) > 0)
+    # Numerically integrate the kernel to one hour.
+    s = np.linspace(1e-9, 1.0, 200_001)
+    c = 1 / ((5 / 60) * (1 + 1 / 0.242))
+    phi = np.where(s <= 5 / 60, c, c * (s / (5 / 60)) ** -1.242)
+    assert integral[2] == pytest.approx(np.trapezoid(phi, s), rel=1e-3)
