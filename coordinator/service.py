@@ -45,6 +45,7 @@ from schemas.jobs import (
     WorkerView,
 )
 from schemas.work import (
+    CRAWL_KINDS,
     BatchCompleteRequest,
     ClientIdReport,
     ClientIdState,
@@ -185,9 +186,17 @@ class Coordinator:
             await self._touch_worker(conn, req.worker_id, req.kinds, req.hostname, req.pid)
             if req.complete:
                 completed = await self._complete_items(conn, req.worker_id, req.complete)
+            advice = await self.advice(conn)
+            kinds: Sequence[str] = req.kinds
+            if advice.paused_until is not None:
+                # The platform said Retry-After: hand out no crawl work until then (its
+                # leases would only run out while the worker waits); scoring goes on.
+                kinds = [k for k in req.kinds if k not in CRAWL_KINDS]
             started = time.perf_counter()
-            rows = await q.claim(
-                conn, req.worker_id, req.kinds, req.max_units, self.settings.lease_s
+            rows = (
+                await q.claim(conn, req.worker_id, kinds, req.max_units, self.settings.lease_s)
+                if kinds
+                else []
             )
             self.metrics.lease_latency.observe(time.perf_counter() - started)
             self.metrics.claim_calls.inc()
@@ -227,7 +236,6 @@ class Coordinator:
             ]
             for kind, n in Counter(u.kind for u in units).items():
                 self.metrics.claims.labels(kind).inc(n)
-            advice = await self.advice(conn)
         return LeaseResponse(units=units, fleet=advice, completed=completed)
 
     async def _refusal(self, conn: asyncpg.Connection, unit_id: int, token: int) -> Exception:

@@ -447,6 +447,11 @@ async def test_throttle_halves_the_budget_once_and_pauses_the_fleet(api: Api) ->
     assert status == 200
     assert lease["fleet"]["paused_until"] is not None
     assert lease["fleet"]["rate_share_rps"] == pytest.approx(after["budget_rps"] / 2, rel=0.1)
+    # While paused, crawl work stays queued; scoring work is still handed out.
+    await api.submit("user_tracks", {"user_ids": [1]})
+    await api.submit("score", {"model": "spam"})
+    units = await api.lease("w1", ["user_tracks", "score"], n=5)
+    assert [u["kind"] for u in units] == ["score"]
     assert {w["id"] for w in after["workers"]} == {"w1", "w2", "scorer"}
 
 
