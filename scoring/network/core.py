@@ -392,12 +392,29 @@ def graph_stats(
     )
 
 
-def pagerank(n: int, src: I32, dst: I32, damping: float = 0.85) -> F64:
-    """PageRank of the simple directed graph (dangling mass spread uniformly, as networkx)."""
+def pagerank(
+    n: int, src: I32, dst: I32, damping: float = 0.85, tol: float = 1e-12, max_iter: int = 1000
+) -> F64:
+    """PageRank of the simple directed graph, as networkx's ``pagerank``.
+
+    Power iteration over the edge arrays (no graph object: memory is a few vectors);
+    the rank of dangling vertices (no out-edge) is spread uniformly, as networkx does.
+    Stops when the L1 change is below ``n * tol``.
+    """
     if n == 0:
         return np.zeros(0)
-    graph = ig.Graph(n=n, edges=np.column_stack([src, dst]).tolist(), directed=True)
-    return np.asarray(graph.pagerank(damping=damping, directed=True), dtype=np.float64)
+    outdeg = np.bincount(src, minlength=n).astype(np.float64)
+    dangling = outdeg == 0
+    transition = sparse.csr_matrix(
+        (1.0 / outdeg[src], (dst, src)), shape=(n, n)
+    )  # column-stochastic over non-dangling sources
+    x = np.full(n, 1.0 / n)
+    for _ in range(max_iter):
+        previous = x
+        x = damping * (transition @ x + x[dangling].sum() / n) + (1.0 - damping) / n
+        if np.abs(x - previous).sum() < n * tol:
+            break
+    return np.asarray(x / x.sum(), dtype=np.float64)
 
 
 def user_stats(graph: FollowGraph, damping: float = 0.85) -> UserStats:
@@ -422,13 +439,32 @@ def user_stats(graph: FollowGraph, damping: float = 0.85) -> UserStats:
 
 
 def ego_members(graph: FollowGraph, centers: npt.ArrayLike, hops: int) -> list[I64]:
-    """For each centre vertex, the vertices within ``hops`` undirected hops (centre included)."""
-    adjacency = ig.Graph(
-        n=graph.n, edges=np.column_stack([graph.src, graph.dst]).tolist(), directed=True
-    )
-    centres = [int(c) for c in np.asarray(centers, dtype=np.int64)]
-    found = adjacency.neighborhood(centres, order=hops, mode="all")
-    return [np.asarray(members, dtype=np.int64) for members in found]
+    """For each centre vertex, the vertices within ``hops`` undirected hops (centre included).
+
+    Breadth-first over a symmetric CSR adjacency: memory is the adjacency plus one
+    visited mask, whatever the graph's size.
+    """
+    both_src = np.concatenate([graph.src, graph.dst])
+    both_dst = np.concatenate([graph.dst, graph.src])
+    adjacency = _adjacency(graph.n, both_src, both_dst)
+    indptr, indices = adjacency.indptr, adjacency.indices
+    out = []
+    for centre in np.asarray(centers, dtype=np.int64).tolist():
+        seen = np.zeros(graph.n, dtype=bool)
+        seen[centre] = True
+        frontier = np.array([centre], dtype=np.int64)
+        for _ in range(hops):
+            if frontier.shape[0] == 0:
+                break
+            starts, ends = indptr[frontier], indptr[frontier + 1]
+            lengths = ends - starts
+            # Every neighbour of the frontier, gathered without a Python loop.
+            offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+            neighbours = indices[np.arange(int(lengths.sum())) + offsets]
+            frontier = np.unique(neighbours[~seen[neighbours]])
+            seen[frontier] = True
+        out.append(np.flatnonzero(seen).astype(np.int64))
+    return out
 
 
 def induced(n: int, src: I32, dst: I32, members: I64) -> tuple[int, I32, I32]:
