@@ -1,4 +1,7 @@
-"""``soundfleet score network|spam|virality|revisit [--params k=v ...]``: one scoring run."""
+"""``soundfleet score MODEL [--param k=v ...]`` (one scoring run) and ``soundfleet scorer``.
+
+``scorer`` is the scoring worker: it leases ``score`` units from the coordinator.
+"""
 
 from __future__ import annotations
 
@@ -35,14 +38,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     score.add_argument("model", choices=sorted(MODEL_MODULES), help="the model to run")
     score.add_argument(
         "--params",
-        nargs="*",
+        "--param",
+        dest="params",
+        nargs="+",
+        action="extend",
         metavar="KEY=VALUE",
         help="model parameters (values parsed as JSON when possible)",
     )
     score.set_defaults(handler=_score)
-    worker = sub.add_parser(
-        "score-worker", help="lease `score` units from the coordinator and run them"
-    )
+    worker = sub.add_parser("scorer", help="a scoring worker: lease `score` units and run them")
+    worker.add_argument("--coordinator", metavar="URL", help="coordinator base URL")
+    worker.add_argument("--key", metavar="KEY", help="worker-role API key")
     worker.add_argument("--poll", type=float, default=2.0, help="seconds between empty leases")
     worker.add_argument("--heartbeat", type=float, default=20.0, help="heartbeat period (s)")
     worker.add_argument("--max-units", type=int, default=None, help="stop after N units")
@@ -86,8 +92,8 @@ def _score_worker(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         return await serve(
-            settings.coordinator_url,
-            settings.api_key,
+            args.coordinator or settings.coordinator_url,
+            args.key or settings.api_key,
             target.dsn,
             poll_s=args.poll,
             heartbeat_s=args.heartbeat,

@@ -1,4 +1,4 @@
-"""The scoring worker: leases ``score`` units from the coordinator and runs them.
+"""The scoring worker (``soundfleet scorer``): leases ``score`` units and runs them.
 
 One unit is one recorded scoring run (:func:`scoring.registry.run_model` with the
 unit's id, so a re-issued unit returns the finished run instead of scoring twice).
