@@ -400,9 +400,14 @@ def _fit(
             history.append({"shocks": float(len(starts_try)), "cost_bits": cost})
             if round_best is None or cost < round_best[0]:
                 round_best = (cost, theta_try, starts_try, resid_try)
-        # The paper's 5 % tolerance: the search goes on while the cost stays within
-        # the tolerance of the cheapest model seen; the cheapest model is returned.
-        if round_best is None or round_best[0] > best[0] + tolerance * abs(best[0]):
+        if round_best is None:
+            break
+        # A series with plays has at least one shock (the empty model predicts none, so
+        # on short series it can out-bid one shock's 256 parameter bits); after that,
+        # the paper's 5 % tolerance: the search goes on while the cost stays within the
+        # tolerance of the cheapest model seen, and the cheapest model is returned.
+        first = k == 0
+        if not first and round_best[0] > best[0] + tolerance * abs(best[0]):
             break
         cost_now, theta, starts, resid_now = round_best
         if len(starts) == 1 and periods:
@@ -417,7 +422,7 @@ def _fit(
                 if cost_p < cost_now:
                     cost_now, theta, resid_now, chosen = cost_p, theta_p, resid_p, per
         current = simulate_batch(theta[None, :], starts, n, chosen)[0][0]
-        if cost_now < best[0]:
+        if first or cost_now < best[0]:
             best = (cost_now, theta, starts, chosen, resid_now)
     best_cost, theta, starts, chosen, resid_valid = best
 

@@ -28,15 +28,15 @@ async def _insert(db: asyncpg.Connection, rows: list[tuple[object, ...]]) -> Non
 
 
 async def test_fits_good_tracks_and_explains_bad_ones(db: asyncpg.Connection) -> None:
-    shocks = [Shock(3, 3e4, 0.5 / 3e4, 0.08, 2.0), Shock(45, 1e4, 0.9 / 1e4, 0.15, 1.5)]
-    daily, _ = simulate(shocks, 90)
+    shocks = [Shock(3, 3e4, 0.5 / 3e4, 0.08, 2.0), Shock(70, 1e4, 0.9 / 1e4, 0.15, 1.5)]
+    daily, _ = simulate(shocks, 150)
     rng = np.random.default_rng(5)
     cum = np.concatenate([[0.0], np.cumsum(rng.poisson(daily))])
     # Polled every 6 hours with jitter; one poll missing for four days (a gap).
-    hours = np.arange(0, 90 * 24 + 1, 6, dtype=float)
+    hours = np.arange(0, 150 * 24 + 1, 6, dtype=float)
     hours[1:-1] += rng.uniform(-1.0, 1.0, hours.size - 2)
     hours = hours[(hours < 40 * 24) | (hours > 44 * 24)]
-    good = np.interp(hours / 24.0, np.arange(91), cum)
+    good = np.interp(hours / 24.0, np.arange(151), cum)
     rows = _snapshots(1, hours, good)
     rows += _snapshots(2, np.arange(0, 30 * 24, 12.0), np.full(60, 7))  # never played
     rows += _snapshots(3, np.arange(0, 72, 12.0), np.arange(6) * 10)  # two days of data

@@ -173,3 +173,12 @@ def test_periodic_term_chosen_among_candidate_periods() -> None:
     assert model.period.period == 24.0
     assert model.period.amplitude == pytest.approx(0.5, abs=0.1)
     assert model.n_shocks == 1
+
+
+def test_short_series_with_plays_gets_a_shock() -> None:
+    # 30 windows: one shock's 256 parameter bits are close to what it saves, but a
+    # series with plays is never left with the empty model.
+    y = _noisy(SHOCKS[:1], 30, 7)
+    model = fit(y)
+    assert model.n_shocks >= 1
+    assert model.rmse < np.sqrt(np.mean(y**2))
