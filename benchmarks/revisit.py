@@ -3,7 +3,9 @@
 Prints one JSON object:
 
 * ``timing``: seconds to fit a synthetic three-shock series (Poisson noise) stretched
-  to lengths 250 ... 8,000, and the log-log slope of time against length (1 = linear);
+  to lengths 250 ... 8,000 (the whole MDL search, whose number of tries depends on the
+  data), the log-log slope of time against length (1 = linear), and the least-squares
+  core alone (the planted shocks from a perturbed start) with its time per evaluation;
 * ``real``: for each of the six real daily series in ``shared/data``, the Phoenix-R
   in-sample RMSE, MDL shock count, periodic term and revisit share, next to the damped
   Holt-Winters baseline's one-step-ahead RMSE; and a backtest forecast (fit all but the
@@ -25,18 +27,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.optimize import least_squares
+from threadpoolctl import threadpool_limits
 
 from scoring.revisit.baseline import fit_holt_winters
-from scoring.revisit.fit import fit, rmse
-from scoring.revisit.model import Shock, simulate
+from scoring.revisit.fit import _Problem, fit, rmse
+from scoring.revisit.model import Shock, pack, simulate
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-popularity-series.json"
 LENGTHS = (250, 500, 1000, 2000, 4000, 8000)
 
 
+def solve_counted(y: np.ndarray, theta0: np.ndarray, starts: np.ndarray) -> int:
+    """One least-squares fit with fixed starts; the number of model evaluations it took."""
+    prob = _Problem(y, starts, None, float(max(np.max(y), 1.0)))
+    res = least_squares(
+        prob.residuals, theta0, jac=prob.jacobian, method="trf", x_scale="jac", max_nfev=200
+    )
+    return int(res.nfev + res.njev)
+
+
 def timing(lengths: tuple[int, ...] = LENGTHS, seed: int = 0) -> dict[str, Any]:
     """Fit time per length for the same three-shock shape stretched to each length."""
-    out: dict[str, Any] = {"lengths": list(lengths), "seconds": [], "shocks": []}
+    out: dict[str, Any] = {
+        "lengths": list(lengths),
+        "seconds": [],
+        "shocks": [],
+        "fixed_3_shock_fit_seconds": [],
+        "fixed_3_shock_fit_evaluations": [],
+    }
     rng = np.random.default_rng(seed)
     for n in lengths:
         u = n / 250.0
@@ -51,9 +70,25 @@ def timing(lengths: tuple[int, ...] = LENGTHS, seed: int = 0) -> dict[str, Any]:
         model = fit(y)
         out["seconds"].append(round(time.perf_counter() - t0, 3))
         out["shocks"].append(model.n_shocks)
+        # The least-squares core alone: the planted three shocks from a perturbed start,
+        # starts fixed, so the search's data-dependent number of tries does not enter.
+        theta0, starts = pack(shocks, None)
+        theta0 = theta0 + rng.normal(0.0, 0.2, theta0.size)
+        with threadpool_limits(limits=1, user_api="blas"):
+            t0 = time.perf_counter()
+            calls = solve_counted(y, theta0, starts)
+            out["fixed_3_shock_fit_seconds"].append(round(time.perf_counter() - t0, 3))
+        out["fixed_3_shock_fit_evaluations"].append(calls)
     x = np.log(np.asarray(lengths, dtype=float))
     t = np.log(np.asarray(out["seconds"], dtype=float))
     out["loglog_slope"] = round(float(np.polyfit(x, t, 1)[0]), 3)
+    per_eval = np.asarray(out["fixed_3_shock_fit_seconds"]) / np.maximum(
+        np.asarray(out["fixed_3_shock_fit_evaluations"]), 1
+    )
+    out["fixed_fit_seconds_per_evaluation"] = [round(float(v), 6) for v in per_eval]
+    out["fixed_fit_per_evaluation_loglog_slope"] = round(
+        float(np.polyfit(x, np.log(per_eval), 1)[0]), 3
+    )
     return out
 
 
