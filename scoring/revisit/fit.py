@@ -1,20 +1,22 @@
 """Fitting Phoenix-R: wavelet candidates, Levenberg-Marquardt-style least squares, MDL.
 
-The search follows the paper. Candidates from the Ricker CWT (``wavelet.candidates``)
-are tried in decreasing volume; each try adds one shock (initialised from the part of
-the series the current model does not explain) and refits *all* parameters jointly
-with ``scipy.optimize.least_squares``. The model's cost is its minimum description
-length in bits:
+The search follows the paper. Shock candidates come from the Ricker CWT
+(``wavelet.candidates``) of what the current model does not explain yet, largest volume
+first; each round tries the largest few, each try placing one new shock (fitted alone
+to the unexplained part from a few start windows) and then refitting *all* parameters
+jointly with ``scipy.optimize.least_squares`` (trust-region reflective, a bounded
+Levenberg-Marquardt). The model's cost is its minimum description length in bits:
 
 * ``log*(K + 1)`` for the shock count, ``log2(n)`` per shock start, 64 bits per real
   parameter (4 per shock, 2 for the periodic term, plus one flag bit);
 * the residuals under a Gaussian code, ``n/2 * log2(2 pi e sigma^2)`` with ``sigma^2``
   their mean square (floored at the integer-count quantisation ``1/12``).
 
-Shocks are added greedily while the cost stays within ``tolerance`` (5 %, the paper's
-stop) of the cheapest model seen so far, so a shock that costs a little more than it
-saves does not end the search early; the cheapest model (the MDL choice) is returned.
-The periodic term is kept only if it lowers the cost.
+A series with plays always gets one shock. Further shocks are added greedily while the
+cost stays within ``tolerance`` (5 %, the paper's stop) of the cheapest model seen so
+far, so a shock that costs a little more than it saves does not end the search early;
+the cheapest model (the MDL choice) is returned. The periodic term (one or several
+candidate periods) is tried on the first shock and kept only if it lowers the cost.
 ``S(0)`` is a real parameter, fitted in log space like ``beta * S0``, ``omega`` (log)
 and ``gamma`` (logit), so no parameter is frozen on a grid.
 """
