@@ -163,7 +163,7 @@ def metrics(
 
 
 def _num(value: Any, fmt: str) -> str:
-    return format(value, fmt) if isinstance(value, int | float) else format("-", fmt[:-4] or ">")
+    return format(value, fmt) if isinstance(value, int | float) else format("-", fmt.split(".")[0])
 
 
 def table(results: dict[str, dict[str, Any]], hour: float, before: float, k: int) -> str:

@@ -131,6 +131,11 @@ def evaluate(
     n_no_shares = int((data.cascades.final_sizes() == 0).sum())
     if n_no_shares:
         problems.append(f"{n_no_shares} tracks have no reposts: kept as never-viral cascades")
+    if lab.n_viral == 0 or lab.n_negative == 0:
+        problems.append(
+            f"a single class: {lab.n_viral} viral and {lab.n_negative} fully observed non-viral"
+            " cascades; classifiers that need both are skipped, metrics are degenerate"
+        )
     censored = int((~lab.labeled).sum())
     if censored:
         problems.append(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -70,7 +71,11 @@ class SansnetModel:
         start_sizes = np.concatenate([np.zeros((sizes.shape[0], 1), np.int32), sizes], axis=1)
         x = np.log1p(start_sizes[:, :n_grid].astype(np.float64))
         # Interval g (0-based) runs from decision time g-1 to g; score g covers g+1 too.
-        increments = self.baseline_hazard[None, :] * np.exp(self.beta * x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            # A huge hazard overflows to inf: survival 0, which is the right limit.
+            increments = np.nan_to_num(
+                self.baseline_hazard[None, :] * np.exp(self.beta * x), nan=0.0, posinf=np.inf
+            )
         cumulative = np.cumsum(increments, axis=1)
         ahead = np.empty_like(cumulative)
         ahead[:, :-1] = cumulative[:, 1:]
@@ -167,36 +172,23 @@ def _breslow(table: pd.DataFrame, beta: float, grid: Grid) -> FloatArray:
     n_grid = grid.times.shape[0]
     g = np.rint(table["stop"].to_numpy() / grid.step_hours).astype(np.int64) - 1
     w = table["weight"].to_numpy()
-    risk = np.bincount(g, weights=w * np.exp(beta * table["x"].to_numpy()), minlength=n_grid)
+    with np.errstate(over="ignore"):
+        rel = np.exp(beta * table["x"].to_numpy())
+    risk = np.bincount(g, weights=w * rel, minlength=n_grid)
     deaths = np.bincount(g, weights=w * table["event"].to_numpy(), minlength=n_grid)
     return np.where(risk > 0, deaths / np.where(risk > 0, risk, 1.0), 0.0)
 
 
-def fit(cascades: Cascades, labels: Labels, grid: Grid) -> SansnetModel:
-    """Fit the Cox model and the separation boundary on training cascades.
+MAX_BETA = 50.0
+RIDGE = 0.1
 
-    Raises :class:`DegenerateTraining` when the data hold no virality event, or no
-    fully observed negative: the hazard or the boundary would be undefined.
-    """
+
+def _fit_cox(table: pd.DataFrame, penalizer: float) -> Any:
+    """lifelines' CoxTimeVaryingFitter on the collapsed rows (integer weights)."""
     from lifelines import CoxTimeVaryingFitter
     from lifelines.exceptions import ConvergenceError
 
-    if labels.n_viral == 0:
-        raise DegenerateTraining(
-            "no training cascade reached the threshold: the hazard of virality is undefined"
-        )
-    if labels.n_negative == 0:
-        raise DegenerateTraining(
-            "no fully observed non-viral training cascade: the boundary cannot be placed"
-        )
-    sizes = cascades.size_matrix(grid.times)
-    table = risk_table(sizes, labels, cascades, grid)
-    n_events = int(table.loc[table["event"] == 1, "weight"].sum())
-    if n_events == 0:
-        raise DegenerateTraining("no virality event falls inside the horizon")
-    if table["x"].nunique() < 2:
-        raise DegenerateTraining("every at-risk interval has the same size: beta is undefined")
-    ctv = CoxTimeVaryingFitter()
+    ctv = CoxTimeVaryingFitter(penalizer=penalizer)
     try:
         with warnings.catch_warnings():
             # lifelines warns that weighted rows make its variance approximate; rows
@@ -212,7 +204,38 @@ def fit(cascades: Cascades, labels: Labels, grid: Grid) -> SansnetModel:
                 show_progress=False,
             )
     except ConvergenceError as exc:
+        if penalizer == 0.0:
+            return _fit_cox(table, RIDGE)
         raise DegenerateTraining(f"the Cox model did not converge: {exc}") from exc
+    return ctv
+
+
+def fit(cascades: Cascades, labels: Labels, grid: Grid) -> SansnetModel:
+    """Fit the Cox model and the separation boundary on training cascades.
+
+    Raises :class:`DegenerateTraining` when the data hold no virality event, or no
+    fully observed negative: the hazard or the boundary would be undefined.
+    """
+    if labels.n_viral == 0:
+        raise DegenerateTraining(
+            "no training cascade reached the threshold: the hazard of virality is undefined"
+        )
+    if labels.n_negative == 0:
+        raise DegenerateTraining(
+            "no fully observed non-viral training cascade: the boundary cannot be placed"
+        )
+    sizes = cascades.size_matrix(grid.times)
+    table = risk_table(sizes, labels, cascades, grid)
+    n_events = int(table.loc[table["event"] == 1, "weight"].sum())
+    if n_events == 0:
+        raise DegenerateTraining("no virality event falls inside the horizon")
+    if table["x"].nunique() < 2:
+        raise DegenerateTraining("every at-risk interval has the same size: beta is undefined")
+    ctv = _fit_cox(table, penalizer=0.0)
+    if not (np.isfinite(ctv.params_["x"]) and abs(float(ctv.params_["x"])) <= MAX_BETA):
+        # Separable data (every cascade at one size crossed, none below) sends the
+        # unpenalised estimate to infinity: a small ridge penalty keeps it finite.
+        ctv = _fit_cox(table, penalizer=RIDGE)
     beta = float(ctv.params_["x"])
     beta_se = float(ctv.standard_errors_["x"])
     dh0 = _breslow(table, beta, grid)
