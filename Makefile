@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: chaos soak install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam
+.PHONY: chaos soak install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -63,7 +63,10 @@ bench-network: install
 bench-spam: install
 	$(PY) -m benchmarks.spam
 
-bench: bench-ingest bench-simulator bench-leasing bench-revisit bench-sweep bench-network bench-spam
+bench-virality: install
+	$(PY) -m benchmarks.virality
+
+bench: bench-ingest bench-simulator bench-leasing bench-revisit bench-sweep bench-network bench-spam bench-virality
 
 clean:
 	rm -rf $(VENV) .pytest_pgdata .mypy_cache .ruff_cache .pytest_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -63,7 +64,7 @@ def world() -> synthetic.SyntheticWorld:
     )
 
 
-PARAMS = {"threshold": 8, "horizon_hours": 48.0, "step_hours": 2.0, "write_hours": [2, 12]}
+PARAMS: dict[str, Any] = {"threshold": 8, "horizon_hours": 48.0, "step_hours": 2.0, "write_hours": [2, 12]}
 
 
 async def test_virality_run_scores_every_track_model_and_hour(

@@ -81,8 +81,8 @@ def test_best_threshold_matches_brute_force(rows: list[tuple[int, bool]], criter
         pred = scores >= c
         tp, fp = (pred & pos).sum(), (pred & ~pos).sum()
         if criterion == "balanced":
-            return (pos.sum() - tp) / pos.sum() + fp / (~pos).sum()
-        return -2 * tp / (pred.sum() + pos.sum())
+            return float((pos.sum() - tp) / pos.sum() + fp / (~pos).sum())
+        return float(-2 * tp / (pred.sum() + pos.sum()))
 
     candidates = [*np.unique(scores), scores.max() + 1]
     assert cost(cut) == pytest.approx(min(cost(c) for c in candidates))
@@ -209,7 +209,7 @@ def test_small_graphs_are_measured_exactly() -> None:
     parents = np.array([1, 2, 2])
     n, d = crowdcast.tree_features(1, users, parents, min_nodes_estimate=30)
     # Path 1-2, 2-3, 2-4: distances 1,2,2,1,1,2 over 6 pairs.
-    assert (n, d) == (4, pytest.approx(9 / 6))
+    assert n == 4 and d == pytest.approx(9 / 6)
 
 
 def test_crowdcast_score_formula(world: synthetic.SyntheticWorld) -> None:
