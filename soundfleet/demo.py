@@ -211,6 +211,7 @@ def run(cfg: DemoConfig) -> int:
         workers=cfg.workers,
         concurrency=cfg.concurrency,
         time_scale=cfg.time_scale,
+        scorers=1,
     )
     fleet = start_fleet(dsn, spec, cfg.out / "logs")
     try:

@@ -34,6 +34,7 @@ class FleetSpec:
         ("SOUNDFLEET_COORDINATOR_LEASE_S", "30"),
     )
     worker_args: tuple[str, ...] = ()
+    scorers: int = 0
 
 
 @dataclass
@@ -48,11 +49,12 @@ class Fleet:
     worker_key: str
     researcher_key: str
     workers: list[processes.Service] = field(default_factory=list)
+    scorers: list[processes.Service] = field(default_factory=list)
     _starts: int = 0
 
     def services(self) -> list[processes.Service]:
         """Stop order: workers first, then the coordinator, then the platform."""
-        return [*self.workers, self.coordinator, self.simulator]
+        return [*self.workers, *self.scorers, self.coordinator, self.simulator]
 
     def stop(self, grace_s: float = 15.0) -> None:
         """Stop every child, workers first."""
@@ -84,6 +86,21 @@ class Fleet:
         )
         self.workers.append(worker)
         return worker
+
+    def start_scorer(self) -> processes.Service:
+        """Start one scoring worker (it leases ``score`` units only)."""
+        assert self.coordinator.url is not None
+        scorer = processes.start(
+            f"scorer-{len(self.scorers) + 1}",
+            processes.soundfleet_argv(
+                "scorer", "--coordinator", self.coordinator.url, "--key", self.worker_key
+            ),
+            log_dir=self.log_dir,
+            env=database.env_with_database(self.dsn),
+            wait_ready=False,
+        )
+        self.scorers.append(scorer)
+        return scorer
 
     def replace_worker(self, old: processes.Service) -> processes.Service:
         """Start a worker in place of ``old`` (which must have stopped)."""
@@ -178,6 +195,8 @@ def start_fleet(dsn: str, spec: FleetSpec, log_dir: Path) -> Fleet:
         )
         for _ in range(spec.workers):
             started.append(fleet.start_worker())
+        for _ in range(spec.scorers):
+            started.append(fleet.start_scorer())
         return fleet
     except BaseException:
         processes.stop_all(list(reversed(started)), grace_s=5)
