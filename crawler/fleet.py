@@ -13,6 +13,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from crawler.errors import CoordinatorError, LeaseLost
+from schemas.errors import ConfigError
 from schemas.work import (
     ClientIdReport,
     ClientIdState,
@@ -80,6 +81,11 @@ class CoordinatorClient:
                 async with self._session.request(method, url, json=data, params=params) as resp:
                     if resp.status == 409:
                         raise LeaseLost(f"{path}: lease is no longer ours")
+                    if resp.status in (401, 403):
+                        # Retrying cannot help: the key is wrong, revoked or not a worker's.
+                        raise ConfigError(
+                            f"the coordinator refused the worker key (HTTP {resp.status})"
+                        )
                     if resp.status >= 500:
                         last = CoordinatorError(f"{method} {path}: HTTP {resp.status}")
                     elif resp.status >= 400:

@@ -131,7 +131,10 @@ async def user_range(ctx: UnitContext) -> UnitResult:
 
     base = ctx.settings.api_base.rstrip("/") + "/users/"
     pages = ctx.metrics.pages.labels("user")
-    lanes = max(1, min(ctx.settings.concurrency, ctx.settings.id_batch))
+    # Enough lanes that a few units fill the request slots, few enough that hundreds of
+    # coroutines do not queue on them (a contended semaphore costs CPU per request).
+    s = ctx.settings
+    lanes = max(4, min(s.concurrency, s.id_batch, -(-2 * s.concurrency // s.unit_slots)))
 
     with_profiles = ctx.settings.web_profiles
     Fetched = tuple[int, User | None, list[WebProfile] | None]

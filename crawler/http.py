@@ -156,6 +156,7 @@ class ApiClient:
         self._slots = asyncio.Semaphore(concurrency)
         self._background: set[asyncio.Task[None]] = set()
         self._last_report = float("-inf")
+        self._by_status: dict[int, Any] = {}
         self._backoff = wait_random_exponential(
             multiplier=self.policy.backoff_base_s, max=self.policy.backoff_max_s
         )
@@ -283,7 +284,10 @@ class ApiClient:
                 if self.metrics is not None:
                     self.metrics.latency.observe(time.monotonic() - started)
         if self.metrics is not None:
-            self.metrics.requests.labels(str(status)).inc()
+            counter = self._by_status.get(status)
+            if counter is None:
+                counter = self._by_status[status] = self.metrics.requests.labels(str(status))
+            counter.inc()
         data = await self._interpret(
             url, client_id, status, body, content_type, retry_after, location, parse, not_found_ok
         )

@@ -56,8 +56,16 @@ class TokenBucket:
 
     async def acquire(self) -> None:
         """Wait for the pause to end and for one token."""
-        if self._rate <= 0 and time.monotonic() >= self._paused_until:
-            return  # unlimited and not paused: no queueing needed
+        now = time.monotonic()
+        if now >= self._paused_until and not self._lock.locked():
+            # Nobody is waiting: take a token without queueing (no await between the
+            # check and the take, so this is atomic on the event loop).
+            if self._rate <= 0:
+                return
+            self._refill()
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return
         # The lock makes waiters queue in order instead of all waking on every refill.
         async with self._lock:
             while True:

@@ -93,7 +93,7 @@ class Store:
                     await conn.execute(_DELETE_PROFILES, sorted(batch.profiles_of))
                 for table, rows in batch.tables():
                     written += await write_rows(conn, table, rows)
-        except (OSError, asyncpg.InterfaceError) as exc:
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
             raise DatabaseError(f"landing a batch failed: {exc}") from exc
         return written
 

@@ -294,6 +294,10 @@ class Worker:
         except (InputError, SoundfleetError) as exc:
             beat.cancel()
             outcome = await self._fail(running, coordinator, ulog, exc, retryable=False)
+        except Exception as exc:  # a bug must cost one attempt of one unit, not the worker
+            beat.cancel()
+            ulog.exception("unit_crashed")
+            outcome = await self._fail(running, coordinator, ulog, exc, retryable=True)
         finally:
             self.metrics.units.labels(lease.kind, outcome).inc()
             with contextlib.suppress(asyncio.CancelledError):

@@ -109,6 +109,10 @@ class Crawl:
         self.s = s
         self.metrics = WorkerMetrics()
         self.draining = asyncio.Event()
+        self.throttle_reports: list[float] = []
+
+    async def _throttled(self, retry_after_s: float) -> None:
+        self.throttle_reports.append(retry_after_s)
 
     async def __aenter__(self) -> Crawl:
         self.session = create_session(self.settings.concurrency, 30)
@@ -121,6 +125,7 @@ class Crawl:
             concurrency=self.settings.concurrency,
             policy=RetryPolicy(max_retries=12, backoff_base_s=0.01, backoff_max_s=0.1),
             metrics=self.metrics,
+            on_throttle=self._throttled,
         )
         self.store = await Store.open(self.dsn, size=2)
         return self
@@ -323,6 +328,7 @@ async def test_429_storm_5xx_and_malformed_bodies_land_the_same_rows(
     landed = {r[0] for r in await rows(db, "SELECT id FROM users WHERE id <= 80")}
     assert landed == live
     assert retries(crawl.metrics, "throttled") > 0
+    assert crawl.throttle_reports and all(s >= 1 for s in crawl.throttle_reports)
     assert retries(crawl.metrics, "transient") > 0
     assert retries(crawl.metrics, "malformed") > 0
     mask = s.world.likes.dst == track
