@@ -29,6 +29,7 @@ from coordinator.http import (
     add_route,
     body,
     body_as,
+    check_text,
     error_middleware,
     field_errors,
     json_response,
@@ -210,7 +211,7 @@ async def release(request: web.Request) -> web.StreamResponse:
 
 async def current_client_id(request: web.Request) -> web.StreamResponse:
     """``GET /v1/client-ids/current``."""
-    worker_id = request.query.get("worker_id") or None
+    worker_id = check_text("query.worker_id", request.query.get("worker_id") or None)
     return json_response(await _coord(request).client_id_state(worker_id))
 
 
@@ -223,7 +224,7 @@ async def report_client_id(request: web.Request) -> web.StreamResponse:
 async def invalidate_client_id(request: web.Request) -> web.StreamResponse:
     """``POST /v1/client-ids/{value}/invalidate``."""
     req = await body(request, InvalidateRequest)
-    value = request.match_info["value"]
+    value = check_text("value", request.match_info["value"]) or ""
     return json_response(await _coord(request).invalidate_client_id(value, req))
 
 

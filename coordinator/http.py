@@ -10,6 +10,7 @@ scoring-run API) mount their routes with :func:`add_route` too.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -83,7 +84,11 @@ def field_errors(
     """Pydantic errors as dotted field paths (``spec.depth``)."""
     out: list[FieldError] = []
     for err in exc.errors(include_url=False, include_input=False):
-        loc = [str(p) for p in err["loc"]]
+        # Escaped, so that a field name made of unstorable characters can be reported.
+        loc = [
+            str(p).encode("unicode_escape").decode() if unstorable(str(p)) else str(p)
+            for p in err["loc"]
+        ]
         if strip_tag and loc:
             loc = loc[1:]  # the discriminated union's tag, e.g. "network"
         # Smart unions add the member's tag ("constrained-int", "str") to the path.
@@ -135,6 +140,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = error_response(404, "not_found", str(exc))
     except ConflictError as exc:
         response = error_response(409, "conflict", str(exc))
+    except (
+        asyncpg.DataError,
+        asyncpg.UntranslatableCharacterError,
+        asyncpg.CharacterNotInRepertoireError,
+    ) as exc:
+        # Input PostgreSQL refused (the edge checks should have caught it): still the
+        # caller's fault, and the failed statement wrote nothing.
+        log.warning("input_refused_by_database", route=name, error=str(exc))
+        response = error_response(422, "invalid", f"the database refused the input: {exc}")
     except asyncpg.UndefinedTableError:
         response = error_response(503, "unavailable", "the database is not migrated")
     except (
@@ -211,12 +225,59 @@ async def body(request: web.Request, model: type[T]) -> T:
     return parsed
 
 
+# JSON escapes that may decode to text PostgreSQL cannot store: NUL, or half of a
+# surrogate pair. Seen in a body, the decoded strings are checked one by one.
+_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def unstorable(value: str) -> bool:
+    """True if PostgreSQL cannot store ``value`` as text (NUL or a lone surrogate)."""
+    return "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value)
+
+
+def _unstorable_path(node: Any, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    if isinstance(node, str):
+        return path if unstorable(node) else None
+    items: Any = ()
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    for key, child in items:
+        if isinstance(key, str) and unstorable(key):
+            return (*path, key.encode("unicode_escape").decode())
+        found = _unstorable_path(child, (*path, str(key)))
+        if found is not None:
+            return found
+    return None
+
+
+def check_text(field: str, value: str | None) -> str | None:
+    """A text parameter (query, path) PostgreSQL can store, else 422 naming it."""
+    if value is not None and unstorable(value):
+        raise _unstorable_error(field)
+    return value
+
+
+def _unstorable_error(field: str) -> FieldsError:
+    message = "contains a NUL or an unpaired surrogate character"
+    return FieldsError(
+        f"{field} {message}", [FieldError(field=field, message=message, type="unstorable_text")]
+    )
+
+
 async def body_as(request: web.Request, model: Any) -> Any:
     """:func:`body` for a type that is not a class (e.g. an ``Annotated`` union)."""
     raw = await request.read()
     adapter = _adapter(model)
     try:
-        return adapter.validate_json(raw)
+        parsed = adapter.validate_json(raw)
+        if _SUSPECT.search(raw):
+            bad = _unstorable_path(json.loads(raw))
+            if bad is not None:
+                where = ".".join(bad) or "body"
+                raise _unstorable_error(where)
+        return parsed
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         if errors and errors[0]["type"] == "json_invalid":

@@ -351,3 +351,40 @@ async def test_scoring_runs_api(api: Api, db: asyncpg.Connection) -> None:
     assert (status, data["fields"][0]["field"]) == (422, "query.model")
     status, data = await api.call("POST", "/v1/scoring-runs", "researcher", {"model": "tarot"})
     assert (status, data["fields"][0]["field"]) == (422, "model")
+
+
+async def test_text_postgresql_cannot_store_is_422_and_writes_nothing(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    headers = {**auth(api.keys["researcher"]), "Content-Type": "application/json"}
+    score = '{"kind": "score", "spec": {"model": "spam", %s}}'
+    bodies = {
+        "spec.params.k": score % '"params": {"k": "a\\u0000"}',
+        "spec.params.k\\x00": score % '"params": {"k\\u0000": 1}',
+        "spec.colour\\x00": score % '"colour\\u0000": 1',
+    }
+    for field, raw in bodies.items():
+        resp = await api.client.post("/v1/jobs", data=raw, headers=headers)
+        data = await resp.json()
+        assert resp.status == 422, data
+        assert data["fields"][0]["field"] == field
+    # Half a surrogate pair is not JSON at all.
+    resp = await api.client.post(
+        "/v1/jobs", data=score % '"params": {"k": "\\udae8"}', headers=headers
+    )
+    assert (resp.status, (await resp.json())["error"]) == (400, "bad_request")
+    status, data = await api.call(
+        "POST", "/v1/leases", "worker", {"worker_id": "w\u0000", "kinds": ["score"]}
+    )
+    assert (status, data["fields"][0]["field"]) == (422, "worker_id")
+    status, data = await api.call("GET", "/v1/client-ids/current?worker_id=%00", "worker")
+    assert (status, data["fields"][0]["field"]) == (422, "query.worker_id")
+    # An escaped emoji (a valid surrogate pair) is fine.
+    resp = await api.client.post(
+        "/v1/jobs",
+        data='{"kind": "score", "spec": {"model": "spam", "params": {"tag": "\\ud83d\\ude00"}}}',
+        headers=headers,
+    )
+    assert resp.status == 201
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 1
+    assert await db.fetchval("SELECT count(*) FROM workers") == 0
