@@ -1,6 +1,6 @@
 """Virality models on the simulator's world, and SANSNET training on 100,000 cascades.
 
-Two parts, one JSON object on stdout (the comparison table goes to stderr):
+Three parts, one JSON object on stdout (the comparison table goes to stderr):
 
 * ``world``: every model (SANSNET, CrowdCast and the baselines), 5-fold cross-validated
   by track on the default simulated world (seed 1, 20,000 users), against the truth's
@@ -8,7 +8,9 @@ Two parts, one JSON object on stdout (the comparison table goes to stderr):
 * ``training``: the simulator's default world holds only a few thousand tracks, so the
   100,000 training cascades come from :mod:`scoring.virality.synthetic`, a faithful
   independent-cascade process on a power-law follower graph; the time to fit SANSNET
-  (and, separately, every baseline) on them is measured.
+  (and, separately, every baseline) on them is measured;
+* ``average_distance_scaling``: CrowdCast's power-law AverageDistance estimate against
+  exact BFS on preferential-attachment trees of 1,000 to 20,000 nodes.
 """
 
 from __future__ import annotations
@@ -115,6 +117,34 @@ def training_part(n: int, seed: int, threshold: int, horizon: float, step: float
     }
 
 
+def distance_part(
+    sizes: tuple[int, ...] = (1_000, 5_000, 20_000), exponent: float = 2.3, seed: int = 1
+) -> list[dict[str, Any]]:
+    """AverageDistance: the power-law estimate against BFS on growing scale-free trees.
+
+    The world's activity graphs are small (tens to a few thousand nodes), where BFS is
+    cheap; random trees with power-law degrees (a Pruefer sequence drawn with weights
+    i^(-1/(exponent-1)), the Chung-Lu recipe) show how both scale with size.
+    """
+    import igraph as ig
+
+    from scoring.virality import crowdcast
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for n in sizes:
+        w = np.arange(1, n + 1) ** (-1.0 / (exponent - 1.0))
+        g = ig.Graph.Prufer(rng.choice(n, size=n - 2, p=w / w.sum()).tolist())
+        _, _, parent_of = g.bfs(0)
+        users = np.arange(1, n)
+        parents = np.asarray(parent_of, dtype=np.int64)[1:]
+        report = crowdcast.DistanceReport()
+        crowdcast.tree_features(0, users, parents, min_nodes_estimate=30, report=report)
+        fit = ig.power_law_fit(g.degree(), method="discrete", p_precision=0.5)
+        out.append({"nodes": n, "beta": float(fit.alpha), **report.summary()})
+    return out
+
+
 def main() -> None:
     """Run both parts and print one JSON object."""
     p = argparse.ArgumentParser(description=__doc__)
@@ -131,6 +161,7 @@ def main() -> None:
         "training": training_part(
             args.train_cascades, args.seed, args.train_threshold, 72.0, args.step
         ),
+        "average_distance_scaling": distance_part(),
     }
     print(json.dumps(out, default=float))
 

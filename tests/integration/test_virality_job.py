@@ -64,7 +64,12 @@ def world() -> synthetic.SyntheticWorld:
     )
 
 
-PARAMS: dict[str, Any] = {"threshold": 8, "horizon_hours": 48.0, "step_hours": 2.0, "write_hours": [2, 12]}
+PARAMS: dict[str, Any] = {
+    "threshold": 8,
+    "horizon_hours": 48.0,
+    "step_hours": 2.0,
+    "write_hours": [2, 12],
+}
 
 
 async def test_virality_run_scores_every_track_model_and_hour(
