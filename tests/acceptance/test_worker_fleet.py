@@ -230,6 +230,7 @@ async def test_sigterm_drains_releases_with_cursor_and_exits_0(
     finally:
         processes.stop(second, grace_s=1)
     assert {tuple(r) for r in await db.fetch(REPOSTS)} == _truth(track)
+    _check_probe(fleet)
     # The simulator rotated its client_id every 4 s with no grace: the fleet rediscovered.
     assert (
         '"client_id_reported"' in log
@@ -237,7 +238,8 @@ async def test_sigterm_drains_releases_with_cursor_and_exits_0(
     )
 
 
-def test_check_probe_exits_0_when_healthy_and_1_when_not(fleet: Fleet) -> None:
+def _check_probe(fleet: Fleet) -> None:
+    """``soundfleet worker --check``: 0 with the fleet up, 1 (one line) without."""
     assert fleet.coordinator.url
     base = processes.soundfleet_argv("worker", "--check", "--key", fleet.worker_key)
     ok = subprocess.run(
