@@ -189,8 +189,12 @@ class HourlyLogistic:
                 self.models.append(None)
                 continue
             if idx.size > self.max_rows:
-                pick = rng.choice(idx.size, self.max_rows, replace=False)
-                idx, y = idx[pick], y[pick]
+                # Keep every viral cascade and subsample the rest: with class-balanced
+                # weights the fit does not depend on the negatives' share anyway.
+                pos, neg = idx[y], idx[~y]
+                keep = rng.choice(neg.size, max(self.max_rows - pos.size, 1), replace=False)
+                idx = np.sort(np.concatenate([pos, neg[keep]]))
+                y = train.labels.viral[idx]
             x = self._features_at(train, g)[idx]
             model = LogisticRegression(class_weight="balanced", max_iter=200)
             with warnings.catch_warnings():
