@@ -34,6 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -255,8 +256,9 @@ class Simulator:
                                     content_type="text/html")  # fmt: skip
             if cfg.fault_slow and hashing.uniform(seed, S_FAULT, 3 * n + 1) < cfg.fault_slow:
                 await asyncio.sleep(cfg.fault_slow_ms / 1000)
+            now_us = self.clock.now_us()
             try:
-                result = fn(request, self.clock.now_us())
+                result = fn(request, now_us)
             except BadRequest as exc:
                 return _error(400, str(exc))
             if result is None:
@@ -266,7 +268,9 @@ class Simulator:
                 hashing.uniform(seed, S_FAULT, 3 * n + 2) < cfg.fault_malformed
             ):
                 body = body[: max(1, len(body) // 2)] if len(body) > 2 else b"{\x00"
-            return web.Response(body=body, content_type=_JSON, charset="utf-8")
+            # The platform's clock, as a crawler sees it: the simulated time.
+            headers = {"Date": formatdate(now_us / 1_000_000, usegmt=True)}
+            return web.Response(body=body, content_type=_JSON, charset="utf-8", headers=headers)
 
         return handler
 

@@ -96,7 +96,8 @@ async def drive(cfg: DemoConfig, fleet: Fleet, console: Console) -> dict[str, An
                 ("user_sweep", {"id_from": 1, "id_to": cfg.users + 1, "chunk": 500}),
             ],
         )
-        artists = await _top_artists(fleet.dsn, cfg.artists)
+        ranked = await _top_artists(fleet.dsn, cfg.artists * 6)
+        artists, more = ranked[: cfg.artists], ranked[cfg.artists :] or ranked[:1]
         if not artists:
             raise SoundfleetError("the sweep found no artist: nothing to crawl further")
         timelines = {"lists": ["reposters", "likers"], "timestamps": "exact"}
@@ -110,9 +111,11 @@ async def drive(cfg: DemoConfig, fleet: Fleet, console: Console) -> dict[str, An
                     {"seeds": artists[:3], "depth": 2, "direction": "both", "max_users": 3000},
                 ),
                 ("user_tracks", {"user_ids": artists, "then_timelines": timelines}),
+                # More artists' tracks (no timelines): fresh uploads to poll.
+                ("user_tracks", {"user_ids": more}),
             ],
         )
-        tracks = await _newest_tracks(fleet.dsn, artists, cfg.poll_tracks)
+        tracks = await _newest_tracks(fleet.dsn, ranked, cfg.poll_tracks)
         every_s = 3600.0 / cfg.time_scale
         if tracks:
             finished += await _phase(
@@ -177,6 +180,15 @@ def _summary_tables(console: Console, summary: dict[str, Any]) -> None:
     models.add_column("value", justify="right")
     for model, metrics in summary["evaluation"].items():
         for key, value in metrics.items():
+            if isinstance(value, dict):  # one classifier of several (virality)
+                for name, m in value.items():
+                    models.add_row(
+                        f"{model}/{name}",
+                        f"precision · recall · F · fallout (n={m['n']}, {m['positives']} true)",
+                        f"{m['precision']:.3f} · {m['recall']:.3f} · {m['f_measure']:.3f} · "
+                        f"{m['fallout']:.3f}",
+                    )
+                continue
             text = f"{value:.3f}" if isinstance(value, float) else str(value)
             models.add_row(model, key, text)
     console.print(models)

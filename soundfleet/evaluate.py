@@ -79,14 +79,13 @@ async def evaluate_virality(conn: asyncpg.Connection, world: Any, threshold: int
     if not rows:
         return {"error": "the virality run scored no track"}
     viral = world.viral(threshold)
-    out: dict[str, Any] = {"run_id": run}
+    by_model: dict[str, Any] = {}
     for model in sorted({r["model"] for r in rows}):
         mine = [r for r in rows if r["model"] == model]
         predicted = np.array([r["predicted_viral"] for r in mine])
         actual = np.array([bool(viral[r["track_id"] - 1]) for r in mine])
-        for key, value in binary_metrics(predicted, actual).items():
-            out[f"{model}_{key}"] = value
-    return out
+        by_model[model] = binary_metrics(predicted, actual)
+    return {"run_id": run, "threshold": threshold, "by_model": by_model}
 
 
 async def evaluate_revisit(conn: asyncpg.Connection, world: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -583,3 +584,18 @@ def test_direct_user_serialisation_equals_json_dumps() -> None:
                 render.full_user(w, uid, now), ensure_ascii=False, separators=(",", ":")
             )
             assert render.full_user_json(w, uid, now) == expected
+
+
+async def test_date_header_is_the_platform_clock() -> None:
+    w = world()
+    s = await serve(w, at_end=False)
+    try:
+        s.sim.clock.set(w.start_us + 7 * 86_400_000_000)
+        async with s.session.get(
+            s.api + f"/users/{s.sim.first_live}", params={"client_id": s.cid}
+        ) as resp:
+            assert resp.status == 200
+            date = parsedate_to_datetime(resp.headers["Date"])
+        assert abs(date.timestamp() * 1e6 - (w.start_us + 7 * 86_400_000_000)) < 5e6
+    finally:
+        await s.close()
