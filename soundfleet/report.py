@@ -226,8 +226,12 @@ async def virality(conn: asyncpg.Connection, out: Path) -> Figure | str:
     if not rows:
         return "the virality run scored no tracks"
     models = sorted({r["model"] for r in rows})
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.5), squeeze=False)
-    for ax, model in zip(axes.flat, models, strict=True):
+    ncols = min(3, len(models))
+    nrows = -(-len(models) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.8 * nrows), squeeze=False)
+    for ax in list(axes.flat)[len(models) :]:
+        ax.axis("off")
+    for ax, model in zip(axes.flat, models, strict=False):
         per_track: dict[int, list[asyncpg.Record]] = {}
         for r in rows:
             if r["model"] == model:
