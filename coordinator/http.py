@@ -155,7 +155,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         DatabaseError,
         asyncpg.PostgresConnectionError,
         asyncpg.InterfaceError,
-        asyncpg.CannotConnectNowError,
+        asyncpg.InternalClientError,
+        asyncpg.OperatorInterventionError,
         OSError,
     ) as exc:
         log.error("database_unavailable", error=str(exc), route=name)

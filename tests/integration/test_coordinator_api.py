@@ -388,3 +388,27 @@ async def test_text_postgresql_cannot_store_is_422_and_writes_nothing(
     assert resp.status == 201
     assert await db.fetchval("SELECT count(*) FROM jobs") == 1
     assert await db.fetchval("SELECT count(*) FROM workers") == 0
+
+
+async def test_lost_database_connections_are_503_then_recovered(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    await api.submit("score", {"model": "spam"})
+    await api.lease("w", ["user_range"])  # the pool holds live connections now
+    # As if PostgreSQL restarted: every other session of this database is cut.
+    await db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    statuses = []
+    for _ in range(20):  # one per pooled connection at most, then all are fresh
+        status, data = await api.call(
+            "POST", "/v1/leases", "worker", {"worker_id": "w", "kinds": ["score"]}
+        )
+        statuses.append(status)
+        assert status in (200, 503), data
+        if status == 503:
+            assert data["error"] == "unavailable"
+        elif data["units"]:
+            break
+    assert statuses[-1] == 200
