@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+
+import asyncpg
 
 from coordinator import queries as q
 from coordinator.auth import new_key
 from schemas.coordinator import CoordinatorSettings
-from schemas.errors import ConfigError, InputError
+from schemas.errors import ConfigError, DatabaseError, InputError
 from schemas.settings import Settings
 from soundfleet import database
 from soundfleet.logs import configure_logging
@@ -72,12 +75,19 @@ def _coordinator(args: argparse.Namespace) -> int:
 async def _with_conn(settings: Settings, action: str, *values: object) -> object:
     target = database.resolve(settings)
     async with database.connection(target.dsn, timeout=settings.db_connect_timeout_s) as conn:
-        if action == "create":
-            name, role, digest, prefix = values
-            return await q.create_key(conn, str(name), str(role), str(digest), str(prefix))
-        if action == "list":
-            return await q.list_keys(conn)
-        return await q.revoke_key(conn, int(str(values[0])))
+        try:
+            if action == "create":
+                name, role, digest, prefix = values
+                return await q.create_key(conn, str(name), str(role), str(digest), str(prefix))
+            if action == "list":
+                return await q.list_keys(conn)
+            return await q.revoke_key(conn, int(str(values[0])))
+        except asyncpg.UndefinedTableError as exc:
+            raise DatabaseError(
+                "the database is not migrated: run `soundfleet db migrate`"
+            ) from exc
+        except asyncpg.PostgresError as exc:
+            raise DatabaseError(f"the database refused the key operation: {exc}") from exc
 
 
 def _keys_create(args: argparse.Namespace) -> int:
@@ -86,8 +96,6 @@ def _keys_create(args: argparse.Namespace) -> int:
     key, digest, prefix = new_key()
     key_id = asyncio.run(_with_conn(Settings(), "create", args.name, args.role, digest, prefix))
     print(key)
-    import sys
-
     print(
         f"created {args.role} key {key_id} ({args.name!r}); it is shown only once",
         file=sys.stderr,
