@@ -412,3 +412,27 @@ async def test_lost_database_connections_are_503_then_recovered(
         elif data["units"]:
             break
     assert statuses[-1] == 200
+
+
+async def test_keys_cli_lists_and_revokes_and_revoked_keys_stop_working(
+    api: Api, db_dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from soundfleet.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", db_dsn)
+    assert await asyncio.to_thread(main, ["keys", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "researcher2" in listing and "active" in listing
+    assert all(key not in listing for key in api.keys.values())  # never the key itself
+    worker_id = next(
+        line.split()[0] for line in listing.splitlines() if line.split()[1] == "worker"
+    )
+    status, _ = await api.call("GET", "/v1/fleet", "worker")
+    assert status == 200
+    assert await asyncio.to_thread(main, ["keys", "revoke", worker_id]) == 0
+    status, data = await api.call("GET", "/v1/fleet", "worker")
+    assert (status, data["error"]) == (401, "unauthorized")
+    assert await asyncio.to_thread(main, ["keys", "revoke", worker_id]) == 1
+    assert "already revoked" in capsys.readouterr().err
