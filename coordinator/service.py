@@ -339,7 +339,7 @@ class Coordinator:
             if room <= 0:
                 return
             fresh = await q.new_users(
-                conn, job_id, item.discovered_user_ids, f"fl:{dirs[0]}:", room
+                conn, job_id, _valid_ids(item.discovered_user_ids), f"fl:{dirs[0]}:", room
             )
             depth = int(payload["depth"]) + 1
             units = expand.follow_lists(fresh, spec.direction, depth, spec.depth)
@@ -353,7 +353,10 @@ class Coordinator:
                 return
             timeline = TimelineSpec.model_validate(chain)
             units = expand.track_lists(
-                item.discovered_track_ids, timeline.lists, timeline.timestamps, depth=1
+                _valid_ids(item.discovered_track_ids),
+                timeline.lists,
+                timeline.timestamps,
+                depth=1,
             )
             await q.insert_units(conn, job_id, units, row["priority"], row["max_attempts"])
 
@@ -655,6 +658,14 @@ class Coordinator:
             self.metrics.budget.set(float(advice["budget"]))
         if head is not None:
             self.metrics.throttles_total.set(head["throttles"])
+
+
+_MAX_ID = 2**53
+
+
+def _valid_ids(ids: Sequence[int]) -> list[int]:
+    """Discovered ids a unit payload can carry (a buggy worker cannot poison the queue)."""
+    return [i for i in ids if 1 <= i <= _MAX_ID]
 
 
 def _json_or_none(text: str | None) -> Any:

@@ -342,7 +342,7 @@ async def test_user_tracks_chains_track_timelines(api: Api) -> None:
         },
     )
     [unit] = await api.lease("w", ["user_tracks"])
-    status, _ = await api.complete("w", unit, discovered_track_ids=[11, 12, 11])
+    status, _ = await api.complete("w", unit, discovered_track_ids=[11, 12, 11, 0, -5, 2**60])
     assert status == 200
     lists = await api.lease("w", ["track_list"], n=10)
     assert sorted((u["payload"]["track_id"], u["payload"]["list"]) for u in lists) == [
