@@ -118,7 +118,7 @@ def training_part(n: int, seed: int, threshold: int, horizon: float, step: float
 
 
 def distance_part(
-    sizes: tuple[int, ...] = (1_000, 5_000, 20_000), exponent: float = 2.3, seed: int = 1
+    sizes: tuple[int, ...] = (1_000, 5_000, 20_000), exponent: float = 2.05, seed: int = 1
 ) -> list[dict[str, Any]]:
     """AverageDistance: the power-law estimate against BFS on growing scale-free trees.
 
