@@ -117,8 +117,9 @@ async def compute(conn: asyncpg.Connection, params: dict[str, Any]) -> ScoreResu
             for a, i in zip(artists, index.tolist(), strict=True)
             if i < graph.n and graph.ids[i] == a
         ]
+        found = {a for a, _ in present}
         for a in artists:
-            if a not in dict(present):
+            if a not in found:
                 skipped[str(a)] = "no follow in the crawled graph"
         members = core.ego_members(graph, [i for _, i in present], p.hops)
         scored = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import numpy as np
@@ -27,7 +27,9 @@ class SpamRunParams(BaseModel):
     correlation_threshold: float = Field(default=0.9, gt=0, le=1)
     test_size: float = Field(default=0.25, gt=0, lt=1, description="held-out share for MLP")
     per_class: int = Field(default=3000, ge=10, le=1_000_000, description="balanced rows")
-    hidden: list[int] = Field(default=[32, 16], min_length=1, max_length=5)
+    hidden: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+        default=[32, 16], min_length=1, max_length=5, description="MLP hidden layer sizes"
+    )
     max_iter: int = Field(default=300, ge=10, le=10_000)
     seed: int = 0
 
