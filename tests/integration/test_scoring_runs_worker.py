@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from scoring.worker import serve
+from tests.coordinator_util import Api, app_client, make_keys
 
 
 class FakeCoordinator:
@@ -82,3 +83,23 @@ async def test_worker_runs_units_and_reports_outcomes(db: asyncpg.Connection, db
     }
     assert runs == {11: ("network", "done", 1), 12: ("spam", "failed", 1)}
     assert await db.fetchval("SELECT count(*) FROM user_graph_stats") == 3
+
+
+async def test_scorer_runs_a_score_job_of_the_real_coordinator(
+    db: asyncpg.Connection, db_dsn: str
+) -> None:
+    await db.execute(
+        "INSERT INTO follows (follower_id, followee_id, event_time, time_source, fetched_at)"
+        " VALUES (1, 2, now(), 'exact', now()), (2, 3, now(), 'exact', now())"
+    )
+    keys = await make_keys(db_dsn)
+    async with app_client(db_dsn) as client:
+        api = Api(client, keys)
+        job = await api.submit("score", {"model": "network", "params": {"scope": "global"}})
+        base = str(client.make_url("")).rstrip("/")
+        outcome = await serve(base, keys["worker"], db_dsn, poll_s=0.05, max_units=1)
+        status, view = await api.call("GET", f"/v1/jobs/{job['id']}", "researcher")
+    assert outcome["complete"] == 1 and status == 200
+    assert view["state"] == "done", view
+    run = await db.fetchrow("SELECT state, job_id, unit_id FROM scoring_runs")
+    assert run["state"] == "done" and run["job_id"] == job["id"] and run["unit_id"] is not None
