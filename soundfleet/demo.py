@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from soundfleet.progress import watch
 
 DEMO_DATABASE = "soundfleet_demo"
 POLL_SIM_HOURS = 72
+MAX_ARTISTS = 20_000
 
 
 @dataclass
@@ -63,13 +65,11 @@ async def _top_artists(dsn: str, n: int) -> list[int]:
     return [r["id"] for r in rows]
 
 
-async def _newest_tracks(dsn: str, artists: list[int], n: int) -> list[int]:
+async def _newest_tracks(dsn: str, n: int) -> list[int]:
+    """The most recent uploads crawled: their play counts are still moving."""
     async with database.connection(dsn) as conn:
         rows = await conn.fetch(
-            "SELECT id FROM tracks WHERE user_id = ANY($1::bigint[]) AND public "
-            "ORDER BY created_at DESC, id LIMIT $2",
-            artists,
-            n,
+            "SELECT id FROM tracks WHERE public ORDER BY created_at DESC, id LIMIT $1", n
         )
     return [r["id"] for r in rows]
 
@@ -96,7 +96,7 @@ async def drive(cfg: DemoConfig, fleet: Fleet, console: Console) -> dict[str, An
                 ("user_sweep", {"id_from": 1, "id_to": cfg.users + 1, "chunk": 500}),
             ],
         )
-        ranked = await _top_artists(fleet.dsn, cfg.artists * 6)
+        ranked = await _top_artists(fleet.dsn, MAX_ARTISTS)
         artists, more = ranked[: cfg.artists], ranked[cfg.artists :] or ranked[:1]
         if not artists:
             raise SoundfleetError("the sweep found no artist: nothing to crawl further")
@@ -111,11 +111,11 @@ async def drive(cfg: DemoConfig, fleet: Fleet, console: Console) -> dict[str, An
                     {"seeds": artists[:3], "depth": 2, "direction": "both", "max_users": 3000},
                 ),
                 ("user_tracks", {"user_ids": artists, "then_timelines": timelines}),
-                # More artists' tracks (no timelines): fresh uploads to poll.
+                # Every other artist's tracks (no timelines): the fresh uploads to poll.
                 ("user_tracks", {"user_ids": more}),
             ],
         )
-        tracks = await _newest_tracks(fleet.dsn, ranked, cfg.poll_tracks)
+        tracks = await _newest_tracks(fleet.dsn, cfg.poll_tracks)
         every_s = 3600.0 / cfg.time_scale
         if tracks:
             finished += await _phase(
@@ -281,5 +281,5 @@ def run(cfg: DemoConfig) -> int:
     if cfg.json:
         print(json.dumps(summary, default=str))
     else:
-        _summary_tables(Console(), summary)
+        _summary_tables(Console(width=None if sys.stdout.isatty() else 120), summary)
     return 0 if all(j.state == "done" for j in jobs) else 1
