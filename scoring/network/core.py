@@ -248,7 +248,7 @@ def _closed_triads(n: int, src: I32, dst: I32, mutual: npt.NDArray[np.bool_]) ->
 
     With A[u, v] = 1 for an asymmetric follow u->v and M the symmetric mutual matrix:
     030T = sum(A o A@A), 030C = sum(A^T o A@A) / 3, 120C = sum(M o A@A),
-    120D = sum(M o A^T@A) / 2, 120U = sum(M o A@A^T) / 2, 210 = sum(A o M@M),
+    120D = sum(A o A@M) / 2, 120U = sum(A o M@A) / 2, 210 = sum(A o M@M),
     300 = sum(M o M@M) / 6.
     """
     asym = ~mutual
@@ -256,8 +256,10 @@ def _closed_triads(n: int, src: I32, dst: I32, mutual: npt.NDArray[np.bool_]) ->
     m = _adjacency(n, src[mutual], dst[mutual])
     at = a.T.tocsr()
     t030, c030x3, c120 = _masked_sums(a, a, [a, at, m])
-    (d120x2,) = _masked_sums(at, a, [m])
-    (u120x2,) = _masked_sums(a, at, [m])
+    # 120D/120U through the mutual matrix (A@M, M@A) rather than A^T@A and A@A^T: the
+    # latter cost the sum of squared in-degrees, which explodes on popular accounts.
+    (d120x2,) = _masked_sums(a, m, [a])
+    (u120x2,) = _masked_sums(m, a, [a])
     t210, t300x6 = _masked_sums(m, m, [a, m])
     return {
         "030T": t030,
