@@ -293,11 +293,12 @@ class Sansnet:
     """The SANSNET survival classifier in the harness (score = log cumulative hazard)."""
 
     name: str = "sansnet"
+    lookahead_hours: float = 6.0
     model: sansnet.SansnetModel | None = None
 
     def fit(self, train: Inputs) -> None:
         """Fit the Cox model and the separation boundary."""
-        self.model = sansnet.fit(train.cascades, train.labels, train.grid)
+        self.model = sansnet.fit(train.cascades, train.labels, train.grid, self.lookahead_hours)
 
     def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
         """Log cumulative hazard, and the boundary's decisions."""

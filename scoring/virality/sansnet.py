@@ -18,6 +18,10 @@ ignores row weights in its risk-set sums). The survival probability of a cascade
 
     S(t | v) = exp(-sum_{bins up to t} dH0 * exp(beta * x(bin start)))
 
+The score at decision time ``t`` extends this path over a look-ahead (default six
+hours) at the current size, ``S(t + L | v(s <= t))``: the survival through the next
+hours given what was seen, which separates fast-growing cascades earlier than the
+survival up to ``t`` alone (both are survival functions of the same fitted model),
 and the classifier is a boundary ``s*_t`` in survival space: predict viral at ``t`` when
 ``S(t | v) <= s*_t``. At every decision time the cut minimising the class-balanced cost
 FN/P + FP/N over training cascades still alive is found, and the cuts are made monotone
@@ -55,32 +59,34 @@ class SansnetModel:
     beta_se: float
     baseline_hazard: FloatArray
     log_hazard_cut: FloatArray
+    lookahead_steps: int
     n_rows: int
     n_events: int
 
     def cumulative_hazard(self, sizes: npt.NDArray[np.int32]) -> FloatArray:
-        """``H[c, g]``: cumulative hazard through the interval after decision time ``g``.
+        """``H[c, g]``: cumulative hazard of cascade ``c`` seen at decision time ``g``.
 
         ``sizes[:, g]`` is the size at decision time ``g`` (``sizes`` has one column per
-        grid time). The score at ``g`` uses only shares up to ``g``: it covers the
-        survival up to the *next* grid time given the observed path, so the latest size
-        counts without looking ahead. ``S = exp(-H)``; the hazard is kept because
-        survival probabilities of small cascades round to exactly 1.0 in floating point.
+        grid time). The hazard accumulated along the observed path up to ``g`` is
+        extended over the next ``lookahead_steps`` intervals at the current size, so
+        ``S = exp(-H)`` is the probability of not crossing the threshold within the
+        look-ahead given everything seen so far, and nothing after ``g`` is read. The
+        hazard is kept because survival probabilities of small cascades round to
+        exactly 1.0 in floating point.
         """
         n_grid = self.baseline_hazard.shape[0]
         start_sizes = np.concatenate([np.zeros((sizes.shape[0], 1), np.int32), sizes], axis=1)
         x = np.log1p(start_sizes[:, :n_grid].astype(np.float64))
-        # Interval g (0-based) runs from decision time g-1 to g; score g covers g+1 too.
+        now = np.log1p(sizes.astype(np.float64))
+        cum_h0 = np.cumsum(self.baseline_hazard)
+        ahead = cum_h0[np.minimum(np.arange(n_grid) + self.lookahead_steps, n_grid - 1)] - cum_h0
         with np.errstate(over="ignore", invalid="ignore"):
+            # Interval g (0-based) runs from decision time g-1 to g, at its start size.
             # A huge hazard overflows to inf: survival 0, which is the right limit.
-            increments = np.nan_to_num(
-                self.baseline_hazard[None, :] * np.exp(self.beta * x), nan=0.0, posinf=np.inf
-            )
-        cumulative = np.cumsum(increments, axis=1)
-        ahead = np.empty_like(cumulative)
-        ahead[:, :-1] = cumulative[:, 1:]
-        ahead[:, -1] = cumulative[:, -1]
-        return ahead
+            path = np.cumsum(self.baseline_hazard[None, :] * np.exp(self.beta * x), axis=1)
+            future = ahead[None, :] * np.exp(self.beta * now)
+            total: FloatArray = np.nan_to_num(path + future, nan=0.0, posinf=np.inf)
+        return total
 
     def survival(self, sizes: npt.NDArray[np.int32]) -> FloatArray:
         """``S(t | v(t))`` at every decision time (see :meth:`cumulative_hazard`)."""
@@ -121,6 +127,7 @@ class SansnetModel:
             "beta_se": self.beta_se,
             "rows": self.n_rows,
             "events": self.n_events,
+            "lookahead_steps": self.lookahead_steps,
             "boundary_log_hazard": [round(float(b), 4) for b in self.log_hazard_cut],
         }
 
@@ -210,7 +217,9 @@ def _fit_cox(table: pd.DataFrame, penalizer: float) -> Any:
     return ctv
 
 
-def fit(cascades: Cascades, labels: Labels, grid: Grid) -> SansnetModel:
+def fit(
+    cascades: Cascades, labels: Labels, grid: Grid, lookahead_hours: float = 6.0
+) -> SansnetModel:
     """Fit the Cox model and the separation boundary on training cascades.
 
     Raises :class:`DegenerateTraining` when the data hold no virality event, or no
@@ -246,6 +255,7 @@ def fit(cascades: Cascades, labels: Labels, grid: Grid) -> SansnetModel:
         beta_se=beta_se,
         baseline_hazard=dh0,
         log_hazard_cut=np.zeros(grid.times.shape[0]),
+        lookahead_steps=max(1, round(lookahead_hours / grid.step_hours)),
         n_rows=len(table),
         n_events=n_events,
     )
