@@ -30,6 +30,7 @@ from coordinator.http import (
     body,
     body_as,
     check_text,
+    dict_response,
     error_middleware,
     field_errors,
     json_response,
@@ -172,7 +173,8 @@ async def get_scoring_run(request: web.Request) -> web.StreamResponse:
 
 async def lease(request: web.Request) -> web.StreamResponse:
     """``POST /v1/leases``."""
-    return json_response(await _coord(request).lease(await body(request, LeaseRequest)))
+    payload = await _coord(request).lease_payload(await body(request, LeaseRequest))
+    return dict_response(payload)
 
 
 async def heartbeat(request: web.Request) -> web.StreamResponse:
@@ -190,8 +192,8 @@ async def complete(request: web.Request) -> web.StreamResponse:
 async def complete_batch(request: web.Request) -> web.StreamResponse:
     """``POST /v1/leases/complete``."""
     req = await body(request, BatchCompleteRequest)
-    results = await _coord(request).complete_batch(req)
-    return json_response(BatchCompleteResponse(results=results))
+    results = await _coord(request).complete_batch_payload(req)
+    return dict_response({"results": results})
 
 
 async def fail(request: web.Request) -> web.StreamResponse:

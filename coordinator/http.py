@@ -307,6 +307,15 @@ def json_response(model: BaseModel, status: int = 200) -> web.Response:
     )
 
 
+def dict_response(payload: dict[str, Any], status: int = 200) -> web.Response:
+    """Serialize a JSON-ready dict that already has a response model's shape (hot paths)."""
+    return web.Response(
+        status=status,
+        body=json.dumps(payload, separators=(",", ":")).encode(),
+        content_type="application/json",
+    )
+
+
 def add_route(app: web.Application, route: Route) -> None:
     """Mount ``route`` with its guards and list it in the OpenAPI document."""
     app.router.add_route(route.method, route.path, _guard(route))

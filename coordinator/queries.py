@@ -106,6 +106,9 @@ RETURNING w.id, w.job_id, w.kind, w.payload::text AS payload, w.depth, w.priorit
           w.max_attempts
 """
 
+# The same, returning only what closing the jobs needs (no discoveries to expand).
+COMPLETE_LEAN = COMPLETE[: COMPLETE.index("RETURNING")] + "RETURNING w.id, w.job_id\n"
+
 # Retryable failures go back to `queued` with exponential backoff and full-range jitter
 # in [0.5, 1.0] of the delay; out of attempts (or not retryable) they stop for good.
 FAIL = """
@@ -243,6 +246,19 @@ async def complete(
 ) -> list[asyncpg.Record]:
     """Mark the units whose tokens are current as done; returns those (call in a tx)."""
     return list(await conn.fetch(COMPLETE, list(unit_ids), list(tokens), list(rows), worker_id))
+
+
+async def complete_lean(
+    conn: asyncpg.Connection,
+    worker_id: str,
+    unit_ids: Sequence[int],
+    tokens: Sequence[int],
+    rows: Sequence[int],
+) -> list[asyncpg.Record]:
+    """:func:`complete` returning only ``id`` and ``job_id`` of the units done."""
+    return list(
+        await conn.fetch(COMPLETE_LEAN, list(unit_ids), list(tokens), list(rows), worker_id)
+    )
 
 
 async def fail(

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from schemas.work import BatchCompleteResponse, LeaseResponse
 from tests.coordinator_util import Api, app_client, make_keys
 
 ALL_KINDS = ["user_range", "follow_list", "user_tracks", "track_list", "play_poll", "score"]
@@ -477,6 +478,7 @@ async def test_piggybacked_and_batch_completions_fence_each_item(
         },
     )
     assert status == 200
+    LeaseResponse.model_validate(data)  # the hand-serialized hot path keeps the model's shape
     outcome = {r["unit_id"]: r["state"] for r in data["completed"]}
     assert outcome == {
         stolen["unit_id"]: "stale",
@@ -495,6 +497,7 @@ async def test_piggybacked_and_batch_completions_fence_each_item(
         },
     )
     assert [r["state"] for r in data["results"]] == ["done", "stale", "stale"]
+    BatchCompleteResponse.model_validate(data)
     counts = dict(await db.fetch("SELECT state, count(*) FROM work_units GROUP BY state"))
     assert counts == {"done": 3, "leased": 2}
 
