@@ -105,7 +105,7 @@ def evaluate(
     seed: int = 0,
     eval_hours: tuple[float, ...] = (1, 3, 6, 12, 24),
     coverage_k: tuple[int, ...] = (10, 50, 100),
-    before_hours: tuple[float, ...] = (1, 2, 4, 8),
+    before_hours: tuple[float, ...] = (1, 2, 4, 8, 12, 24),
     headline_hour: float = 6,
     criteria: dict[str, str] | None = None,
 ) -> Evaluation:
