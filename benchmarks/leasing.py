@@ -113,7 +113,7 @@ async def sql_phase(dsn: str, workers: int, batch: int, warmup_s: float, seconds
             if not rows:
                 return 0
             async with pool.acquire() as conn:
-                done = await q.complete(
+                done = await q.complete_lean(
                     conn,
                     wid,
                     [r.unit_id for r in rows],
