@@ -211,8 +211,11 @@ async def test_sigterm_drains_releases_with_cursor_and_exits_0(
 ) -> None:
     track = _top_track()
     job = await _submit_timeline(fleet, track)
-    first = fleet.worker("worker-1", "--grace", "10")
+    first = fleet.worker("worker-1", "--grace", "10", "--metrics-port", "0")
     await _wait_rows(db, "SELECT count(*) FROM reposts", 8, timeout=60)
+    metrics = _scrape_metrics(fleet.log_dir / "worker-1.log")
+    assert 'soundfleet_worker_rows_landed_total{table="reposts"}' in metrics
+    assert 'soundfleet_worker_requests_total{status="200"}' in metrics
     first.proc.send_signal(signal.SIGTERM)  # the worker itself, as Kubernetes does
     assert first.proc.wait(20) == 0
     unit = await db.fetchrow("SELECT state, cursor FROM work_units WHERE job_id = $1", job)
@@ -236,6 +239,16 @@ async def test_sigterm_drains_releases_with_cursor_and_exits_0(
         '"client_id_reported"' in log
         or "client_id_reported" in (fleet.log_dir / "worker-2.log").read_text()
     )
+
+
+def _scrape_metrics(log: Path) -> str:
+    """GET the worker's /metrics, on the port its ``metrics_serving`` event names."""
+    for line in log.read_text().splitlines():
+        if '"metrics_serving"' in line:
+            port = json.loads(line)["port"]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                return str(r.read().decode())
+    raise AssertionError("the worker did not log its metrics port")
 
 
 def _check_probe(fleet: Fleet) -> None:
