@@ -8,13 +8,14 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from schemas.errors import ConfigError, InputError
-from simulator import truth
-from simulator.server import ServerConfig, serve_forever
-from simulator.world import World
+
+if TYPE_CHECKING:
+    from simulator.world import World
 
 
 def _iso(text: str) -> datetime:
@@ -106,6 +107,10 @@ def _configure_logging() -> None:
 
 
 def _generate(args: argparse.Namespace) -> World:
+    # Imported here: every `soundfleet` command builds this parser, and only the
+    # simulator's own commands need numpy and the world.
+    from simulator.world import World
+
     if args.users < 1:
         raise InputError("--users must be >= 1")
     if args.core is not None and args.core < 0:
@@ -128,6 +133,8 @@ def _serve(args: argparse.Namespace) -> int:
         tracks=int(world.tracks.id.size),
         seconds=round(time.perf_counter() - t, 2),
     )
+    from simulator.server import ServerConfig, serve_forever
+
     slow_p, slow_ms = args.fault_slow
     cfg = ServerConfig(
         host=args.host,
@@ -157,6 +164,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _truth(args: argparse.Namespace) -> int:
+    from simulator import truth
+
     world = _generate(args)
     try:
         summary = truth.write(world, args.out, threshold=args.viral_threshold)

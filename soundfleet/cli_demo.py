@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from schemas.errors import InputError
-from soundfleet.demo import DemoConfig, run
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,6 +25,8 @@ def _demo(args: argparse.Namespace) -> int:
         raise InputError("--users must be at least 100")
     if args.workers < 1:
         raise InputError("--workers must be at least 1")
+    from soundfleet.demo import DemoConfig, run  # the whole fleet's imports: only here
+
     cfg = DemoConfig(
         users=args.users,
         workers=args.workers,

@@ -13,7 +13,6 @@ from schemas.settings import Settings
 from schemas.views import VIEW_NAMES
 from soundfleet import database
 from soundfleet.client import CoordinatorClient
-from soundfleet.export import check_view, export_view
 from soundfleet.progress import describe, watch
 
 KINDS = ("user_sweep", "network", "user_tracks", "track_timelines", "play_poll", "score")
@@ -150,6 +149,8 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from soundfleet.export import check_view, export_view  # pyarrow: only when exporting
+
     check_view(args.view)
     target = database.resolve(Settings())
     n = asyncio.run(export_view(target.dsn, args.view, args.format, args.out))
