@@ -288,7 +288,7 @@ def main() -> None:
     """Run the benchmark on a scratch database and print its JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=32, help="units per lease request")
+    parser.add_argument("--batch", type=int, default=64, help="units per lease request")
     parser.add_argument("--seconds", type=float, default=8.0, help="timed window per phase")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per mode")
     parser.add_argument("--warmup", type=float, default=1.0)
