@@ -36,33 +36,14 @@ from typing import Any
 import aiohttp
 import asyncpg
 import psutil
-from sqlalchemy.engine import make_url
 
 from schemas.settings import Settings
 from soundfleet import database, processes
+from soundfleet.cli_db import migrate_target
 from soundfleet.client import CoordinatorClient
-from soundfleet.migrate import upgrade
+from soundfleet.fleet import create_key, drop_database, scratch_database
 
 _CLIENT_ID = re.compile(r'"apiClient", "data": \{"id": "([A-Za-z0-9_-]+)"')
-
-
-def _with_db(dsn: str, name: str) -> str:
-    return make_url(dsn).set(database=name).render_as_string(hide_password=False)
-
-
-async def _fresh_database(admin_dsn: str) -> str:
-    name = f"bench_sweep_{uuid.uuid4().hex[:8]}"
-    async with database.connection(admin_dsn) as conn:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = _with_db(admin_dsn, name)
-    url = make_url(dsn).set(drivername="postgresql+asyncpg")
-    await asyncio.to_thread(upgrade, url.render_as_string(hide_password=False))
-    return dsn
-
-
-async def _drop_database(admin_dsn: str, dsn: str) -> None:
-    async with database.connection(admin_dsn) as conn:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(dsn).database}" WITH (FORCE)')
 
 
 async def ceiling(web_base: str, ids: int, concurrency: int) -> dict[str, Any]:
@@ -92,20 +73,6 @@ async def ceiling(web_base: str, ids: int, concurrency: int) -> dict[str, Any]:
         "users_per_s": round(ids / elapsed, 1),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
     }
-
-
-def _key(env: dict[str, str], role: str) -> str:
-    import subprocess
-
-    out = subprocess.run(
-        processes.soundfleet_argv("keys", "create", "--role", role, "--name", f"bench-{role}"),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    return out.stdout.strip().splitlines()[-1].strip()
 
 
 async def _wait_started(crew: list[processes.Service], timeout: float = 60.0) -> None:
@@ -140,7 +107,9 @@ async def fleet_run(
     log_dir: Path,
 ) -> dict[str, Any]:
     """A ``user_sweep`` over ids 1..N crawled by ``workers`` worker processes."""
-    dsn = await _fresh_database(admin_dsn)
+    name = f"bench_sweep_{uuid.uuid4().hex[:8]}"
+    dsn = await asyncio.to_thread(scratch_database, admin_dsn, name)
+    await asyncio.to_thread(migrate_target, database.DatabaseTarget(dsn, embedded=False))
     env = {
         **os.environ,
         "DATABASE_URL": dsn,
@@ -157,7 +126,8 @@ async def fleet_run(
         )  # fmt: skip
         services.append(coordinator)
         assert coordinator.url
-        worker_key, researcher_key = _key(env, "worker"), _key(env, "researcher")
+        worker_key = create_key(dsn, "worker", "bench-worker")
+        researcher_key = create_key(dsn, "researcher", "bench-researcher")
         per_worker = max(1, concurrency // workers)
         async with database.connection(dsn) as conn:
             crew = []
@@ -211,7 +181,7 @@ async def fleet_run(
         codes = [processes.stop(w, grace_s=30) for w in crew]
     finally:
         processes.stop_all(services, grace_s=10)
-        await _drop_database(admin_dsn, dsn)
+        await asyncio.to_thread(drop_database, admin_dsn, dsn)
     per = []
     for i in range(workers):
         series = [(frac, rss[i]) for frac, rss in samples if rss[i] == rss[i]]

@@ -11,25 +11,11 @@ import json
 import signal
 from typing import Any
 
-from schemas.errors import InputError
 from schemas.settings import Settings
 from scoring.registry import MODEL_MODULES, run_model
 from soundfleet import database
 from soundfleet.logs import configure_logging
-
-
-def parse_params(items: list[str] | None) -> dict[str, Any]:
-    """``k=v`` pairs as a dict; values are parsed as JSON when they are JSON, else text."""
-    params: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(f"--params: {item!r} is not of the form key=value")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
+from soundfleet.params import parse_params
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

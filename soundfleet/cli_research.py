@@ -13,6 +13,7 @@ from schemas.settings import Settings
 from schemas.views import VIEW_NAMES
 from soundfleet import database
 from soundfleet.client import CoordinatorClient
+from soundfleet.params import parse_params
 from soundfleet.progress import describe, watch
 
 KINDS = ("user_sweep", "network", "user_tracks", "track_timelines", "play_poll", "score")
@@ -67,20 +68,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("report", help="draw the PNG plots and index.html of the crawled data")
     p.add_argument("--out", type=Path, required=True, help="directory for the report")
     p.set_defaults(handler=_report)
-
-
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """``["depth=2", "seeds=[1,2]", "direction=both"]`` → a spec dict."""
-    spec: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise InputError(f"--param {pair!r} is not K=V")
-        try:
-            spec[key] = json.loads(raw)
-        except ValueError:
-            spec[key] = raw
-    return spec
 
 
 def _client(args: argparse.Namespace) -> CoordinatorClient:

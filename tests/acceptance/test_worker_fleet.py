@@ -26,6 +26,7 @@ import pytest
 from simulator.world import World
 from soundfleet import processes
 from soundfleet.client import CoordinatorClient
+from soundfleet.fleet import create_key
 from tests.integration.test_crawler_handlers import expected_list, user_created
 
 SEED = 11
@@ -61,18 +62,6 @@ class Fleet:
             *extra,
         )  # fmt: skip
         return processes.start(name, argv, log_dir=self.log_dir, env=self.env, wait_ready=False)
-
-
-def _key(env: dict[str, str], role: str) -> str:
-    out = subprocess.run(
-        processes.soundfleet_argv("keys", "create", "--role", role, "--name", f"test-{role}"),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return out.stdout.strip().splitlines()[-1].strip()
 
 
 def _set_clock(sim_url: str, now_us: int) -> None:
@@ -132,7 +121,14 @@ def fleet(db_dsn: str, tmp_path: Path) -> Iterator[Fleet]:
             env=env,
         )
         services.insert(0, coordinator)
-        yield Fleet(sim, coordinator, _key(env, "worker"), _key(env, "researcher"), env, tmp_path)
+        yield Fleet(
+            sim,
+            coordinator,
+            create_key(env["DATABASE_URL"], "worker", "test-worker"),
+            create_key(env["DATABASE_URL"], "researcher", "test-researcher"),
+            env,
+            tmp_path,
+        )
     finally:
         processes.stop_all(services, grace_s=5)
 

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from schemas.errors import InputError
-from scoring.cli import parse_params
+from soundfleet.params import parse_params
 from scoring.registry import get_model
 from scoring.runs import CannotScore, ResultRows, ScoreResult, run_scoring
 
