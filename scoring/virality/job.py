@@ -57,9 +57,15 @@ class ViralityParams(BaseModel):
 
 
 async def _read(conn: asyncpg.Connection, include_likes: bool) -> dict[str, Any]:
+    # Only tracks whose cascade was observed: their reposters list was crawled (a done
+    # track_list unit), or they had no repost when fetched. A track found by a user_tracks
+    # crawl without its timeline has an unknown cascade, not an empty one.
     tracks = await conn.fetch(
-        "SELECT id, user_id, extract(epoch FROM created_at) AS up FROM tracks"
-        " WHERE created_at IS NOT NULL ORDER BY id"
+        "SELECT t.id, t.user_id, extract(epoch FROM t.created_at) AS up FROM tracks t"
+        " WHERE t.created_at IS NOT NULL AND (coalesce(t.reposts_count, 0) = 0 OR EXISTS ("
+        "  SELECT 1 FROM work_units u WHERE u.kind = 'track_list' AND u.state = 'done'"
+        "  AND u.payload->>'list' = 'reposters' AND (u.payload->>'track_id')::bigint = t.id))"
+        " ORDER BY t.id"
     )
     share_sql = "SELECT track_id, user_id, extract(epoch FROM event_time) AS t FROM reposts"
     if include_likes:

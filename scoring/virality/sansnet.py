@@ -210,7 +210,9 @@ def _fit_cox(table: pd.DataFrame, penalizer: float) -> Any:
                 weights_col="weight",
                 show_progress=False,
             )
-    except ConvergenceError as exc:
+    except (ConvergenceError, np.linalg.LinAlgError) as exc:
+        # A singular Hessian (few cascades, separable sizes) is a failed Newton step
+        # like a non-convergence: the ridge penalty makes the problem well posed.
         if penalizer == 0.0:
             return _fit_cox(table, RIDGE)
         raise DegenerateTraining(f"the Cox model did not converge: {exc}") from exc
