@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from coordinator import dashboard
 from coordinator.auth import ANY_ROLE, RESEARCHER, WORKER
 from coordinator.errors import FieldsError
 from coordinator.http import (
@@ -561,6 +562,7 @@ def create_app(
     app[METRICS] = Metrics()
     for route in ROUTE_TABLE:
         add_route(app, route)
+    dashboard.setup(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own = pool is None

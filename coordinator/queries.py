@@ -757,3 +757,17 @@ async def alembic_revision(conn: asyncpg.Connection) -> str | None:
 async def units_by_state(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     """Unit counts by kind and state (for /metrics)."""
     return list(await conn.fetch(UNITS_BY_STATE))
+
+
+DEAD_UNITS = """
+SELECT id, job_id, kind, attempt, last_error, updated_at
+  FROM work_units
+ WHERE state = 'dead'
+ ORDER BY updated_at DESC, id DESC
+ LIMIT $1
+"""
+
+
+async def dead_units(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """The most recent dead units with their last error (the dashboard's table)."""
+    return list(await conn.fetch(DEAD_UNITS, limit))

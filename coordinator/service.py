@@ -607,6 +607,11 @@ class Coordinator:
         next_before = rows[-1]["id"] if len(rows) == limit else None
         return JobList(jobs=views, next_before=next_before)
 
+    async def dead_units(self, limit: int = 50) -> list[asyncpg.Record]:
+        """The most recent dead units, newest first, with their last error."""
+        async with self.pool.acquire() as conn:
+            return await q.dead_units(conn, limit)
+
     async def cancel(self, job_id: int, principal: Principal) -> JobView:
         """Cancel queued units now; leased ones learn it on their next heartbeat."""
         async with self.pool.acquire() as conn:

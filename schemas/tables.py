@@ -271,6 +271,12 @@ work_units = Table(
         "lease_expires_at",
         postgresql_where=text("state = 'leased'"),
     ),
+    # The dashboard's "dead units" table.
+    Index(
+        "ix_work_units_dead",
+        "updated_at",
+        postgresql_where=text("state = 'dead'"),
+    ),
     Index(None, "job_id", "state"),
 )
 

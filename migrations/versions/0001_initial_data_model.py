@@ -416,6 +416,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("state = 'leased'"),
     )
+    op.create_index(
+        "ix_work_units_dead",
+        "work_units",
+        ["updated_at"],
+        unique=False,
+        postgresql_where=sa.text("state = 'dead'"),
+    )
     op.create_table(
         "network_stats",
         sa.Column("run_id", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -538,6 +545,11 @@ def downgrade() -> None:
     op.drop_table("spam_scores")
     op.drop_table("revisit_fits")
     op.drop_table("network_stats")
+    op.drop_index(
+        "ix_work_units_dead",
+        table_name="work_units",
+        postgresql_where=sa.text("state = 'dead'"),
+    )
     op.drop_index(
         "ix_work_units_leased_expiry",
         table_name="work_units",

@@ -1,0 +1,159 @@
+"""The operator dashboard in real Chromium: sign in, then what it shows equals the database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from soundfleet import database, processes
+from soundfleet.cli_db import migrate_target
+from soundfleet.fleet import create_key, drop_database, scratch_database
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("SOUNDFLEET_CHROMIUM"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.fixture
+async def coordinator(admin_dsn: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    dsn = await asyncio.to_thread(scratch_database, admin_dsn, "soundfleet_dashboard")
+    await asyncio.to_thread(migrate_target, database.DatabaseTarget(dsn, embedded=False))
+    service = await asyncio.to_thread(
+        processes.start,
+        "coordinator",
+        processes.soundfleet_argv("coordinator", "--port", "0"),
+        log_dir=tmp_path,
+        env=database.env_with_database(dsn),
+    )
+    try:
+        keys = {
+            role: await asyncio.to_thread(create_key, dsn, role, f"dash-{role}")
+            for role in ("admin", "researcher", "worker")
+        }
+        yield {"url": service.url, "dsn": dsn, **keys}
+    finally:
+        await asyncio.to_thread(processes.stop, service, grace_s=10)
+        await asyncio.to_thread(drop_database, admin_dsn, dsn)
+
+
+async def _api(
+    session: aiohttp.ClientSession, key: str, method: str, url: str, body: Any = None
+) -> Any:
+    async with session.request(
+        method, url, json=body, headers={"Authorization": f"Bearer {key}"}
+    ) as resp:
+        assert resp.status < 300, await resp.text()
+        return await resp.json()
+
+
+async def _make_activity(c: dict[str, Any]) -> None:
+    """Two jobs, a live worker, and one unit that died with an error."""
+    base = c["url"]
+    async with aiohttp.ClientSession() as s:
+        await _api(
+            s,
+            c["researcher"],
+            "POST",
+            f"{base}/v1/jobs",
+            {"kind": "user_sweep", "spec": {"id_from": 1, "id_to": 3001, "chunk": 1000}},
+        )
+        await _api(
+            s,
+            c["researcher"],
+            "POST",
+            f"{base}/v1/jobs",
+            {"kind": "track_timelines", "spec": {"track_ids": [7]}, "max_attempts": 1},
+        )
+        leased = await _api(
+            s,
+            c["worker"],
+            "POST",
+            f"{base}/v1/leases",
+            {"worker_id": "dash-worker-1", "kinds": ["track_list"], "max_units": 1},
+        )
+        [unit] = leased["units"]
+        await _api(
+            s,
+            c["worker"],
+            "POST",
+            f"{base}/v1/leases/{unit['unit_id']}/fail",
+            {
+                "worker_id": "dash-worker-1",
+                "token": unit["token"],
+                "error": "HTTP 503 from the platform, three times",
+                "retryable": True,
+            },
+        )
+
+
+@pytest.mark.browser
+async def test_dashboard_in_chromium(coordinator: dict[str, Any]) -> None:
+    executable = _chromium()
+    if executable is None:
+        if os.environ.get("SOUNDFLEET_REQUIRE_BROWSER"):
+            pytest.fail("SOUNDFLEET_REQUIRE_BROWSER is set but no Chromium was found")
+        pytest.skip("no Chromium on this machine")
+    from playwright.async_api import async_playwright
+
+    await _make_activity(coordinator)
+    async with database.connection(coordinator["dsn"]) as conn:
+        jobs = {r["id"]: r["state"] for r in await conn.fetch("SELECT id, state FROM jobs")}
+        dead = await conn.fetch("SELECT id, last_error FROM work_units WHERE state = 'dead'")
+        units = {
+            r["job_id"]: r["n"]
+            for r in await conn.fetch(
+                "SELECT job_id, count(*) AS n FROM work_units GROUP BY job_id"
+            )
+        }
+    assert len(dead) == 1
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            await page.goto(coordinator["url"] + "/")
+            await page.fill("#key", coordinator["researcher"])
+            await page.click("button[type=submit]")
+            assert "not an admin key" in await page.inner_text("body")
+
+            await page.fill("#key", coordinator["admin"])
+            await page.click("button[type=submit]")
+            await page.wait_for_selector("#jobs")
+            rows = await page.query_selector_all("#jobs tr[data-job]")
+            shown = {}
+            for row in rows:
+                cells = [await c.inner_text() for c in await row.query_selector_all("td")]
+                shown[int(cells[0])] = (cells[2], cells[4].split()[-1])
+            assert {j: s for j, (s, _) in shown.items()} == jobs
+            for job_id, (_, progress) in shown.items():
+                assert progress.endswith(f"/{units[job_id]}")
+            dead_text = await page.inner_text("#dead")
+            assert str(dead[0]["id"]) in dead_text
+            assert "HTTP 503 from the platform" in dead_text
+            assert await page.inner_text("#workers-alive") == "1"
+            await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        finally:
+            await browser.close()
