@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: chaos soak install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
+.PHONY: chaos soak bench-vs-scrapy install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: install
-	$(BIN)/soundfleet db migrate
-	$(BIN)/soundfleet db status
+	$(BIN)/soundfleet demo
 
 lint: install
 	$(BIN)/ruff check .
@@ -41,6 +40,9 @@ acceptance: install
 test-external: install
 	@test -n "$$DATABASE_URL" || (echo "set DATABASE_URL" && exit 2)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+bench-vs-scrapy: install
+	$(PY) -m benchmarks.vs_scrapy
 
 bench-ingest: install
 	$(PY) -m benchmarks.ingest

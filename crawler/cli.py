@@ -140,7 +140,7 @@ def _handle(args: argparse.Namespace) -> int:
     metrics = WorkerMetrics()
     worker = Worker(settings, dsn, metrics=metrics)
     if settings.metrics_port is not None:
-        port = metrics.serve(settings.metrics_port)
+        port = metrics.serve(settings.metrics_port, settings.metrics_host)
         structlog.get_logger("crawler.cli").info("metrics_serving", port=port)
     return uvloop.run(worker.run(stop_after_idle=args.exit_when_idle))
 

@@ -51,6 +51,10 @@ class WorkerSettings(BaseSettings):
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="Serve Prometheus metrics on this port."
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface of the metrics port (0.0.0.0 in a pod, so Prometheus can scrape).",
+    )
     discovery: DiscoveryMode = Field(
         default="auto", description="client_id discovery: one strategy, or all in order."
     )

@@ -47,7 +47,7 @@ class WorkerMetrics:
             registry=r,
         )
 
-    def serve(self, port: int) -> int:
-        """Serve ``/metrics`` on 127.0.0.1:``port`` (0: any free port); returns the port."""
-        server, _thread = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` on ``host``:``port`` (0: any free port); returns the port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return int(server.server_port)
