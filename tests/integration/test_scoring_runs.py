@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 
 from schemas.errors import InputError
-from soundfleet.params import parse_params
 from scoring.registry import get_model
 from scoring.runs import CannotScore, ResultRows, ScoreResult, run_scoring
+from soundfleet.params import parse_params
 
 COLS = (
     "user_id",
