@@ -106,9 +106,11 @@ async def drive(cfg: DemoConfig, fleet: Fleet, console: Console) -> dict[str, An
             console,
             "network and timelines",
             [
+                # Followers only: a page-mode follow seen from both of its lists lands
+                # twice with two page-bound times, which would read as a repeated follow.
                 (
                     "network",
-                    {"seeds": artists[:3], "depth": 2, "direction": "both", "max_users": 3000},
+                    {"seeds": artists[:3], "depth": 2, "direction": "followers", "max_users": 3000},
                 ),
                 ("user_tracks", {"user_ids": artists, "then_timelines": timelines}),
                 # Every other artist's tracks (no timelines): the fresh uploads to poll.
