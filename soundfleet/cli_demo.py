@@ -17,6 +17,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="summary, logs, report")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--concurrency", type=int, default=64, help="requests in flight per worker")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=3600.0,
+        help="simulated seconds per second (3600: the 72-hour play poll takes 72 s)",
+    )
     p.set_defaults(handler=_demo)
 
 
@@ -25,6 +31,8 @@ def _demo(args: argparse.Namespace) -> int:
         raise InputError("--users must be at least 100")
     if args.workers < 1:
         raise InputError("--workers must be at least 1")
+    if args.time_scale <= 0:
+        raise InputError("--time-scale must be positive")
     from soundfleet.demo import DemoConfig, run  # the whole fleet's imports: only here
 
     cfg = DemoConfig(
@@ -34,5 +42,6 @@ def _demo(args: argparse.Namespace) -> int:
         out=args.out,
         json=args.json,
         concurrency=args.concurrency,
+        time_scale=args.time_scale,
     )
     return run(cfg)
