@@ -59,6 +59,10 @@ class ChaosConfig:
     rate_limit: float = 400.0
     rotate_client_id_s: float = 30.0
     restart_coordinator: bool = True
+    # Every SIGKILL costs the units its victim held one attempt (their leases expire):
+    # a run this violent needs more attempts than the default before a unit is dead.
+    max_attempts: int = 40
+    lease_s: float = 10.0
     timeout_s: float = 1800.0
 
 
@@ -93,7 +97,9 @@ async def _drive(
     async with CoordinatorClient(fleet.coordinator.url, fleet.researcher_key) as client:
         jobs = [
             await client.submit(
-                "user_sweep", {"id_from": 1, "id_to": cfg.users + 1, "chunk": 500, "shuffle": True}
+                "user_sweep",
+                {"id_from": 1, "id_to": cfg.users + 1, "chunk": 500, "shuffle": True},
+                max_attempts=cfg.max_attempts,
             ),
             await client.submit(
                 "network",
@@ -103,6 +109,7 @@ async def _drive(
                     "direction": "followers",
                     "max_users": cfg.max_users,
                 },
+                max_attempts=cfg.max_attempts,
             ),
         ]
         if tracks:
@@ -110,6 +117,7 @@ async def _drive(
                 await client.submit(
                     "track_timelines",
                     {"track_ids": tracks, "lists": ["reposters", "likers"], "timestamps": "exact"},
+                    max_attempts=cfg.max_attempts,
                 )
             )
         ids = [j.id for j in jobs]
@@ -245,6 +253,10 @@ def run_chaos(
     try:
         migrate_target(database.DatabaseTarget(dsn, embedded=True))
         spec = FleetSpec(
+            coordinator_env=(
+                ("SOUNDFLEET_COORDINATOR_BUDGET_RPS", "50000"),
+                ("SOUNDFLEET_COORDINATOR_LEASE_S", str(cfg.lease_s)),
+            ),
             seed=cfg.seed,
             users=cfg.users,
             workers=cfg.workers,
