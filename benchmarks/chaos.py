@@ -62,6 +62,7 @@ class ChaosConfig:
     # Every SIGKILL costs the units its victim held one attempt (their leases expire):
     # a run this violent needs more attempts than the default before a unit is dead.
     max_attempts: int = 40
+    chunk: int = 500
     lease_s: float = 10.0
     timeout_s: float = 1800.0
 
@@ -98,7 +99,7 @@ async def _drive(
         jobs = [
             await client.submit(
                 "user_sweep",
-                {"id_from": 1, "id_to": cfg.users + 1, "chunk": 500, "shuffle": True},
+                {"id_from": 1, "id_to": cfg.users + 1, "chunk": cfg.chunk, "shuffle": True},
                 max_attempts=cfg.max_attempts,
             ),
             await client.submit(
