@@ -56,13 +56,15 @@ class ChaosConfig:
     kill_every_s: float = 10.0
     fault_5xx: float = 0.02
     fault_malformed: float = 0.01
-    rate_limit: float = 400.0
+    rate_limit: float = 1500.0
     rotate_client_id_s: float = 30.0
     restart_coordinator: bool = True
     # Every SIGKILL costs the units its victim held one attempt (their leases expire):
     # a run this violent needs more attempts than the default before a unit is dead.
     max_attempts: int = 40
-    chunk: int = 500
+    chunk: int = 200
+    # Two units per worker at a time: a kill then costs two units an attempt, not eight.
+    worker_args: tuple[str, ...] = ("--units", "2", "--no-web-profiles")
     lease_s: float = 10.0
     timeout_s: float = 1800.0
 
@@ -272,6 +274,7 @@ def run_chaos(
                 "--rotate-client-id",
                 str(cfg.rotate_client_id_s),
             ),
+            worker_args=cfg.worker_args,
         )
         t0 = time.monotonic()
         fleet = start_fleet(dsn, spec, log_dir)
