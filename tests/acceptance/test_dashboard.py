@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,9 @@ import pytest
 from soundfleet import database, processes
 from soundfleet.cli_db import migrate_target
 from soundfleet.fleet import create_key, drop_database, scratch_database
+from tests.browser import chromium
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("SOUNDFLEET_CHROMIUM"), "/usr/bin/chromium"):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
 
 
 @pytest.fixture
@@ -99,11 +92,7 @@ async def _make_activity(c: dict[str, Any]) -> None:
 
 @pytest.mark.browser
 async def test_dashboard_in_chromium(coordinator: dict[str, Any]) -> None:
-    executable = _chromium()
-    if executable is None:
-        if os.environ.get("SOUNDFLEET_REQUIRE_BROWSER"):
-            pytest.fail("SOUNDFLEET_REQUIRE_BROWSER is set but no Chromium was found")
-        pytest.skip("no Chromium on this machine")
+    executable = chromium()
     from playwright.async_api import async_playwright
 
     await _make_activity(coordinator)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.browser import chromium
 
 EXE = str(Path(sys.executable).with_name("soundfleet"))
 
@@ -124,9 +125,7 @@ def test_bad_arguments_exit_with_one_line() -> None:
 
 @pytest.mark.browser
 async def test_the_homepage_javascript_calls_the_api_with_the_client_id() -> None:
-    chromium = "/usr/bin/chromium"
-    if not os.access(chromium, os.X_OK):
-        pytest.skip("no Chromium on this machine")
+    executable = chromium()
     from playwright.async_api import async_playwright
 
     r = Running("--seed", "2", "--users", "2000")
@@ -134,7 +133,7 @@ async def test_the_homepage_javascript_calls_the_api_with_the_client_id() -> Non
         seen: list[str] = []
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
-                executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"]
+                executable_path=executable, headless=True, args=["--no-sandbox", "--disable-gpu"]
             )
             try:
                 page = await browser.new_page()

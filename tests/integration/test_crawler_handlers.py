@@ -8,10 +8,10 @@ nothing in the landed rows; the SSRF guard must refuse off-host ``next_href``s.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -36,6 +36,7 @@ from crawler.store import Store
 from schemas.work import Lease
 from simulator.server import ServerConfig, Shared, Simulator
 from simulator.world import World
+from tests.browser import chromium
 
 SEED = 11
 USERS = 300
@@ -427,17 +428,9 @@ def test_bundle_pattern_is_anchored() -> None:
     assert client_id_from_bundle('{"client_id": "quoted12345678"}') == "quoted12345678"
 
 
-def _browser_available() -> bool:
-    from crawler.discovery import chromium_executable
-
-    return chromium_executable(None) is not None
-
-
 @pytest.mark.browser
 async def test_browser_discovery_in_real_chromium(sim: Sim) -> None:
-    if not _browser_available():
-        if os.environ.get("SOUNDFLEET_REQUIRE_BROWSER"):
-            pytest.fail("SOUNDFLEET_REQUIRE_BROWSER is set but no Chromium was found")
-        pytest.skip("no Chromium on this machine")
-    found = await discover_browser(sim.web_base, sim.api_base, timeout=60)
+    found = await discover_browser(
+        sim.web_base, sim.api_base, chromium=Path(chromium()), timeout=60
+    )
     assert found == sim.sim.client_ids.current()
