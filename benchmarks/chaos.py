@@ -126,6 +126,9 @@ async def _drive(
         ids = [j.id for j in jobs]
         deadline = time.monotonic() + cfg.timeout_s
         next_kill = time.monotonic() + cfg.kill_every_s
+        # Besides the timer, a kill at each of these fractions of the units: a short run
+        # (CI-sized) still loses workers mid-crawl however fast it goes.
+        milestones = [0.1, 0.25, 0.45, 0.7]
         while True:
             views = [await _job(client, i) for i in ids]
             if all(v.state in ("done", "failed", "cancelled") for v in views):
@@ -134,7 +137,10 @@ async def _drive(
                 raise SoundfleetError(f"chaos run did not finish in {cfg.timeout_s:.0f} s")
             total = sum(v.progress.total for v in views) or 1
             finished = sum(v.progress.done + v.progress.dead for v in views) / total
-            if time.monotonic() >= next_kill and fleet.workers:
+            due = bool(milestones) and finished >= milestones[0]
+            if due:
+                milestones.pop(0)
+            if (due or time.monotonic() >= next_kill) and fleet.workers:
                 victim = rng.choice(fleet.workers)
                 processes.kill(victim)
                 fleet.replace_worker(victim)
