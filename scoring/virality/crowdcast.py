@@ -102,10 +102,17 @@ def pagerank_snapshots(
     start_hours: float,
     end_hours: float,
     refresh_hours: float = 24.0 * 7,
+    max_tables: int = 32,
 ) -> RankSnapshots:
     """PageRank refreshed every ``refresh_hours`` from ``start_hours`` to ``end_hours``,
-    each table over the follows made up to its time (an empty graph ranks all alike)."""
-    count = max(1, int(np.ceil((end_hours - start_hours) / refresh_hours)) + 1)
+    each table over the follows made up to its time (an empty graph ranks all alike).
+
+    Uploads spread over years would need hundreds of weekly tables: the refresh is
+    stretched so that at most ``max_tables`` are computed (older, never newer, data).
+    """
+    span = max(end_hours - start_hours, 0.0)
+    refresh_hours = max(refresh_hours, span / max(max_tables - 1, 1))
+    count = min(max_tables, max(1, int(np.ceil(span / refresh_hours - 1e-9)) + 1))
     times = start_hours + refresh_hours * np.arange(count, dtype=np.float64)
     tables = []
     for t in times:

@@ -354,6 +354,9 @@ def test_pagerank_snapshots_ignore_later_follows() -> None:
     users, rank = crowdcast.pagerank(follower, followee)
     assert artist_late[0] == pytest.approx(rank[users.tolist().index(3)])
     assert artist_late[0] > artist_early[0]  # user 3 gained a follower by then
+    # Uploads spread over fifteen years: the refresh stretches, the tables stay few.
+    years = crowdcast.pagerank_snapshots(follower, followee, t, 0.0, 24.0 * 365 * 15)
+    assert len(years.tables) == 32 and years.times[-1] >= 24.0 * 365 * 15
 
 
 def test_sansnet_score_forms_and_pooled_hazard(world: synthetic.SyntheticWorld) -> None:
