@@ -1,8 +1,10 @@
 """The models of one harness: SANSNET, CrowdCast and the papers' baselines.
 
 Every model is fitted on training cascades and then, for test cascades, gives a score
-and a viral/not-viral decision at every decision time using only shares up to that
-time. The harness (:mod:`.evaluate`) treats them alike.
+at every decision time using only shares up to that time, and a cut per decision time:
+the model's own decision is ``score >= cut``. The harness (:mod:`.evaluate`) treats
+them alike; because every decision is a cut on a score, the harness can also move
+every model's cuts by one tuned constant to compare them at a matched false-alarm rate.
 
 * ``nodecount``: the number of sharers (CrowdCast's baseline), cut per decision time.
 * ``szabo_huberman``: ln N_final = ln N_t + r_t (linear in log-log space); viral when
@@ -82,8 +84,11 @@ class Model(Protocol):
     def fit(self, train: Inputs) -> None:
         """Learn from training cascades (raises :class:`DegenerateTraining` if it cannot)."""
 
-    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
-        """Scores (higher = more viral) and decisions at every decision time."""
+    def decide(self, test: Inputs) -> tuple[FloatArray, FloatArray]:
+        """Scores (higher = more viral) at every decision time and the cut of each time.
+
+        The model's decision is ``scores >= cuts[None, :]``.
+        """
 
 
 def _train_rows(train: Inputs) -> BoolArray:
@@ -128,11 +133,9 @@ class ThresholdRanker:
             ]
         )
 
-    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
+    def decide(self, test: Inputs) -> tuple[FloatArray, FloatArray]:
         """Viral when the score reaches the cut (never where no cut was defined)."""
-        scores = self.score(test)
-        cuts = np.where(np.isfinite(self.cuts), self.cuts, np.inf)
-        return scores, scores >= cuts[None, :]
+        return self.score(test), np.where(np.isfinite(self.cuts), self.cuts, np.inf)
 
 
 @dataclass
@@ -151,10 +154,10 @@ class SzaboHuberman:
         now = np.log1p(train.sizes[lab.labeled].astype(np.float64))
         self.offsets = (final[:, None] - now).mean(axis=0)
 
-    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
-        """Predicted log final size, and whether it reaches the threshold."""
+    def decide(self, test: Inputs) -> tuple[FloatArray, FloatArray]:
+        """Predicted log final size; viral when it reaches the threshold's."""
         pred = np.log1p(test.sizes.astype(np.float64)) + self.offsets[None, :]
-        return pred, pred >= np.log1p(test.labels.threshold)
+        return pred, np.full(pred.shape[1], np.log1p(test.labels.threshold))
 
 
 @dataclass
@@ -202,14 +205,14 @@ class HourlyLogistic:
                 model.fit(x, y)
             self.models.append(model)
 
-    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
+    def decide(self, test: Inputs) -> tuple[FloatArray, FloatArray]:
         """Probability of virality and the balanced 0.5 cut."""
         n, n_grid = test.sizes.shape
         prob = np.zeros((n, n_grid))
         for g, model in enumerate(self.models):
             if model is not None and n:
                 prob[:, g] = model.predict_proba(self._features_at(test, g))[:, 1]
-        return prob, prob >= 0.5
+        return prob, np.full(n_grid, 0.5)
 
 
 def seismic_kernel_integral(age_hours: FloatArray, s0_hours: float, theta: float) -> FloatArray:
@@ -226,6 +229,10 @@ def seismic_kernel_integral(age_hours: FloatArray, s0_hours: float, theta: float
         0.0,
     )
     return early + late
+
+
+# Above log(1 + any finite float64): where supercritical scores start.
+SUPERCRITICAL = 1000.0
 
 
 @dataclass
@@ -255,13 +262,18 @@ class Seismic:
         self.n_star = float(np.mean(train.event_followers))
 
     def predicted_final(self, test: Inputs) -> FloatArray:
-        """Predicted final size at every decision time."""
+        """Predicted final size at every decision time (inf: supercritical)."""
+        return self._predict(test)[0]
+
+    def _predict(self, test: Inputs) -> tuple[FloatArray, FloatArray]:
+        """Predicted final size and the branching factor ``gamma p_t n*``."""
         if test.event_followers is None or test.artist_followers is None:
             raise DegenerateTraining("seismic: resharers' follower counts are missing")
         c = test.cascades
         grid = test.grid.times
         cidx = c.cascade_of_event
         out = np.zeros((c.n, grid.shape[0]))
+        branching = np.zeros((c.n, grid.shape[0]))
         total_aud = test.artist_followers + np.zeros(c.n)
         for g, t in enumerate(grid):
             seen = c.times <= t
@@ -280,12 +292,20 @@ class Seismic:
                 denom = 1.0 - self.gamma * p * self.n_star
                 pred = r + self.alpha * p * np.maximum(audience - exposure, 0.0) / denom
             out[:, g] = np.where(denom > 0, pred, np.inf)
-        return out
+            branching[:, g] = self.gamma * p * self.n_star
+        return out, branching
 
-    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
-        """Log predicted final size, and whether it reaches the threshold."""
-        pred = self.predicted_final(test)
-        return np.log1p(pred), pred >= test.labels.threshold
+    def decide(self, test: Inputs) -> tuple[FloatArray, FloatArray]:
+        """Log predicted final size; viral when it reaches the threshold's.
+
+        A supercritical cascade (infinite predicted size) scores above every finite
+        prediction, ranked by its branching factor, so that the matched false-alarm
+        comparison can still order supercritical cascades among themselves.
+        """
+        pred, branching = self._predict(test)
+        with np.errstate(divide="ignore"):
+            score = np.where(np.isfinite(pred), np.log1p(pred), SUPERCRITICAL + branching)
+        return score, np.full(pred.shape[1], np.log1p(test.labels.threshold))
 
 
 @dataclass
@@ -294,17 +314,28 @@ class Sansnet:
 
     name: str = "sansnet"
     lookahead_hours: float = 6.0
+    rate_hours: float = 0.0
+    form: str = "path"
+    pooled_hazard: bool = True
     model: sansnet.SansnetModel | None = None
 
     def fit(self, train: Inputs) -> None:
         """Fit the Cox model and the separation boundary."""
-        self.model = sansnet.fit(train.cascades, train.labels, train.grid, self.lookahead_hours)
+        self.model = sansnet.fit(
+            train.cascades,
+            train.labels,
+            train.grid,
+            self.lookahead_hours,
+            self.rate_hours,
+            self.form,
+            self.pooled_hazard,
+        )
 
-    def decide(self, test: Inputs) -> tuple[FloatArray, BoolArray]:
-        """Log cumulative hazard, and the boundary's decisions."""
+    def decide(self, test: Inputs) -> tuple[FloatArray, FloatArray]:
+        """Log cumulative hazard, and the separation boundary as a cut on it."""
         if self.model is None:
             raise DegenerateTraining("sansnet: not fitted")
-        return self.model.decide(test.sizes)
+        return self.model.scores(test.sizes), self.model.log_hazard_cut
 
     def predicted_hours(self, test: Inputs) -> FloatArray:
         """Predicted hours after upload at which each cascade goes viral (NaN: not soon)."""

@@ -2,7 +2,9 @@
 
 * **PageRank cache**: the PageRank of every user over the follower graph (edges follower
   -> followee, so rank flows to the followed). The network scoring run stores it in
-  ``user_graph_stats``; :func:`pagerank` computes it when no cache exists.
+  ``user_graph_stats``; :func:`pagerank` computes it when no cache exists, and
+  :func:`pagerank_snapshots` recomputes it weekly from the follows made by then, so a
+  track uploaded in the past is scored with the cache of its time (no later follow).
 * **Activity graph** of a track: the artist plus everyone who shared it, each resharer
   linked to the user they most plausibly saw it from: the followee who shared it most
   recently before them (a follow that existed at that time), else the artist.
@@ -56,6 +58,71 @@ class RankLookup:
         pos = np.clip(np.searchsorted(self.user_ids, users), 0, self.user_ids.size - 1)
         found = self.user_ids[pos] == users
         return np.where(found, self.rank[pos], float(self.rank.min()))
+
+    def cascade_ranks(
+        self, cascades: Cascades, snapshot_hours: FloatArray | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """Rank of every cascade's artist and of every sharer (one table for all)."""
+        return self(cascades.artists), self(cascades.users)
+
+
+@dataclass(frozen=True)
+class RankSnapshots:
+    """The PageRank cache as it stood over time: one table per refresh.
+
+    ``times[i]`` (absolute hours) is when table ``i`` was computed, from the follows
+    that existed then. A cascade reads the latest table computed at or before its
+    snapshot time (its upload), so no follow made later reaches its score.
+    """
+
+    times: FloatArray
+    tables: tuple[RankLookup, ...]
+
+    def cascade_ranks(
+        self, cascades: Cascades, snapshot_hours: FloatArray | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """Ranks of artists and sharers from each cascade's snapshot."""
+        at = np.full(cascades.n, np.inf) if snapshot_hours is None else snapshot_hours
+        which = np.clip(np.searchsorted(self.times, at, side="right") - 1, 0, len(self.tables) - 1)
+        artist = np.zeros(cascades.n)
+        event = np.zeros(cascades.times.shape[0])
+        cidx = cascades.cascade_of_event
+        for i in np.unique(which):
+            rows = which == i
+            artist[rows] = self.tables[i](cascades.artists[rows])
+            ev = rows[cidx]
+            event[ev] = self.tables[i](cascades.users[ev])
+        return artist, event
+
+
+def pagerank_snapshots(
+    follower: IntArray,
+    followee: IntArray,
+    follow_abs_hours: FloatArray,
+    start_hours: float,
+    end_hours: float,
+    refresh_hours: float = 24.0 * 7,
+    max_tables: int = 32,
+) -> RankSnapshots:
+    """PageRank refreshed every ``refresh_hours`` from ``start_hours`` to ``end_hours``,
+    each table over the follows made up to its time (an empty graph ranks all alike).
+
+    Uploads spread over years would need hundreds of weekly tables: the refresh is
+    stretched so that at most ``max_tables`` are computed (older, never newer, data).
+    """
+    span = max(end_hours - start_hours, 0.0)
+    refresh_hours = max(refresh_hours, span / max(max_tables - 1, 1))
+    count = min(max_tables, max(1, int(np.ceil(span / refresh_hours - 1e-9)) + 1))
+    times = start_hours + refresh_hours * np.arange(count, dtype=np.float64)
+    tables = []
+    for t in times:
+        made = follow_abs_hours <= t
+        if made.any():
+            users, rank = pagerank(follower[made], followee[made])
+        else:
+            users, rank = np.zeros(0, dtype=np.int64), np.zeros(0)
+        tables.append(RankLookup(users, rank))
+    return RankSnapshots(times, tuple(tables))
 
 
 def activity_parents(
@@ -222,12 +289,13 @@ class CrowdcastFeatures:
 def features(
     cascades: Cascades,
     parents: IntArray,
-    ranks: RankLookup,
+    ranks: RankLookup | RankSnapshots,
     grid: FloatArray,
     *,
     min_nodes_estimate: int = 30,
     report: DistanceReport | None = None,
     measured: BoolArray | None = None,
+    snapshot_hours: FloatArray | None = None,
 ) -> CrowdcastFeatures:
     """CrowdCast features of every cascade at every decision time (shares up to that time).
 
@@ -235,6 +303,8 @@ def features(
     the share list; each distinct prefix is measured once. Graphs are measured only at
     the decision times ``measured`` selects (default: hourly for a day, then every six
     hours); in between, the last measurement holds (older data, never newer).
+    With :class:`RankSnapshots`, each cascade's PageRank comes from the table of its
+    ``snapshot_hours`` (absolute hours, e.g. its upload).
     """
     if measured is None:
         measured = (grid <= 24.0) | np.isclose(np.mod(grid, 6.0), 0.0)
@@ -245,8 +315,8 @@ def features(
     n_grid = grid.shape[0]
     node_count = np.ones((cascades.n, n_grid), dtype=np.int64)
     distance = np.zeros((cascades.n, n_grid))
-    rank_sum = np.repeat(ranks(cascades.artists)[:, None], n_grid, axis=1)
-    event_rank = ranks(cascades.users)
+    artist_rank, event_rank = ranks.cascade_ranks(cascades, snapshot_hours)
+    rank_sum = np.repeat(artist_rank[:, None], n_grid, axis=1)
     cum_rank = np.concatenate([[0.0], np.cumsum(event_rank)])
     for c in np.nonzero(sizes[:, -1] > 0)[0]:
         lo = int(cascades.offsets[c])

@@ -2,8 +2,9 @@
 
 This is the only module of :mod:`scoring.virality` that speaks SQL. It reads tracks,
 repost (optionally like) events, follow events and the PageRank cache
-(``user_graph_stats`` of the latest finished network run; computed from ``follows``
-when there is none), runs :mod:`.pipeline`, and returns ``virality_scores`` rows: for
+(``user_graph_stats`` of the latest finished network run; when there is none it is
+recomputed weekly from ``follows`` so that each track reads the table of its upload),
+runs :mod:`.pipeline`, and returns ``virality_scores`` rows: for
 every track, model and prediction hour, the out-of-fold score and decision (a track
 is always scored by a model that never saw it). Labels come from the data itself: a
 track is viral once it reached ``threshold`` shares within ``horizon_hours``.

@@ -15,7 +15,15 @@ import numpy as np
 from scoring.virality import crowdcast
 from scoring.virality.baselines import MODEL_NAMES, Inputs
 from scoring.virality.cascades import Cascades, FloatArray, IntArray
-from scoring.virality.evaluate import ModelRun, cross_predict, metrics, table
+from scoring.virality.evaluate import (
+    FALSE_ALARM_RATES,
+    HEADLINE_FALSE_ALARM_RATE,
+    ModelRun,
+    cross_predict,
+    metrics,
+    pairwise,
+    table,
+)
 from scoring.virality.labels import Grid, Labels
 
 
@@ -27,14 +35,42 @@ class Graph:
     followee: IntArray
     follow_abs_hours: FloatArray | None = None
 
-    def followers_count(self, users: IntArray) -> FloatArray:
-        """Distinct followers of each user (repeated follow events count once)."""
+    def followers_count(
+        self, users: IntArray, at_abs_hours: FloatArray | None = None
+    ) -> FloatArray:
+        """Distinct followers of each user (repeated follow events count once).
+
+        With ``at_abs_hours`` (one time per user, absolute hours) and follow times
+        known, only follows made by then count: the audience as it stood.
+        """
         if self.followee.size == 0:
             return np.zeros(users.shape[0])
-        pairs = np.unique(np.stack([self.follower, self.followee], axis=1), axis=0)
-        ids, counts = np.unique(pairs[:, 1], return_counts=True)
-        pos = np.clip(np.searchsorted(ids, users), 0, ids.size - 1)
-        return np.where(ids[pos] == users, counts[pos], 0).astype(np.float64)
+        if at_abs_hours is None or self.follow_abs_hours is None:
+            pairs = np.unique(np.stack([self.follower, self.followee], axis=1), axis=0)
+            ids, counts = np.unique(pairs[:, 1], return_counts=True)
+            pos = np.clip(np.searchsorted(ids, users), 0, ids.size - 1)
+            return np.where(ids[pos] == users, counts[pos], 0).astype(np.float64)
+        # The first follow of each pair, then per followee its sorted follow times.
+        order = np.lexsort((self.follow_abs_hours, self.follower, self.followee))
+        dst, src = self.followee[order], self.follower[order]
+        t = self.follow_abs_hours[order]
+        first = np.ones(dst.shape[0], dtype=bool)
+        first[1:] = (dst[1:] != dst[:-1]) | (src[1:] != src[:-1])
+        dst, t = dst[first], t[first]
+        o = np.lexsort((t, dst))
+        dst, t = dst[o], t[o]
+        # Merge the queries into the sorted follows (a follow at the query time counts):
+        # follows before a query in that order, minus those of smaller user ids.
+        n_f = dst.shape[0]
+        all_dst = np.concatenate([dst, users])
+        all_t = np.concatenate([t, at_abs_hours])
+        kind = np.concatenate([np.zeros(n_f, np.int8), np.ones(users.shape[0], np.int8)])
+        merged = np.lexsort((kind, all_t, all_dst))
+        follows_upto = np.cumsum(kind[merged] == 0)
+        where = np.empty(merged.shape[0], dtype=np.int64)
+        where[merged] = np.arange(merged.shape[0])
+        counts = follows_upto[where[n_f:]] - np.searchsorted(dst, users, side="left")
+        return counts.astype(np.float64)
 
 
 @dataclass
@@ -65,9 +101,21 @@ def prepare(
     report = crowdcast.DistanceReport()
     cc = None
     if with_crowdcast:
-        if ranks is None:
+        table: crowdcast.RankLookup | crowdcast.RankSnapshots
+        if ranks is not None:
+            table = ranks
+        elif upload_abs_hours is not None and graph.follow_abs_hours is not None:
+            # No cache given: rebuild it as it stood when each track was uploaded.
+            table = crowdcast.pagerank_snapshots(
+                graph.follower,
+                graph.followee,
+                graph.follow_abs_hours,
+                float(upload_abs_hours.min()) if upload_abs_hours.size else 0.0,
+                float(upload_abs_hours.max()) if upload_abs_hours.size else 0.0,
+            )
+        else:
             users, rank = crowdcast.pagerank(graph.follower, graph.followee)
-            ranks = crowdcast.RankLookup(users, rank)
+            table = crowdcast.RankLookup(users, rank)
         parents = crowdcast.activity_parents(
             cascades,
             graph.follower,
@@ -78,20 +126,27 @@ def prepare(
         feats = crowdcast.features(
             cascades,
             parents,
-            ranks,
+            table,
             grid.times,
+            snapshot_hours=upload_abs_hours,
             min_nodes_estimate=min_nodes_estimate,
             report=report,
         )
         cc = feats.score
+    event_at = artist_at = None
+    if upload_abs_hours is not None and graph.follow_abs_hours is not None:
+        # Audiences as they stood: a sharer's followers when they shared, the artist's
+        # at upload (SEISMIC reads them; later follows are not known at prediction time).
+        artist_at = upload_abs_hours
+        event_at = upload_abs_hours[cascades.cascade_of_event] + cascades.times
     data = Inputs(
         cascades=cascades,
         labels=labels,
         grid=grid,
         sizes=sizes,
         crowdcast=cc,
-        event_followers=graph.followers_count(cascades.users),
-        artist_followers=graph.followers_count(cascades.artists),
+        event_followers=graph.followers_count(cascades.users, event_at),
+        artist_followers=graph.followers_count(cascades.artists, artist_at),
     )
     return data, report.summary()
 
@@ -108,11 +163,13 @@ def evaluate(
     before_hours: tuple[float, ...] = (1, 2, 4, 8, 12, 24),
     headline_hour: float = 6,
     criteria: dict[str, str] | None = None,
+    false_alarm_rate: float = HEADLINE_FALSE_ALARM_RATE,
 ) -> Evaluation:
     """Cross-validated predictions and metrics of every model, plus the printed table."""
     names = [m for m in models if m != "crowdcast" or data.crowdcast is not None]
     t0 = time.perf_counter()
-    runs = cross_predict(data, names, k=folds, seed=seed, criteria=criteria)
+    alphas = tuple(sorted({*FALSE_ALARM_RATES, false_alarm_rate}))
+    runs = cross_predict(data, names, k=folds, seed=seed, criteria=criteria, alphas=alphas)
     elapsed = time.perf_counter() - t0
     lab = data.labels
     per_model = {
@@ -124,9 +181,12 @@ def evaluate(
             eval_hours=list(eval_hours),
             coverage_k=list(coverage_k),
             before_hours=list(before_hours),
+            headline_alpha=false_alarm_rate,
         )
         for name, run in runs.items()
     }
+    for name, adv in pairwise(runs, lab, data.grid.times, false_alarm_rate).items():
+        per_model[name]["epa_pairwise"] = adv
     problems = []
     n_no_shares = int((data.cascades.final_sizes() == 0).sum())
     if n_no_shares:
