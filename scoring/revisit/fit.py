@@ -63,6 +63,12 @@ FD_STEP = 1e-6
 # individual), growth rate, logit gamma and log omega kept where floats stay finite.
 _LOWER = np.array([0.0, -30.0, -20.0, -40.0])
 _UPPER = np.array([40.0, 3.0, 20.0, 40.0])
+# Plays per infected individual over an infection (omega / gamma) along which the
+# audience/revisit split is profiled: revisit shares from about 0 to about 0.99.
+SHARE_PROFILE = (0.01, 0.1, 1.0, 10.0, 100.0)
+# The split is reported only if every model with the fit's popularity puts it within
+# this spread.
+SHARE_SPREAD = 0.2
 
 
 class FitError(ValueError):
@@ -101,6 +107,43 @@ def data_bits(residuals: FloatArray) -> float:
     return 0.5 * n * math.log2(2.0 * math.pi * math.e * var)
 
 
+def _revisit_share(pop: FloatArray, aud: FloatArray) -> float | None:
+    total = float(np.sum(pop))
+    if total <= 0:
+        return None
+    return float(1.0 - np.clip(np.sum(aud) / total, 0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class ShareProfile:
+    """How well the data constrain the audience/revisit split.
+
+    Plays alone do not tell few viewers who come back often from many who come once:
+    scaling a shock's population by ``c`` (``S0 * c``, ``beta / c``, ``omega / c``, and
+    ``c`` infected where it had one) leaves its popularity curve exactly as it was and
+    moves ``omega / gamma``, hence the audience, by ``1 / c``. Only the model's
+    convention that a shock starts from one infected individual picks one point of
+    that family, and an optimiser can satisfy the convention with a near-critical
+    shock of a handful of infected who play thousands of times (revisit share ~1), or
+    the reverse. The profile lists the revisit share of the equal-popularity models at
+    each ``omega / gamma`` of ``SHARE_PROFILE``; ``identified`` only if they span less
+    than ``SHARE_SPREAD``. Pinning the split needs audience data (unique listeners),
+    which play counters do not give.
+    """
+
+    revisit_share_range: tuple[float, float]
+    identified: bool
+    points: list[dict[str, float]]
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready profile (stored with the fit)."""
+        return {
+            "revisit_share_range": [float(v) for v in self.revisit_share_range],
+            "identified": self.identified,
+            "points": self.points,
+        }
+
+
 @dataclass
 class Fit:
     """A fitted Phoenix-R model of one series."""
@@ -115,6 +158,7 @@ class Fit:
     theta: FloatArray = field(repr=False)
     starts: NDArray[np.int64] = field(repr=False)
     history: list[dict[str, float]] = field(default_factory=list)
+    share_profile: ShareProfile | None = None
 
     @property
     def n_shocks(self) -> int:
@@ -122,17 +166,28 @@ class Fit:
         return len(self.shocks)
 
     @property
-    def audience_share(self) -> float | None:
-        """Share of modelled plays by first-time viewers (None if the model plays nothing)."""
-        total = float(np.sum(self.fitted))
-        if total <= 0:
-            return None
-        return float(np.clip(np.sum(self.audience) / total, 0.0, 1.0))
+    def fitted_revisit_share(self) -> float | None:
+        """Share of the fitted model's plays that are revisits (None if it plays nothing).
+
+        This is the point estimate of the fitted parameters, whether or not the data pin
+        it down; :attr:`revisit_share` is the figure to report.
+        """
+        return _revisit_share(self.fitted, self.audience)
+
+    @property
+    def share_identified(self) -> bool:
+        """Whether the data pin the audience/revisit split down (see :class:`ShareProfile`)."""
+        return self.share_profile is None or self.share_profile.identified
 
     @property
     def revisit_share(self) -> float | None:
-        """Share of modelled plays that are revisits."""
-        share = self.audience_share
+        """Share of plays that are revisits; None when the split is not identifiable."""
+        return self.fitted_revisit_share if self.share_identified else None
+
+    @property
+    def audience_share(self) -> float | None:
+        """Share of plays by first-time viewers; None when the split is not identifiable."""
+        share = self.revisit_share
         return None if share is None else 1.0 - share
 
     def predict(self, n: int) -> FloatArray:
@@ -194,19 +249,18 @@ class _Problem:
         return np.asarray(jac[self.valid] / self.scale, dtype=np.float64)
 
 
-def _solve(
-    y: FloatArray, theta0: FloatArray, starts: NDArray[np.int64], period: float | None
-) -> tuple[FloatArray, FloatArray]:
-    """Least-squares fit from ``theta0``; returns parameters and the residuals in y units."""
-    finite = y[np.isfinite(y)]
-    scale = float(max(np.max(np.abs(finite)), 1.0))
-    prob = _Problem(y, starts, period, scale)
-    k = len(starts)
+def _bounds(k: int, period: float | None) -> tuple[FloatArray, FloatArray]:
     lower = np.tile(_LOWER, k)
     upper = np.tile(_UPPER, k)
     if period is not None:
         lower = np.append(lower, [-20.0, -np.inf])
         upper = np.append(upper, [20.0, np.inf])
+    return lower, upper
+
+
+def _least_squares(
+    prob: _Problem, theta0: FloatArray, lower: FloatArray, upper: FloatArray
+) -> FloatArray:
     theta0 = np.clip(theta0, lower + 1e-9, upper - 1e-9)
     res = least_squares(
         prob.residuals,
@@ -219,8 +273,55 @@ def _solve(
         xtol=1e-8,
         ftol=1e-8,
     )
-    theta = np.asarray(res.x, dtype=np.float64)
-    return theta, prob.residuals(theta) * scale
+    return np.asarray(res.x, dtype=np.float64)
+
+
+def _scale(y: FloatArray) -> float:
+    finite = y[np.isfinite(y)]
+    return float(max(np.max(np.abs(finite)), 1.0))
+
+
+def _solve(
+    y: FloatArray, theta0: FloatArray, starts: NDArray[np.int64], period: float | None
+) -> tuple[FloatArray, FloatArray]:
+    """Least-squares fit from ``theta0``; returns parameters and the residuals in y units."""
+    prob = _Problem(y, starts, period, _scale(y))
+    lower, upper = _bounds(len(starts), period)
+    theta = _least_squares(prob, theta0, lower, upper)
+    return theta, prob.residuals(theta) * prob.scale
+
+
+def _profile_share(theta: FloatArray, starts: NDArray[np.int64], n: int) -> ShareProfile:
+    """Revisit shares of the models whose popularity equals the fit's (see ShareProfile).
+
+    Along ``S0 * c``, ``beta / c``, ``omega / c`` (``c`` times the infected) a shock's
+    plays are unchanged, its new infections ``N`` grow ``c``-fold and each first-time
+    viewer's chance ``1 - exp(-omega / gamma)`` changes with ``omega / gamma = x / c``;
+    so with every shock moved to ``omega / gamma = x`` the audience is
+    ``sum_k (1 - e^-x) * (x_k / x) * N_k``. No refit is needed: the popularity is the
+    same by construction.
+    """
+    k = len(starts)
+    points: list[dict[str, float]] = []
+    pop, _ = simulate_batch(theta[None, :], starts, n)
+    total = float(np.sum(pop))
+    if k == 0 or total <= 0:
+        return ShareProfile((float("nan"), float("nan")), False, points)
+    sh = theta[: SHOCK_WIDTH * k].reshape(k, SHOCK_WIDTH)
+    x_fit = np.exp(sh[:, 3]) * (1.0 + np.exp(-sh[:, 2]))
+    infected = np.zeros(k)
+    for j in range(k):
+        _, aud = simulate_batch(sh[j][None, :], starts[j : j + 1], n, with_audience=True)
+        assert aud is not None
+        infected[j] = float(np.sum(aud)) / max(-math.expm1(-x_fit[j]), 1e-300)
+    shares = []
+    for x in SHARE_PROFILE:
+        audience = float(np.sum(-math.expm1(-x) * (x_fit / x) * infected))
+        share = float(1.0 - np.clip(audience / total, 0.0, 1.0))
+        shares.append(share)
+        points.append({"omega_over_gamma": x, "revisit_share": share})
+    lo, hi = min(shares), max(shares)
+    return ShareProfile((lo, hi), hi - lo <= SHARE_SPREAD, points)
 
 
 def _initial_shock(resid: FloatArray, cand: wavelet.Candidate) -> Shock:
@@ -255,6 +356,30 @@ def _initial_shock(resid: FloatArray, cand: wavelet.Candidate) -> Shock:
     return Shock(start=lo, s0=s0, beta=rate / s0, gamma=gamma, omega=omega)
 
 
+def _shapes(target: FloatArray, guess: Shock, start: int) -> list[Shock]:
+    """Starting shapes for a shock at ``start``: the bump's own decay, and a plateau.
+
+    Least squares does not cross from a decaying bump to a level that persists (the
+    decay rate's valley between them is flat for the data's early windows), so a shock
+    whose plays stay up, as most real series' do after their rise, is tried as one: a
+    recovery rate slower than the series is long, its level the median of the target
+    after the guessed peak.
+    """
+    n = len(target)
+    spike = Shock(start, guess.s0, guess.beta, guess.gamma, guess.omega)
+    after = target[min(start + 1, n - 1) :]
+    after = after[np.isfinite(after)]
+    level = float(np.median(after)) if after.size else 0.0
+    if level <= 0:
+        return [spike]
+    gamma = float(min(guess.gamma, 0.1 / max(n - start, 1)))
+    s0 = max(level / max(guess.omega, 1e-6), 10.0)
+    omega = level / s0
+    # The same initial growth rate as the bump guess: it was read off the rise.
+    rate = float(min(max(guess.beta * guess.s0, gamma + 1e-3), math.exp(2.5)))
+    return [spike, Shock(start, s0, rate / s0, gamma, omega)]
+
+
 def _place_shock(
     target: FloatArray, guess: Shock, cand: wavelet.Candidate, taken: NDArray[np.int64]
 ) -> tuple[FloatArray, int]:
@@ -280,11 +405,11 @@ def _place_shock(
     for start in sorted(options):
         if start < 0 or np.any(np.abs(taken - start) <= MIN_SEPARATION):
             continue
-        shock = Shock(start, guess.s0, guess.beta, guess.gamma, guess.omega)
-        theta, resid = _solve(target, encode_shock(shock), np.array([start]), None)
-        sse = float(np.sum(resid**2))
-        if best is None or sse < best[0]:
-            best = (sse, theta, start)
+        for shape in _shapes(target, guess, start):
+            theta, resid = _solve(target, encode_shock(shape), np.array([start]), None)
+            sse = float(np.sum(resid[np.isfinite(resid)] ** 2))
+            if best is None or sse < best[0]:
+                best = (sse, theta, start)
     if best is None:
         theta, _ = _solve(target, encode_shock(guess), np.array([guess.start]), None)
         return theta, guess.start
@@ -330,18 +455,21 @@ def fit(
     *,
     tolerance: float = TOLERANCE,
     max_shocks: int = MAX_SHOCKS,
+    profile_share: bool = True,
 ) -> Fit:
     """Fit Phoenix-R to a per-window play series (NaN marks a gap).
 
     ``period`` (in windows, e.g. 7 for daily or 24 for hourly series; several may be
     given) makes a periodic term a candidate: it is tried once the first shock is in and
-    kept, for the rest of the search, only if it lowers the MDL cost. Raises
-    :class:`FitError` for series that cannot be modelled.
+    kept, for the rest of the search, only if it lowers the MDL cost. With
+    ``profile_share`` the audience/revisit split is profiled (:class:`ShareProfile`) and
+    reported only if the data identify it. Raises :class:`FitError` for series that
+    cannot be modelled.
     """
     # The matrices are small (n x 4K): a multi-threaded BLAS only adds thread hand-offs
     # (a 4x slow-down measured on a busy 2-core machine), so fit on one BLAS thread.
     with threadpool_limits(limits=1, user_api="blas"):
-        return _fit(y, period, tolerance, max_shocks)
+        return _fit(y, period, tolerance, max_shocks, profile_share)
 
 
 def _fit(
@@ -349,6 +477,7 @@ def _fit(
     period: float | tuple[float, ...] | None,
     tolerance: float,
     max_shocks: int,
+    profile_share: bool,
 ) -> Fit:
     y = validate(y)
     n = len(y)
@@ -445,6 +574,7 @@ def _fit(
         theta=theta,
         starts=starts,
         history=history,
+        share_profile=_profile_share(theta, starts, n) if profile_share else None,
     )
 
 
@@ -484,7 +614,7 @@ def forecast(
     if horizon < 1 or horizon >= len(y):
         raise FitError(f"forecast horizon {horizon} must be in 1 .. {len(y) - 1}")
     prefix = y[:-horizon]
-    model = fit(prefix, period)
+    model = fit(prefix, period, profile_share=False)
     pred = model.predict(len(y))[-horizon:]
     actual = y[-horizon:]
     return Forecast(
