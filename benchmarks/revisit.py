@@ -35,7 +35,12 @@ from scoring.revisit.baseline import fit_holt_winters
 from scoring.revisit.fit import _Problem, fit, rmse
 from scoring.revisit.model import Shock, pack, simulate
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-popularity-series.json"
+_SERIES = Path("shared") / "data" / "real-popularity-series.json"
+# The shared data sit next to the checkout (../shared); a worktree nests one level deeper.
+DATA = next(
+    (p / _SERIES for p in Path(__file__).resolve().parents if (p / _SERIES).exists()),
+    Path(__file__).resolve().parents[2] / _SERIES,
+)
 LENGTHS = (250, 500, 1000, 2000, 4000, 8000)
 
 

@@ -314,7 +314,10 @@ def _profile_share(theta: FloatArray, starts: NDArray[np.int64], n: int) -> Shar
         _, aud = simulate_batch(sh[j][None, :], starts[j : j + 1], n, with_audience=True)
         assert aud is not None
         infected[j] = float(np.sum(aud)) / max(-math.expm1(-x_fit[j]), 1e-300)
-    shares = []
+    # The fit itself is one of the equal-popularity models.
+    fitted = simulate_batch(theta[None, :], starts, n, with_audience=True)[1]
+    assert fitted is not None
+    shares = [float(1.0 - np.clip(np.sum(fitted) / total, 0.0, 1.0))]
     for x in SHARE_PROFILE:
         audience = float(np.sum(-math.expm1(-x) * (x_fit / x) * infected))
         share = float(1.0 - np.clip(audience / total, 0.0, 1.0))
@@ -556,6 +559,23 @@ def _fit(
         if first or cost_now < best[0]:
             best = (cost_now, theta, starts, chosen, resid_now)
     best_cost, theta, starts, chosen, resid_valid = best
+    if periods and len(starts):
+        # The periodic term was decided on the first shock alone, whose misfit can hide
+        # a weekly (daily) pattern or fake one; decide it again on the chosen shocks.
+        k = len(starts)
+        shocks_only = theta[: SHOCK_WIDTH * k]
+        options: list[tuple[float | None, FloatArray]] = []
+        if chosen is not None:
+            options.append((None, shocks_only))
+        for per in periods:
+            if per != chosen:
+                options.append((per, _initial_period(y, shocks_only, starts, per)))
+        for per_opt, theta0 in options:
+            theta_o, resid_o = _solve(y, theta0, starts, per_opt)
+            cost_o = _cost(resid_o, k, n_valid, per_opt is not None)
+            history.append({"shocks": float(k), "cost_bits": cost_o, "period": per_opt or 0.0})
+            if cost_o < best_cost:
+                best_cost, theta, chosen, resid_valid = cost_o, theta_o, per_opt, resid_o
 
     pop, aud = simulate_batch(theta[None, :], starts, n, chosen, with_audience=True)
     assert aud is not None
