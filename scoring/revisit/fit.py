@@ -7,8 +7,10 @@ to the unexplained part from a few start windows) and then refitting *all* param
 jointly with ``scipy.optimize.least_squares`` (trust-region reflective, a bounded
 Levenberg-Marquardt). The model's cost is its minimum description length in bits:
 
-* ``log*(K + 1)`` for the shock count, ``log2(n)`` per shock start, 64 bits per real
-  parameter (4 per shock, 2 for the periodic term, plus one flag bit);
+* ``log*(K + 1)`` for the shock count, ``log2(n)`` per shock start, ``log*`` of each
+  shock's population ``S0`` (an integer count, as the paper codes it), 64 bits per
+  real parameter (beta, gamma, omega per shock, 2 for the periodic term, plus one flag
+  bit);
 * the residuals under a Gaussian code, ``n/2 * log2(2 pi e sigma^2)`` with ``sigma^2``
   their mean square (floored at the integer-count quantisation ``1/12``).
 
@@ -89,10 +91,22 @@ def log_star(n: int) -> float:
     return bits
 
 
-def model_bits(n_shocks: int, n_points: int, with_period: bool) -> float:
-    """Bits to describe the model's structure and parameters."""
+def model_bits(
+    n_shocks: int, n_points: int, with_period: bool, s0: FloatArray | None = None
+) -> float:
+    """Bits to describe the model's structure and parameters.
+
+    ``S0`` is a number of individuals, an integer, so with ``s0`` given it is coded as
+    the paper codes it, ``log*`` of the rounded count, and only beta, gamma and omega
+    cost 64 bits each; without, every shock parameter is charged 64 bits.
+    """
     bits = log_star(n_shocks + 1) + 1.0
-    bits += n_shocks * (math.log2(max(n_points, 2)) + SHOCK_WIDTH * BITS_PER_REAL)
+    bits += n_shocks * math.log2(max(n_points, 2))
+    if s0 is None:
+        bits += n_shocks * SHOCK_WIDTH * BITS_PER_REAL
+    else:
+        bits += n_shocks * (SHOCK_WIDTH - 1) * BITS_PER_REAL
+        bits += sum(log_star(max(round(float(v)), 1)) for v in s0[:n_shocks])
     if with_period:
         bits += PERIOD_WIDTH * BITS_PER_REAL
     return bits
@@ -448,8 +462,9 @@ def _initial_period(
     return np.concatenate([shocks, [math.log(amp / (1.0 - amp)), phase]])
 
 
-def _cost(resid: FloatArray, k: int, n_points: int, with_period: bool) -> float:
-    return model_bits(k, n_points, with_period) + data_bits(resid)
+def _cost(resid: FloatArray, theta: FloatArray, k: int, n_points: int, with_period: bool) -> float:
+    s0 = np.exp(np.clip(theta[0 : SHOCK_WIDTH * k : SHOCK_WIDTH], _LOWER[0], _UPPER[0]))
+    return model_bits(k, n_points, with_period, s0) + data_bits(resid)
 
 
 def fit(
@@ -499,7 +514,7 @@ def _fit(
     starts = np.zeros(0, dtype=np.int64)
     chosen: float | None = None
     best_resid = -y[valid]
-    best_cost = _cost(best_resid, 0, n_valid, False)
+    best_cost = _cost(best_resid, theta, 0, n_valid, False)
     best = (best_cost, theta, starts, chosen, best_resid)
     history = [{"shocks": 0.0, "cost_bits": best_cost}]
     current = np.zeros(n)
@@ -530,7 +545,7 @@ def _fit(
             joint, resid_joint = _solve(y, theta_try, starts_try, chosen)
             if np.sum(resid_joint**2) < np.sum(resid_try**2):
                 theta_try, resid_try = joint, resid_joint
-            cost = _cost(resid_try, len(starts_try), n_valid, chosen is not None)
+            cost = _cost(resid_try, theta_try, len(starts_try), n_valid, chosen is not None)
             history.append({"shocks": float(len(starts_try)), "cost_bits": cost})
             if round_best is None or cost < round_best[0]:
                 round_best = (cost, theta_try, starts_try, resid_try)
@@ -551,7 +566,7 @@ def _fit(
             for per in periods:
                 theta_p = _initial_period(y, shock_only, starts, per)
                 theta_p, resid_p = _solve(y, theta_p, starts, per)
-                cost_p = _cost(resid_p, 1, n_valid, True)
+                cost_p = _cost(resid_p, theta_p, 1, n_valid, True)
                 history.append({"shocks": 1.0, "cost_bits": cost_p, "period": per})
                 if cost_p < cost_now:
                     cost_now, theta, resid_now, chosen = cost_p, theta_p, resid_p, per
@@ -572,7 +587,7 @@ def _fit(
                 options.append((per, _initial_period(y, shocks_only, starts, per)))
         for per_opt, theta0 in options:
             theta_o, resid_o = _solve(y, theta0, starts, per_opt)
-            cost_o = _cost(resid_o, k, n_valid, per_opt is not None)
+            cost_o = _cost(resid_o, theta_o, k, n_valid, per_opt is not None)
             history.append({"shocks": float(k), "cost_bits": cost_o, "period": per_opt or 0.0})
             if cost_o < best_cost:
                 best_cost, theta, chosen, resid_valid = cost_o, theta_o, per_opt, resid_o
