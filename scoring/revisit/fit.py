@@ -305,7 +305,9 @@ def _solve(
     return theta, prob.residuals(theta) * prob.scale
 
 
-def _profile_share(theta: FloatArray, starts: NDArray[np.int64], n: int) -> ShareProfile:
+def _profile_share(
+    theta: FloatArray, starts: NDArray[np.int64], n: int, period: float | None
+) -> ShareProfile:
     """Revisit shares of the models whose popularity equals the fit's (see ShareProfile).
 
     Along ``S0 * c``, ``beta / c``, ``omega / c`` (``c`` times the infected) a shock's
@@ -317,7 +319,8 @@ def _profile_share(theta: FloatArray, starts: NDArray[np.int64], n: int) -> Shar
     """
     k = len(starts)
     points: list[dict[str, float]] = []
-    pop, _ = simulate_batch(theta[None, :], starts, n)
+    pop, fitted = simulate_batch(theta[None, :], starts, n, period, with_audience=True)
+    assert fitted is not None
     total = float(np.sum(pop))
     if k == 0 or total <= 0:
         return ShareProfile((float("nan"), float("nan")), False, points)
@@ -325,12 +328,11 @@ def _profile_share(theta: FloatArray, starts: NDArray[np.int64], n: int) -> Shar
     x_fit = np.exp(sh[:, 3]) * (1.0 + np.exp(-sh[:, 2]))
     infected = np.zeros(k)
     for j in range(k):
-        _, aud = simulate_batch(sh[j][None, :], starts[j : j + 1], n, with_audience=True)
+        one = np.concatenate([sh[j], theta[SHOCK_WIDTH * k :]])[None, :]
+        _, aud = simulate_batch(one, starts[j : j + 1], n, period, with_audience=True)
         assert aud is not None
         infected[j] = float(np.sum(aud)) / max(-math.expm1(-x_fit[j]), 1e-300)
     # The fit itself is one of the equal-popularity models.
-    fitted = simulate_batch(theta[None, :], starts, n, with_audience=True)[1]
-    assert fitted is not None
     shares = [float(1.0 - np.clip(np.sum(fitted) / total, 0.0, 1.0))]
     for x in SHARE_PROFILE:
         audience = float(np.sum(-math.expm1(-x) * (x_fit / x) * infected))
@@ -609,7 +611,7 @@ def _fit(
         theta=theta,
         starts=starts,
         history=history,
-        share_profile=_profile_share(theta, starts, n) if profile_share else None,
+        share_profile=_profile_share(theta, starts, n, chosen) if profile_share else None,
     )
 
 
