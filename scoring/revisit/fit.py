@@ -18,9 +18,19 @@ A series with plays always gets one shock. Further shocks are added greedily whi
 cost stays within ``tolerance`` (5 %, the paper's stop) of the cheapest model seen so
 far, so a shock that costs a little more than it saves does not end the search early;
 the cheapest model (the MDL choice) is returned. The periodic term (one or several
-candidate periods) is tried on the first shock and kept only if it lowers the cost.
-``S(0)`` is a real parameter, fitted in log space like ``beta * S0``, ``omega`` (log)
-and ``gamma`` (logit), so no parameter is frozen on a grid.
+candidate periods) is tried on the first shock and kept only if it lowers the cost,
+and decided again on the chosen shocks. ``S(0)`` is a real parameter, fitted in log
+space like ``beta * S0``, ``omega`` (log) and ``gamma`` (logit), so no parameter is
+frozen on a grid. Each new shock is tried both with its bump's own decay and as a
+plateau (a recovery slower than the series), the shape of most real series after a
+rise, which least squares does not reach from a decaying start.
+
+Why one shock is often chosen on real daily series: a shock costs about 200-270 bits,
+so it must cut the residual variance by ``2**(2 * bits / n)``, 46 % at n = 573 and
+17 % at n = 2006. A better-fitting multi-shock model that does not clear that bar is
+rejected by design; e.g. three shocks fit gangnam_style to RMSE 503k against the
+MDL choice's 542k (two shocks) and cost ~210 bits more. The audience/revisit split is profiled
+(:class:`ShareProfile`) because plays alone do not identify it.
 """
 
 from __future__ import annotations
