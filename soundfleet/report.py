@@ -289,7 +289,9 @@ async def revisit(conn: asyncpg.Connection, out: Path) -> Figure | str:
         if observed:
             ax.plot(observed, color="k", lw=0.8, alpha=0.7, label="observed")
         ax.plot(model, color="tab:blue", lw=1.4, label="Phoenix-R")
-        ax.plot(model - audience, color="tab:orange", lw=1, ls="--", label="revisits")
+        if fit["revisit_share"] is not None:
+            # Only a split the fit identified is drawn (null: plays alone do not tell).
+            ax.plot(model - audience, color="tab:orange", lw=1, ls="--", label="revisits")
         for s in shocks:
             ax.axvline(s.start, color="tab:red", lw=0.7, ls=":")
         share = fit["revisit_share"]

@@ -78,6 +78,18 @@ def fit_track(snaps: store.Snapshots, params: dict[str, Any]) -> dict[str, Any]:
         fc["backtest_shocks"] = back.n_shocks
     except (FitError, ArithmeticError, np.linalg.LinAlgError, ValueError) as exc:
         fc["backtest_error"] = str(exc)
+    if model.share_profile is not None:
+        # No column of its own: the split's profile rides with the forecast's notes.
+        fc["revisit_split"] = {
+            **model.share_profile.as_dict(),
+            "fitted_revisit_share": model.fitted_revisit_share,
+        }
+        if not model.share_identified:
+            fc["notes"] = [
+                *fc["notes"],
+                "audience/revisit split not identifiable from play counts: models with the "
+                "same popularity put revisits anywhere in the revisit_split range",
+            ]
     return {
         **base,
         "n_shocks": model.n_shocks,

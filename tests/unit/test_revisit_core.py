@@ -104,7 +104,29 @@ def test_fit_recovers_two_shocks_and_their_volumes() -> None:
     peaks = [int(np.argmax(simulate([sh], 400)[0])) for sh in SHOCKS]
     assert starts[0] < peaks[0]
     assert SHOCKS[0].start < starts[1] < peaks[1]
-    assert model.revisit_share is not None and 0 < model.revisit_share < 1
+    # Plays alone do not identify the audience/revisit split: reported as such, with the
+    # range of equally fitting models, which holds the planted share.
+    assert model.revisit_share is None and model.audience_share is None
+    assert model.share_profile is not None and not model.share_profile.identified
+    lo, hi = model.share_profile.revisit_share_range
+    pop, aud = simulate(SHOCKS, 400)
+    assert lo < 1.0 - aud.sum() / pop.sum() < hi
+    assert model.fitted_revisit_share is not None and 0 < model.fitted_revisit_share < 1
+
+
+def test_popularity_does_not_identify_the_audience() -> None:
+    # c times the population, beta / c and omega / c, started early enough to reach c
+    # infected at the original start: the same plays, a very different audience.
+    sh = SHOCKS[0]
+    c = 50.0
+    growth = 1.0 + sh.beta * sh.s0 - sh.gamma
+    early = sh.start + 40 - round(math.log(c) / math.log(growth))
+    base = Shock(sh.start + 40, sh.s0, sh.beta, sh.gamma, sh.omega)
+    scaled = Shock(early, sh.s0 * c, sh.beta / c, sh.gamma, sh.omega / c)
+    pop1, aud1 = simulate([base], 400)
+    pop2, aud2 = simulate([scaled], 400)
+    assert rmse(pop2, pop1) < 0.02 * pop1.max()
+    assert aud2.sum() / pop2.sum() > 5 * aud1.sum() / pop1.sum()
 
 
 def test_fit_handles_gaps_and_keeps_one_shock_for_one_shock() -> None:
