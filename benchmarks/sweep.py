@@ -2,16 +2,19 @@
 
 One run, printing one JSON object:
 
-1. ``ceiling``: a bare aiohttp loop in this process fetches ``GET /users/{id}`` for the
-   same ids at the same concurrency, decodes nothing and stores nothing; measured
-   before, between and after the fleet runs (the machine is shared, so each run's
-   ``ratio`` is against the mean of the two ceilings around it);
+1. ``ceiling``: a bare aiohttp loop in this process (on uvloop, as the workers are)
+   fetches ``GET /users/{id}`` for the same ids at the same concurrency, decodes
+   nothing and stores nothing; measured before, between and after the fleet runs (the
+   machine is shared, so each run's ``ratio`` is against the mean of the two ceilings
+   around it); its CPU per user, and the simulator's, are reported;
 2. ``workers_1`` / ``workers_2``: a ``user_sweep`` job over those ids is submitted to a
    real coordinator and crawled by 1, then 2, ``soundfleet worker`` processes landing
    every user in PostgreSQL (a fresh database); the total concurrency is the same as
    the ceiling's, split between the workers. Users/s counts from submission to the
    job's last unit done. Each worker's RSS is sampled throughout and reported at 25,
-   50, 75 and 100% of the job's units, with its peak.
+   50, 75 and 100% of the job's units, with its peak; the CPU per user of the workers,
+   the simulator, the coordinator and the PostgreSQL backends is reported, so a ratio
+   can be read against where the two cores went.
 
 Targets (issue 5): ``ratio`` (workers' users/s over the ceiling's) >= 0.7; every
 worker's peak RSS < 200 MB and flat (``rss_growth_mb``: 100% minus 25%).
@@ -37,6 +40,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import psutil
+import uvloop
 
 from schemas.settings import Settings
 from soundfleet import database, processes
@@ -327,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         help="worker counts to run, comma-separated (default 1,2: the issue's)",
     )
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(main_async(args)), indent=2))
+    # uvloop, like the workers: the ceiling is the same stack minus the work.
+    print(json.dumps(uvloop.run(main_async(args)), indent=2))
     return 0
 
 
