@@ -83,7 +83,7 @@ class WorkerSettings(BaseSettings):
     page_limit: int = Field(default=200, ge=1, le=200, description="`limit` of list pages.")
     id_batch: int = Field(
         # 500: half a default unit, so a unit still checkpoints midway, with half the
-        # landing statements per user of 250 (PostgreSQL's CPU per user fell by a third).
+        # landing statements per user of 250 (PostgreSQL's CPU per user fell by ~20%).
         default=500,
         ge=1,
         le=10_000,
