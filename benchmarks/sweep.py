@@ -2,16 +2,19 @@
 
 One run, printing one JSON object:
 
-1. ``ceiling``: a bare aiohttp loop in this process fetches ``GET /users/{id}`` for the
-   same ids at the same concurrency, decodes nothing and stores nothing; measured
-   before, between and after the fleet runs (the machine is shared, so each run's
-   ``ratio`` is against the mean of the two ceilings around it);
+1. ``ceiling``: a bare aiohttp loop in this process (on uvloop, as the workers are)
+   fetches ``GET /users/{id}`` for the same ids at the same concurrency, decodes
+   nothing and stores nothing; measured before, between and after the fleet runs (the
+   machine is shared, so each run's ``ratio`` is against the mean of the two ceilings
+   around it); its CPU per user, and the simulator's, are reported;
 2. ``workers_1`` / ``workers_2``: a ``user_sweep`` job over those ids is submitted to a
    real coordinator and crawled by 1, then 2, ``soundfleet worker`` processes landing
    every user in PostgreSQL (a fresh database); the total concurrency is the same as
    the ceiling's, split between the workers. Users/s counts from submission to the
    job's last unit done. Each worker's RSS is sampled throughout and reported at 25,
-   50, 75 and 100% of the job's units, with its peak.
+   50, 75 and 100% of the job's units, with its peak; the CPU per user of the workers,
+   the simulator, the coordinator and the PostgreSQL backends is reported, so a ratio
+   can be read against where the two cores went.
 
 Targets (issue 5): ``ratio`` (workers' users/s over the ceiling's) >= 0.7; every
 worker's peak RSS < 200 MB and flat (``rss_growth_mb``: 100% minus 25%).
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import sys
@@ -36,6 +40,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import psutil
+import uvloop
 
 from schemas.settings import Settings
 from soundfleet import database, processes
@@ -46,7 +51,25 @@ from soundfleet.fleet import create_key, drop_database, scratch_database
 _CLIENT_ID = re.compile(r'"apiClient", "data": \{"id": "([A-Za-z0-9_-]+)"')
 
 
-async def ceiling(web_base: str, ids: int, concurrency: int) -> dict[str, Any]:
+def _cpu_s(proc: psutil.Process) -> float:
+    """User + system CPU seconds of ``proc`` (NaN once it has gone)."""
+    try:
+        times = proc.cpu_times()
+    except psutil.NoSuchProcess:
+        return float("nan")
+    return float(times.user + times.system)
+
+
+def _latest_cpu_s(previous: list[float], handles: list[psutil.Process]) -> list[float]:
+    """Each process's CPU seconds now, or its previous reading once it has exited."""
+    latest = []
+    for last, handle in zip(previous, handles, strict=True):
+        now = _cpu_s(handle)
+        latest.append(last if math.isnan(now) else now)
+    return latest
+
+
+async def ceiling(web_base: str, ids: int, concurrency: int, sim: psutil.Process) -> dict[str, Any]:
     """A bare aiohttp loop: ``GET /users/{id}`` for ids 1..N, no decoding, no storage."""
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -65,13 +88,22 @@ async def ceiling(web_base: str, ids: int, concurrency: int) -> dict[str, Any]:
                     await resp.read()
                     statuses[resp.status] = statuses.get(resp.status, 0) + 1
 
+        sim_cpu = _cpu_s(sim)
+        own_cpu = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(loop() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        own_cpu = time.process_time() - own_cpu
+        sim_cpu = _cpu_s(sim) - sim_cpu
     return {
         "seconds": round(elapsed, 2),
         "users_per_s": round(ids / elapsed, 1),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        # CPU per user: where the two cores went (the loop's process, the simulator).
+        "cpu_us_per_user": {
+            "client": round(1e6 * own_cpu / ids, 1),
+            "simulator": round(1e6 * sim_cpu / ids, 1),
+        },
     }
 
 
@@ -97,6 +129,18 @@ async def _progress(conn: asyncpg.Connection, job_id: int) -> tuple[int, int]:
     return int(row["done"]), int(row["total"])
 
 
+async def _backends_cpu_s(conn: asyncpg.Connection) -> float:
+    """CPU seconds of the PostgreSQL backends connected to this database (same host)."""
+    pids = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    total = 0.0
+    for row in pids:
+        try:
+            total += _cpu_s(psutil.Process(int(row["pid"])))
+        except psutil.Error:
+            continue
+    return total
+
+
 async def fleet_run(
     admin_dsn: str,
     web_base: str,
@@ -105,6 +149,7 @@ async def fleet_run(
     workers: int,
     chunk: int,
     log_dir: Path,
+    sim: psutil.Process,
 ) -> dict[str, Any]:
     """A ``user_sweep`` over ids 1..N crawled by ``workers`` worker processes."""
     name = f"bench_sweep_{uuid.uuid4().hex[:8]}"
@@ -149,16 +194,27 @@ async def fleet_run(
                 job = await client.submit(
                     "user_sweep", {"id_from": 1, "id_to": ids + 1, "chunk": chunk}
                 )
-            started = time.perf_counter()
             handles = [psutil.Process(w.proc.pid) for w in crew]
+            coord = psutil.Process(coordinator.proc.pid)
+            # The last CPU reading of each worker (one may exit before the job ends).
+            cpu = [_cpu_s(h) for h in handles]
+            before = {
+                "workers": sum(cpu),
+                "simulator": _cpu_s(sim),
+                "coordinator": _cpu_s(coord),
+                "postgres": await _backends_cpu_s(conn),
+            }
+            started = time.perf_counter()
             samples: list[tuple[float, list[float]]] = []
             done, total = 0, 1
             while done < total:
-                if not all(w.alive for w in crew):
-                    raise RuntimeError(
-                        "a worker died: " + next(w.tail() for w in crew if not w.alive)
-                    )
+                # A worker that found nothing to lease for a while exits 0 by itself
+                # (--exit-when-idle) while others finish the last units: not a death.
+                dead = [w for w in crew if not w.alive and w.proc.returncode != 0]
+                if dead:
+                    raise RuntimeError("a worker died: " + dead[0].tail())
                 done, total = await _progress(conn, job.id)
+                cpu = _latest_cpu_s(cpu, handles)
                 rss = []
                 for h in handles:
                     try:
@@ -168,13 +224,13 @@ async def fleet_run(
                 samples.append((done / max(total, 1), rss))
                 await asyncio.sleep(0.2)
             elapsed = time.perf_counter() - started
-            cpu = []
-            for h in handles:
-                try:
-                    times = h.cpu_times()
-                    cpu.append(round(times.user + times.system, 2))
-                except psutil.NoSuchProcess:
-                    cpu.append(float("nan"))
+            cpu = _latest_cpu_s(cpu, handles)
+            after = {
+                "workers": sum(cpu),
+                "simulator": _cpu_s(sim),
+                "coordinator": _cpu_s(coord),
+                "postgres": await _backends_cpu_s(conn),
+            }
             landed = await conn.fetchval(
                 "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM user_ids_gone)"
             )
@@ -196,7 +252,7 @@ async def fleet_run(
                 "peak_rss_mb": round(max(r for _, r in series), 1),
                 "rss_growth_mb": round(marks["100%"] - marks["25%"], 1),
                 "exit_code": codes[i],
-                "cpu_s": cpu[i],
+                "cpu_s": round(cpu[i], 2),
             }
         )
     return {
@@ -205,6 +261,9 @@ async def fleet_run(
         "seconds": round(elapsed, 2),
         "users_per_s": round(ids / elapsed, 1),
         "rows_landed": int(landed),
+        # CPU per user of each process during the run (PostgreSQL: the backends
+        # serving this database; a worker that exited early: its last reading).
+        "cpu_us_per_user": {k: round(1e6 * (after[k] - before[k]) / ids, 1) for k in after},
         "per_worker": per,
     }
 
@@ -234,12 +293,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         }
         # The machine is shared: the ceiling is measured before, between and after the
         # fleet runs, and each run is compared with the mean of the two around it.
-        ceilings = [await ceiling(sim.url, args.ids, args.concurrency)]
-        for n in (1, 2):
+        sim_proc = psutil.Process(sim.proc.pid)
+        ceilings = [await ceiling(sim.url, args.ids, args.concurrency, sim_proc)]
+        for n in args.workers:
             run = await fleet_run(
-                admin_dsn, sim.url, args.ids, args.concurrency, n, args.chunk, log_dir
+                admin_dsn, sim.url, args.ids, args.concurrency, n, args.chunk, log_dir, sim_proc
             )
-            ceilings.append(await ceiling(sim.url, args.ids, args.concurrency))
+            ceilings.append(await ceiling(sim.url, args.ids, args.concurrency, sim_proc))
             around = (ceilings[-2]["users_per_s"] + ceilings[-1]["users_per_s"]) / 2
             run["ceiling_users_per_s"] = round(around, 1)
             run["ratio"] = round(run["users_per_s"] / around, 3)
@@ -247,7 +307,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         result["ceiling"] = ceilings
     finally:
         processes.stop(sim, grace_s=10)
-    runs = [result["workers_1"], result["workers_2"]]
+    runs = [result[f"workers_{n}"] for n in args.workers]
     result["targets"] = {
         "ratio_ge_0_7": all(r["ratio"] >= 0.7 for r in runs),
         "rss_lt_200mb": all(w["peak_rss_mb"] < 200 for r in runs for w in r["per_worker"]),
@@ -264,8 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
     parser.add_argument("--chunk", type=int, default=1000, help="ids per work unit")
     parser.add_argument("--sim-processes", type=int, default=1, help="simulator server processes")
+    parser.add_argument(
+        "--workers",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=[1, 2],
+        help="worker counts to run, comma-separated (default 1,2: the issue's)",
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(main_async(args)), indent=2))
+    # uvloop, like the workers: the ceiling is the same stack minus the work.
+    print(json.dumps(uvloop.run(main_async(args)), indent=2))
     return 0
 
 

@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from benchmarks.sweep import ceiling, fleet_run
 from schemas.settings import Settings
 from soundfleet import database, processes
@@ -75,12 +77,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     )
     try:
         assert sim.url
-        before = await ceiling(sim.url, args.ids, args.concurrency)
+        sim_proc = psutil.Process(sim.proc.pid)
+        before = await ceiling(sim.url, args.ids, args.concurrency, sim_proc)
         peer = await asyncio.to_thread(
             scrapy_run, sim.url, args.ids, args.concurrency, log_dir / "scrapy.jsonl"
         )
-        fleet = await fleet_run(admin, sim.url, args.ids, args.concurrency, 2, args.chunk, log_dir)
-        after = await ceiling(sim.url, args.ids, args.concurrency)
+        fleet = await fleet_run(
+            admin, sim.url, args.ids, args.concurrency, 2, args.chunk, log_dir, sim_proc
+        )
+        after = await ceiling(sim.url, args.ids, args.concurrency, sim_proc)
     finally:
         processes.stop(sim, grace_s=10)
     ceiling_rate = (before["users_per_s"] + after["users_per_s"]) / 2

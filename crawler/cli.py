@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from typing import Any
 
@@ -142,7 +143,28 @@ def _handle(args: argparse.Namespace) -> int:
     if settings.metrics_port is not None:
         port = metrics.serve(settings.metrics_port, settings.metrics_host)
         structlog.get_logger("crawler.cli").info("metrics_serving", port=port)
+    tune_gc()
     return uvloop.run(worker.run(stop_after_idle=args.exit_when_idle))
+
+
+GC_THRESHOLDS = (20_000, 20, 100)
+"""The worker process's collector thresholds (CPython's default is 700, 10, 10)."""
+
+
+def tune_gc() -> None:
+    """Make the cyclic garbage collector cheap for a long-running crawler process.
+
+    Each request allocates hundreds of container objects and a unit keeps a few
+    thousand parsed users alive until its batch lands, so with the default thresholds
+    a young collection runs every few requests and keeps re-scanning the survivors (a
+    sixth of a worker's CPU in profiles). Freezing what start-up built (modules,
+    models, tables: never garbage) takes it out of every later full collection, and a
+    larger young generation is scanned far less often; reference counting still frees
+    almost everything, so memory stays where it was.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_worker(settings: WorkerSettings, dsn: str) -> int:
@@ -150,5 +172,5 @@ def run_worker(settings: WorkerSettings, dsn: str) -> int:
     return uvloop.run(Worker(settings, dsn).run())
 
 
-__all__ = ["check", "register", "run_worker", "settings_from"]
+__all__ = ["check", "register", "run_worker", "settings_from", "tune_gc"]
 _ = asyncio  # the worker's loop is uvloop's; asyncio is used through it

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.wait import wait_random_exponential
+from yarl import URL
 
 from crawler.clientids import ClientIdProvider
 from crawler.cursors import check_on_api_host, with_client_id
@@ -52,11 +54,18 @@ Parser = type[BaseModel] | Callable[[Any], Any] | None
 """How to turn a body into a value: a pydantic model (validated straight from the JSON
 bytes, the fast path), a function of the decoded JSON, or None for the decoded JSON."""
 
+_STATUS = {code: str(code) for code in (200, 404, 429, 500, 502, 503)}
+
 GONE: Any = object()
 """Returned by :meth:`ApiClient.get_json` for a 404 (a gone or never-assigned id)."""
 
 
-@dataclass(frozen=True)
+# Characters of an already percent-encoded path and query (no fragment, no spaces, no
+# non-ASCII): a URL made only of these needs no re-quoting by yarl.
+_ENCODED_TAIL = re.compile(r"[A-Za-z0-9\-._~/?&=%:@!$'()*+,;]*")
+
+
+@dataclass(slots=True)
 class Fetched:
     """A parsed body and the platform's ``Date`` header (its clock) when it answered."""
 
@@ -156,7 +165,10 @@ class ApiClient:
         self._slots = asyncio.Semaphore(concurrency)
         self._background: set[asyncio.Task[None]] = set()
         self._last_report = float("-inf")
-        self._by_status: dict[int, Any] = {}
+        self._stats = metrics.requests if metrics is not None else None
+        base = URL(api_base)
+        self._origin = f"{base.scheme}://{base.raw_authority}"
+        self._scheme, self._authority = base.scheme, base.raw_authority
         self._backoff = wait_random_exponential(
             multiplier=self.policy.backoff_base_s, max=self.policy.backoff_max_s
         )
@@ -212,7 +224,14 @@ class ApiClient:
         not_found_ok: bool = True,
     ) -> T | Any:
         """GET ``url`` and return only its parsed body (see :meth:`fetch`)."""
-        return (await self.fetch(url, parse, not_found_ok=not_found_ok)).data
+        # fetch() inlined: every suspension of a request resumes through each
+        # coroutine frame above it, and this is the path of every user of a sweep.
+        check_on_api_host(url, self.api_base)
+        try:
+            got = await self._attempt(url, parse, not_found_ok)
+        except TransientError as exc:
+            got = await self._retry(url, parse, not_found_ok, exc)
+        return got.data
 
     async def fetch(
         self,
@@ -260,34 +279,56 @@ class ApiClient:
                 return await self._attempt(url, parse, not_found_ok)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
+    def _yarl(self, target: str) -> URL | str:
+        """``target`` as a yarl URL, built from its parts when that is safe.
+
+        aiohttp parses and re-quotes every string URL (about a tenth of a request's
+        CPU); a URL on the API origin whose path and query are already percent-encoded
+        is assembled from the known origin instead. Anything else stays a string, for
+        aiohttp's full parse.
+        """
+        origin = self._origin
+        if (
+            target.startswith(origin)
+            and target[len(origin) : len(origin) + 1] == "/"
+            and _ENCODED_TAIL.fullmatch(target, len(origin))
+        ):
+            path, _, query = target[len(origin) :].partition("?")
+            return URL.build(
+                scheme=self._scheme,
+                authority=self._authority,
+                path=path,
+                query_string=query,
+                encoded=True,
+            )
+        return target
+
     async def _attempt(self, url: str, parse: Parser, not_found_ok: bool) -> Fetched:
         await self.bucket.acquire()
         client_id = await self.client_ids.current()
-        target = with_client_id(url, client_id)
+        target = self._yarl(with_client_id(url, client_id))
+        stats = self._stats
         async with self._slots:
             started = time.monotonic()
             try:
                 async with self.session.get(target, allow_redirects=False) as resp:
                     status = resp.status
                     body = await resp.read()
-                    content_type = resp.headers.get("Content-Type", "")
-                    retry_after = resp.headers.get("Retry-After")
-                    location = resp.headers.get("Location")
-                    date = resp.headers.get("Date")
+                    headers = resp.headers
+                    content_type = headers.get("Content-Type", "")
+                    retry_after = headers.get("Retry-After")
+                    location = headers.get("Location")
+                    date = headers.get("Date")
             except (aiohttp.ClientError, TimeoutError) as exc:
-                if self.metrics is not None:
-                    self.metrics.requests.labels("error").inc()
+                if stats is not None:
+                    stats.record("error", time.monotonic() - started)
                 raise TransientError(
                     f"GET {url}: {type(exc).__name__}: {exc}".rstrip(": ")
                 ) from exc
-            finally:
-                if self.metrics is not None:
-                    self.metrics.latency.observe(time.monotonic() - started)
-        if self.metrics is not None:
-            counter = self._by_status.get(status)
-            if counter is None:
-                counter = self._by_status[status] = self.metrics.requests.labels(str(status))
-            counter.inc()
+        if stats is not None:
+            stats.record(_STATUS.get(status) or str(status), time.monotonic() - started)
+        if status == 200:  # the common case, without another coroutine
+            return Fetched(self._decode(url, body, content_type, parse), date)
         data = await self._interpret(
             url, client_id, status, body, content_type, retry_after, location, parse, not_found_ok
         )

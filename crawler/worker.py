@@ -187,6 +187,11 @@ class Worker:
                 slots_free.clear()
                 await _wait_any(slots_free, self.draining)
                 continue
+            # A unit that finished before this lease was asked for is counted in
+            # ``free`` already; only later completions may cut the idle wait below
+            # short (a flag left set would have the loop re-lease without pause while
+            # the job has no unit left for us but some of ours still run).
+            slots_free.clear()
             try:
                 response = await coordinator.lease(self._kinds, free)
             except CoordinatorError as exc:
