@@ -8,8 +8,7 @@ all of the batch's rows are committed (and the cursor may move past them) or non
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from operator import itemgetter
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
@@ -18,7 +17,7 @@ from sqlalchemy import Table
 from schemas import tables
 from schemas.errors import DatabaseError
 from soundfleet import database
-from soundfleet.sink import policy_for, write_records, write_rows
+from soundfleet.sink import write_rows
 
 Row = dict[str, Any]
 
@@ -68,39 +67,6 @@ class Batch:
         return {t.name: len(r) for t, r in self._rows.items() if r}
 
 
-def _as_records(table: Table, rows: Sequence[Row]) -> tuple[tuple[str, ...], list[Any]] | None:
-    """``rows`` as tuples in one column order, or None when they need the sink's checks.
-
-    The crawler's rows come from :mod:`schemas.records`, one key set per table, so the
-    sink's per-row, per-column checks (a third of landing's CPU) are replaced by one
-    check of the first row's columns and a C-level ``itemgetter`` per row; any row
-    whose length differs or lacks a column sends the batch down the checked path,
-    which names the problem.
-    """
-    columns = tuple(rows[0])
-    if not set(columns) <= set(table.columns.keys()):
-        return None
-    if not set(policy_for(table).key) <= set(columns):
-        return None
-    width = len(columns)
-    if any(len(row) != width for row in rows):
-        return None
-    get = itemgetter(*columns)
-    try:
-        records = [get(row) for row in rows] if width > 1 else [(get(row),) for row in rows]
-    except KeyError:
-        return None
-    return columns, records
-
-
-async def _write(conn: asyncpg.Connection, table: Table, rows: Sequence[Row]) -> int:
-    laid_out = _as_records(table, rows)
-    if laid_out is None:
-        return await write_rows(conn, table, rows)
-    columns, records = laid_out
-    return await write_records(conn, table, columns, records)
-
-
 class Store:
     """A small asyncpg pool landing batches and answering the crawler's lookups."""
 
@@ -126,7 +92,7 @@ class Store:
                 if batch.profiles_of:
                     await conn.execute(_DELETE_PROFILES, sorted(batch.profiles_of))
                 for table, rows in batch.tables():
-                    written += await _write(conn, table, rows)
+                    written += await write_rows(conn, table, rows)
         except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
             raise DatabaseError(f"landing a batch failed: {exc}") from exc
         return written

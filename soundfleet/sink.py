@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -96,10 +97,32 @@ def _columns_of(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[str, .
     missing = [c for c in policy_for(table).key if c not in columns]
     if missing:
         raise InputError(f"{table.name}: rows lack key column(s) {', '.join(missing)}")
+    return columns
+
+
+def _odd_row(table: Table, rows: Sequence[Mapping[str, Any]], columns: tuple[str, ...]) -> str:
     for i, row in enumerate(rows):
         if len(row) != len(columns) or any(c not in row for c in columns):
-            raise InputError(f"{table.name}: row {i} has columns other than row 0's")
-    return columns
+            return f"{table.name}: row {i} has columns other than row 0's"
+    raise AssertionError("unreachable: a row failed the layout")
+
+
+def _as_records(
+    table: Table, rows: Sequence[Mapping[str, Any]], columns: tuple[str, ...]
+) -> list[tuple[Any, ...]]:
+    # A C-level itemgetter per row instead of a per-row, per-column check (a third of
+    # landing's CPU for the crawler): equal lengths plus every column present means
+    # every row has row 0's key set; only a failure walks the rows to name the odd one.
+    width = len(columns)
+    get = itemgetter(*columns)
+    if all(len(row) == width for row in rows):
+        try:
+            if width == 1:
+                return [(get(row),) for row in rows]
+            return [get(row) for row in rows]
+        except KeyError:
+            pass
+    raise InputError(_odd_row(table, rows, columns))
 
 
 async def _ensure_stage(conn: asyncpg.Connection, table: Table) -> None:
@@ -125,8 +148,7 @@ async def write_rows(
     if not rows:
         return 0
     columns = _columns_of(table, rows)
-    records = [tuple(row[c] for c in columns) for row in rows]
-    return await write_records(conn, table, columns, records)
+    return await write_records(conn, table, columns, _as_records(table, rows, columns))
 
 
 async def write_records(
