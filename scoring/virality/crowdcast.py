@@ -30,7 +30,6 @@ import numpy.typing as npt
 
 from scoring.virality.cascades import BoolArray, Cascades, FloatArray, IntArray
 
-
 # Activity-graph windows (hours) a CrowdCast model chooses from, per decision time, on
 # its training data: the whole graph so far first (kept on ties), then sliding windows
 # from half an hour (a burst) to half a day.
