@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from scoring.virality import pipeline, sansnet, synthetic
+from scoring.virality import evaluate, pipeline, sansnet, synthetic
 from scoring.virality.baselines import Inputs, build
 from scoring.virality.cascades import Cascades, from_events
 from scoring.virality.labels import (
@@ -83,28 +83,91 @@ def world_part(
     return out
 
 
-def crowdcast_f(ev: pipeline.Evaluation, grid: Grid) -> dict[str, Any]:
-    """CrowdCast's held-out F-measure per evaluation hour (cut tuned on training folds),
-    and, as a diagnostic only, the F of the best cut chosen *on the test labels*: an
-    upper bound of what any threshold on the paper's score could reach here."""
+def _f_measure(pred: np.ndarray, truth: np.ndarray) -> float:
+    return float(2 * (pred & truth).sum() / max(pred.sum() + truth.sum(), 1))
+
+
+# Candidate decision hours of the sensitivity check: the harness's evaluation hours
+# (1, 3, 6, 12, 24) plus the hours between them where CrowdCast is strongest.
+FINE_HOURS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0)
+
+
+def crowdcast_f(ev: pipeline.Evaluation, grid: Grid, seed: int = 0) -> dict[str, Any]:
+    """CrowdCast's held-out F-measure (window and cut tuned on the training folds).
+
+    * ``held_out_by_hour``: at each evaluation hour (the harness's metric);
+    * ``nested_decision_hour``: the decision hour too is tuned on training folds only:
+      each outer fold picks, among the evaluation hours, the hour of best F in an inner
+      cross-validation of its own training folds, and its held-out tracks are judged at
+      that hour (pooled F); ``..._fine`` does the same over :data:`FINE_HOURS`, to show
+      how much the figure owes to the set of candidate hours;
+    * ``best_held_out`` (the previous headline): the best of ``held_out_by_hour``, an
+      hour picked on the held-out labels, kept for comparison;
+    * as a diagnostic only, the F of the best cut chosen *on the test labels* at each
+      hour: an upper bound of what any threshold on the chosen scores could reach.
+
+    ``seed`` must be the harness's fold seed (:func:`pipeline.evaluate`'s default).
+    """
     m = ev.metrics["models"].get("crowdcast", {})
     run = ev.runs.get("crowdcast")
-    if m.get("skipped") or run is None or run.scores is None:
+    if m.get("skipped") or run is None or run.scores is None or run.decisions is None:
         return {"skipped": True}
     lab = ev.data.labels
-    alive = alive_matrix(lab, grid.times)
+    alive = alive_matrix(lab, grid.times) & lab.labeled[:, None]
     held_out = {h: a["f_measure"] for h, a in m["at_hour"].items()}
+    coarse = dict(zip(held_out, grid.index_at(np.array([float(h) for h in held_out])), strict=True))
+    fine = {
+        f"{h:g}": int(g)
+        for h, g in zip(FINE_HOURS, grid.index_at(np.array(FINE_HOURS)), strict=True)
+    }
     bound = {}
-    for h in held_out:
-        g = grid.index_at(np.array([float(h)]))[0]
-        rows = lab.labeled & alive[:, g]
+    for h, g in coarse.items():
+        rows = alive[:, g]
         scores, viral = run.scores[rows, g], lab.viral[rows]
-        cut = best_threshold(scores, viral, "f1")
-        pred = scores >= cut
-        bound[h] = float(2 * (pred & viral).sum() / max(pred.sum() + viral.sum(), 1))
+        bound[h] = _f_measure(scores >= best_threshold(scores, viral, "f1"), viral)
+    k = int(ev.metrics["folds"])
+    fold = evaluate.folds(ev.data.cascades.n, k, seed)
+    picks: dict[str, list[str]] = {"coarse": [], "fine": []}
+    pooled: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"coarse": [], "fine": []}
+    for f in range(k):
+        train = ev.data.take(np.flatnonzero(fold != f))
+        inner = evaluate.cross_predict(train, ["crowdcast"], k=k - 1, seed=seed + 1, alphas=())
+        dec = inner["crowdcast"].decisions
+        if dec is None:
+            continue
+        t_alive = alive_matrix(train.labels, grid.times) & train.labels.labeled[:, None]
+        for name, hours in (("coarse", coarse), ("fine", fine)):
+            inner_f = {
+                h: _f_measure(dec[t_alive[:, g], g], train.labels.viral[t_alive[:, g]])
+                for h, g in hours.items()
+            }
+            h = max(inner_f, key=lambda x: inner_f[x])
+            rows = (fold == f) & alive[:, hours[h]]
+            picks[name].append(h)
+            pooled[name].append((run.decisions[rows, hours[h]], lab.viral[rows]))
+    nested = {
+        name: {
+            "candidate_hours": list(hours),
+            "f_measure": _f_measure(
+                np.concatenate([p for p, _ in pooled[name]]),
+                np.concatenate([t for _, t in pooled[name]]),
+            )
+            if pooled[name]
+            else None,
+            "hour_by_fold": picks[name],
+        }
+        for name, hours in (("coarse", coarse), ("fine", fine))
+    }
     best = max(held_out, key=lambda h: held_out[h])
     return {
         "held_out_by_hour": held_out,
+        "held_out_by_fine_hour": {
+            h: _f_measure(run.decisions[alive[:, g], g], lab.viral[alive[:, g]])
+            for h, g in fine.items()
+        },
+        "window_hours_by_hour": {h: a.get("window_hours_by_fold") for h, a in m["at_hour"].items()},
+        "nested_decision_hour": nested["coarse"],
+        "nested_decision_hour_fine": nested["fine"],
         "best_hour": best,
         "best_held_out": held_out[best],
         "target": 0.309,

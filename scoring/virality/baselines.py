@@ -30,7 +30,7 @@ from sklearn.linear_model import LogisticRegression
 
 from scoring.virality import sansnet
 from scoring.virality.cascades import BoolArray, Cascades, FloatArray, IntArray
-from scoring.virality.labels import DegenerateTraining, Grid, Labels, alive_matrix, best_threshold
+from scoring.virality.labels import DegenerateTraining, Grid, Labels, alive_matrix, best_cut
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Inputs:
     grid: Grid
     sizes: npt.NDArray[np.int32]
     crowdcast: FloatArray | None = None
+    crowdcast_windows: tuple[float, ...] = ()
     event_followers: FloatArray | None = None
     artist_followers: FloatArray | None = None
 
@@ -70,7 +71,8 @@ class Inputs:
             ),
             grid=self.grid,
             sizes=self.sizes[idx],
-            crowdcast=None if self.crowdcast is None else self.crowdcast[idx],
+            crowdcast=None if self.crowdcast is None else self.crowdcast[:, idx],
+            crowdcast_windows=self.crowdcast_windows,
             event_followers=ev,
             artist_followers=None if self.artist_followers is None else self.artist_followers[idx],
         )
@@ -105,33 +107,48 @@ def _require_classes(train: Inputs) -> None:
 
 @dataclass
 class ThresholdRanker:
-    """A score cut per decision time, tuned on training data (``balanced`` or ``f1``)."""
+    """A score cut per decision time, tuned on training data (``balanced`` or ``f1``).
+
+    CrowdCast has one candidate score per activity-graph window (``Inputs.crowdcast``);
+    at each decision time the window whose best cut separates the training cascades
+    best is kept, with that cut (``windows`` records the choice, in hours).
+    """
 
     name: str
     criterion: str = "f1"
     cuts: FloatArray = field(default_factory=lambda: np.zeros(0))
+    choice: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    windows: FloatArray = field(default_factory=lambda: np.zeros(0))
 
-    def score(self, data: Inputs) -> FloatArray:
-        """The ranking score matrix."""
+    def candidates(self, data: Inputs) -> tuple[FloatArray, tuple[float, ...]]:
+        """The candidate score matrices ``(candidate, cascade, time)`` and their windows."""
         if self.name == "crowdcast":
             if data.crowdcast is None:
                 raise DegenerateTraining("crowdcast: no activity-graph features were computed")
-            return data.crowdcast
-        return data.sizes.astype(np.float64)
+            return data.crowdcast, data.crowdcast_windows
+        return data.sizes.astype(np.float64)[None], (float("inf"),)
 
     def fit(self, train: Inputs) -> None:
-        """Tune one cut per decision time on alive, labeled training cascades."""
+        """Tune one candidate and cut per decision time on alive, labeled training cascades."""
         _require_classes(train)
-        scores = self.score(train)
+        cands, windows = self.candidates(train)
         rows = _train_rows(train)
-        self.cuts = np.array(
-            [
-                best_threshold(
-                    scores[rows[:, g], g], train.labels.viral[rows[:, g]], self.criterion
-                )
-                for g in range(scores.shape[1])
-            ]
-        )
+        viral = train.labels.viral
+        n_grid = cands.shape[2]
+        self.cuts = np.full(n_grid, np.nan)
+        self.choice = np.zeros(n_grid, dtype=np.int64)
+        for g in range(n_grid):
+            r = rows[:, g]
+            # Ties keep the first candidate (the whole activity graph).
+            fits = [best_cut(c[r, g], viral[r], self.criterion) for c in cands]
+            best = int(np.argmin([cost for _, cost in fits]))
+            self.choice[g], self.cuts[g] = best, fits[best][0]
+        self.windows = np.asarray(windows, dtype=np.float64)[self.choice]
+
+    def score(self, data: Inputs) -> FloatArray:
+        """The score matrix of the fitted candidate at each decision time."""
+        cands, _ = self.candidates(data)
+        return cands[self.choice, :, np.arange(cands.shape[2])].T
 
     def decide(self, test: Inputs) -> tuple[FloatArray, FloatArray]:
         """Viral when the score reaches the cut (never where no cut was defined)."""

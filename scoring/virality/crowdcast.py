@@ -7,7 +7,10 @@
   track uploaded in the past is scored with the cache of its time (no later follow).
 * **Activity graph** of a track: the artist plus everyone who shared it, each resharer
   linked to the user they most plausibly saw it from: the followee who shared it most
-  recently before them (a follow that existed at that time), else the artist.
+  recently before them (a follow that existed at that time), else the artist. With a
+  **sliding window** of ``W`` hours (the paper's graph "over which the tweets are
+  (still) spreading"), the graph at time ``t`` holds only the shares of ``(t - W, t]``:
+  a resharer whose source shared before the window hangs from the artist.
 * **Score** = NodeCount * AverageDistance / sum of the nodes' PageRank. AverageDistance
   (mean shortest-path length over connected pairs, undirected) is estimated for large
   graphs from a Clauset-Shalizi-Newman power-law fit of the degree sequence (igraph's
@@ -26,6 +29,11 @@ import numpy as np
 import numpy.typing as npt
 
 from scoring.virality.cascades import BoolArray, Cascades, FloatArray, IntArray
+
+# Activity-graph windows (hours) a CrowdCast model chooses from, per decision time, on
+# its training data: the whole graph so far first (kept on ties), then sliding windows
+# from half an hour (a burst) to half a day.
+WINDOWS_HOURS = (math.inf, 0.5, 1.0, 2.0, 3.0, 6.0, 12.0)
 
 
 def pagerank(
@@ -190,6 +198,23 @@ def activity_parents(
     return parents
 
 
+def parent_share_times(cascades: Cascades, parents: IntArray) -> FloatArray:
+    """When each share's parent shared the track (hours after upload); ``-inf`` where the
+    parent is the artist (the root, in every window)."""
+    cidx = cascades.cascade_of_event
+    users_all = np.unique(np.concatenate([cascades.users, parents]))
+    n_users = users_all.shape[0]
+    key = cidx * n_users + np.searchsorted(users_all, cascades.users)
+    order = np.argsort(key, kind="stable")
+    skey, stime = key[order], cascades.times[order]
+    if skey.size == 0:
+        return np.zeros(0)
+    pkey = cidx * n_users + np.searchsorted(users_all, parents)
+    pos = np.clip(np.searchsorted(skey, pkey), 0, skey.shape[0] - 1)
+    shared = (skey[pos] == pkey) & (parents != cascades.artists[cidx])
+    return np.where(shared, stime[pos], -np.inf)
+
+
 def estimated_average_distance(n_nodes: int, beta: float) -> float:
     """ln ln N / ln(beta - 1): the scale-free average path length for 2 < beta < 3."""
     return math.log(math.log(n_nodes)) / math.log(beta - 1.0)
@@ -292,43 +317,57 @@ def features(
     ranks: RankLookup | RankSnapshots,
     grid: FloatArray,
     *,
+    window_hours: float = math.inf,
     min_nodes_estimate: int = 30,
     report: DistanceReport | None = None,
     measured: BoolArray | None = None,
     snapshot_hours: FloatArray | None = None,
 ) -> CrowdcastFeatures:
-    """CrowdCast features of every cascade at every decision time (shares up to that time).
+    """CrowdCast features of every cascade at every decision time ``t``, over the
+    activity graph of the shares of ``(t - window_hours, t]`` (default: all so far).
 
-    Parents never depend on later shares, so the graph at time ``t`` is the prefix of
-    the share list; each distinct prefix is measured once. Graphs are measured only at
-    the decision times ``measured`` selects (default: hourly for a day, then every six
-    hours); in between, the last measurement holds (older data, never newer).
-    With :class:`RankSnapshots`, each cascade's PageRank comes from the table of its
-    ``snapshot_hours`` (absolute hours, e.g. its upload).
+    Parents never depend on later shares, so the graph at time ``t`` is a slice of the
+    share list; each distinct slice is measured once. A share whose parent shared before
+    the window hangs from the artist (the window holds who is still spreading it).
+    Graphs are measured only at the decision times ``measured`` selects (default: hourly
+    for a day, then every six hours); in between, the last measurement holds (older
+    data, never newer). With :class:`RankSnapshots`, each cascade's PageRank comes from
+    the table of its ``snapshot_hours`` (absolute hours, e.g. its upload).
     """
     if measured is None:
         measured = (grid <= 24.0) | np.isclose(np.mod(grid, 6.0), 0.0)
     measured = measured.copy()
     measured[0] = True
     last = np.maximum.accumulate(np.where(measured, np.arange(grid.shape[0]), 0))
-    sizes = cascades.size_matrix(grid)[:, last]
+    ends = cascades.size_matrix(grid)[:, last]
+    begins = (
+        cascades.size_matrix(grid - window_hours)[:, last]
+        if math.isfinite(window_hours)
+        else np.zeros_like(ends)
+    )
+    parent_t = parent_share_times(cascades, parents)
     n_grid = grid.shape[0]
     node_count = np.ones((cascades.n, n_grid), dtype=np.int64)
     distance = np.zeros((cascades.n, n_grid))
     artist_rank, event_rank = ranks.cascade_ranks(cascades, snapshot_hours)
     rank_sum = np.repeat(artist_rank[:, None], n_grid, axis=1)
     cum_rank = np.concatenate([[0.0], np.cumsum(event_rank)])
-    for c in np.nonzero(sizes[:, -1] > 0)[0]:
+    for c in np.nonzero(ends[:, -1] > 0)[0]:
         lo = int(cascades.offsets[c])
-        row = sizes[c]
-        rank_sum[c] += cum_rank[lo + row] - cum_rank[lo]
-        for k in np.unique(row[row > 0]):
-            k = int(k)
-            cols = row == k
+        artist = int(cascades.artists[c])
+        end, begin = ends[c], begins[c]
+        rank_sum[c] += cum_rank[lo + end] - cum_rank[lo + begin]
+        live = end > begin
+        for a, b in np.unique(np.stack([begin[live], end[live]], axis=1), axis=0).tolist():
+            cols = (begin == a) & (end == b)
+            # A parent is in the window iff it shared at or after the window's first share.
+            par = np.where(
+                parent_t[lo + a : lo + b] < cascades.times[lo + a], artist, parents[lo + a : lo + b]
+            )
             n, d = tree_features(
-                int(cascades.artists[c]),
-                cascades.users[lo : lo + k],
-                parents[lo : lo + k],
+                artist,
+                cascades.users[lo + a : lo + b],
+                par,
                 min_nodes_estimate=min_nodes_estimate,
                 report=report,
             )

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from scoring.virality.baselines import Inputs, Model, build
+from scoring.virality.baselines import Inputs, Model, ThresholdRanker, build
 from scoring.virality.cascades import BoolArray, FloatArray, IntArray
 from scoring.virality.labels import DegenerateTraining, Labels, alive_matrix
 
@@ -57,7 +57,8 @@ class ModelRun:
 
     ``margins`` is ``score - cut`` (the model's own decision is ``margin >= 0``);
     ``matched[alpha]`` are the decisions at the false-alarm budget ``alpha``, with the
-    shift tuned on each fold's training data.
+    shift tuned on each fold's training data. ``windows`` holds, per fold, the
+    activity-graph window (hours) a CrowdCast model chose at each decision time.
     """
 
     name: str
@@ -68,6 +69,7 @@ class ModelRun:
     fit_s: float = 0.0
     hours_to_viral: FloatArray | None = None
     problems: list[str] = field(default_factory=list)
+    windows: list[FloatArray] = field(default_factory=list)
 
 
 def folds(n: int, k: int, seed: int) -> IntArray:
@@ -161,6 +163,8 @@ def cross_predict(
                 if run.hours_to_viral is None:
                     run.hours_to_viral = np.full((n, n_grid), np.nan)
                 run.hours_to_viral[test_idx] = predicted(test)
+            if isinstance(model, ThresholdRanker) and model.name == "crowdcast":
+                run.windows.append(model.windows)
     for run in runs.values():
         if failed[run.name] == k:
             run.scores = run.decisions = run.margins = None
@@ -256,6 +260,11 @@ def metrics(
         viral_rows = labels.viral[rows][order]
         total = max(int(viral_rows.sum()), 1)
         m["coverage"] = {str(k): float(viral_rows[:k].sum()) / min(total, k) for k in coverage_k}
+        if run.windows:
+            # JSON has no infinity: the whole activity graph is reported as null.
+            m["window_hours_by_fold"] = [
+                float(w[g]) if np.isfinite(w[g]) else None for w in run.windows
+            ]
         out["at_hour"][f"{h:g}"] = m
     viral_idx = np.nonzero(labels.viral)[0]
     t_v = labels.viral_hours[viral_idx]

@@ -99,10 +99,22 @@ def best_threshold(
     ``f1`` (maximise the F-measure). The rule is ``score >= cut`` (``<=`` with
     ``lower_is_viral``). Returns NaN when one class is missing: no cut is defined.
     """
+    return best_cut(scores, positive, criterion, lower_is_viral=lower_is_viral)[0]
+
+
+def best_cut(
+    scores: FloatArray, positive: BoolArray, criterion: str, *, lower_is_viral: bool = False
+) -> tuple[float, float]:
+    """:func:`best_threshold` and the cost it reaches on these data (lower is better:
+    the balanced cost, or minus the F-measure); ``(NaN, inf)`` when no cut is defined.
+
+    The cost lets a model compare candidate scores (e.g. CrowdCast's activity-graph
+    windows) by how well their best cut separates the training data.
+    """
     n_pos = int(positive.sum())
     n_neg = int(positive.shape[0] - n_pos)
     if n_pos == 0 or n_neg == 0:
-        return float("nan")
+        return float("nan"), float("inf")
     key = scores if lower_is_viral else -scores
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
@@ -125,4 +137,4 @@ def best_threshold(
         edge = sorted_key[0] - 1.0
     else:
         edge = sorted_key[best - 1]
-    return float(edge if lower_is_viral else -edge)
+    return float(edge if lower_is_viral else -edge), float(cost[best])

@@ -95,8 +95,11 @@ def prepare(
     upload_abs_hours: FloatArray | None = None,
     with_crowdcast: bool = True,
     min_nodes_estimate: int = 30,
+    crowdcast_windows: tuple[float, ...] = crowdcast.WINDOWS_HOURS,
 ) -> tuple[Inputs, dict[str, Any]]:
-    """The models' inputs: sizes on the grid, CrowdCast features, audiences for SEISMIC."""
+    """The models' inputs: sizes on the grid, CrowdCast scores of every activity-graph
+    window in ``crowdcast_windows`` (hours; ``inf``: all shares so far), audiences for
+    SEISMIC. The AverageDistance estimate is reported on the first window's graphs."""
     sizes = cascades.size_matrix(grid.times)
     report = crowdcast.DistanceReport()
     cc = None
@@ -123,16 +126,21 @@ def prepare(
             graph.follow_abs_hours,
             upload_abs_hours,
         )
-        feats = crowdcast.features(
-            cascades,
-            parents,
-            table,
-            grid.times,
-            snapshot_hours=upload_abs_hours,
-            min_nodes_estimate=min_nodes_estimate,
-            report=report,
+        cc = np.stack(
+            [
+                crowdcast.features(
+                    cascades,
+                    parents,
+                    table,
+                    grid.times,
+                    window_hours=w,
+                    snapshot_hours=upload_abs_hours,
+                    min_nodes_estimate=min_nodes_estimate,
+                    report=report if i == 0 else None,
+                ).score
+                for i, w in enumerate(crowdcast_windows)
+            ]
         )
-        cc = feats.score
     event_at = artist_at = None
     if upload_abs_hours is not None and graph.follow_abs_hours is not None:
         # Audiences as they stood: a sharer's followers when they shared, the artist's
@@ -145,6 +153,7 @@ def prepare(
         grid=grid,
         sizes=sizes,
         crowdcast=cc,
+        crowdcast_windows=tuple(crowdcast_windows) if cc is not None else (),
         event_followers=graph.followers_count(cascades.users, event_at),
         artist_followers=graph.followers_count(cascades.artists, artist_at),
     )

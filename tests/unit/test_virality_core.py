@@ -18,6 +18,7 @@ from scoring.virality.labels import (
     DegenerateTraining,
     Grid,
     Labels,
+    best_cut,
     best_threshold,
     labels_from_truth,
     make_labels,
@@ -87,6 +88,8 @@ def test_best_threshold_matches_brute_force(rows: list[tuple[int, bool]], criter
 
     candidates = [*np.unique(scores), scores.max() + 1]
     assert cost(cut) == pytest.approx(min(cost(c) for c in candidates))
+    # The reported cost is the one the cut reaches.
+    assert best_cut(scores, pos, criterion)[1] == pytest.approx(cost(cut))
 
 
 def test_collapsed_risk_table_gives_nearly_the_beta_of_one_row_per_interval(
@@ -236,6 +239,54 @@ def test_crowdcast_score_formula(world: synthetic.SyntheticWorld) -> None:
     assert np.all(f.score[c.final_sizes() == 0] == 0)
     top = crowdcast.top_k(c.track_ids, f.score[:, 1], 5)
     assert top[0] == c.track_ids[np.argmax(f.score[:, 1])]
+
+
+def test_sliding_window_graph_holds_only_the_recent_shares() -> None:
+    # Artist 1; a chain 2 (1 h) <- 3 (2 h) <- 4 (5 h) <- 5 (5.5 h), each following the last.
+    c = from_events([7], [1], [7] * 4, [2, 3, 4, 5], [1.0, 2.0, 5.0, 5.5], [48.0])
+    parents = crowdcast.activity_parents(c, np.array([3, 4, 5]), np.array([2, 3, 4]), None, None)
+    assert parents.tolist() == [1, 2, 3, 4]
+    lookup = crowdcast.RankLookup(np.array([1, 2, 3, 4, 5]), np.array([0.5, 0.1, 0.2, 0.3, 0.4]))
+    grid = np.array([4.0, 6.0])
+    every = np.array([True, True])
+    whole = crowdcast.features(c, parents, lookup, grid, measured=every)
+    # All shares at 6 h: the path 1-2-3-4-5, mean distance 20 / 10 pairs.
+    assert whole.node_count[0].tolist() == [3, 5]
+    assert whole.average_distance[0, 1] == pytest.approx(2.0)
+    recent = crowdcast.features(c, parents, lookup, grid, window_hours=2.0, measured=every)
+    # (4, 6]: users 4 and 5; 4's source (3) shared before the window, so 4 hangs from the
+    # artist: the path 1-4-5, mean distance 4 / 3 pairs, rank of 1, 4 and 5 only.
+    assert recent.node_count[0, 1] == 3
+    assert recent.average_distance[0, 1] == pytest.approx(4 / 3)
+    assert recent.pagerank_sum[0, 1] == pytest.approx(0.5 + 0.3 + 0.4)
+    # (2, 4] holds no share: the artist alone, score 0.
+    assert recent.node_count[0, 0] == 1 and recent.score[0, 0] == 0
+
+
+def test_crowdcast_picks_the_window_that_separates_the_training_cascades() -> None:
+    n = 40
+    c = from_events(np.arange(n), np.zeros(n), [], [], [], np.full(n, 10.0))
+    viral = np.arange(n) % 4 == 0
+    labels = Labels(2, 10.0, np.where(viral, 10.0, np.inf), viral, np.ones(n, dtype=bool))
+    grid = Grid(4.0, 8.0)  # viral at 10 h: both classes alive at 4 and 8 h
+    rng = np.random.default_rng(0)
+    noise = rng.random((n, 2))
+    signal = viral[:, None] + 0.1 * noise
+    data = baselines.Inputs(
+        cascades=c,
+        labels=labels,
+        grid=grid,
+        sizes=np.zeros((n, 2), dtype=np.int32),
+        crowdcast=np.stack([noise, signal]),
+        crowdcast_windows=(math.inf, 1.0),
+    )
+    model = baselines.build("crowdcast")
+    model.fit(data)
+    assert isinstance(model, baselines.ThresholdRanker)
+    assert model.windows.tolist() == [1.0, 1.0]
+    scores, cuts = model.decide(data)
+    assert np.array_equal(scores, signal)
+    assert np.array_equal(scores >= cuts[None, :], np.repeat(viral[:, None], 2, axis=1))
 
 
 def test_seismic_kernel_integrates_to_one() -> None:
