@@ -83,6 +83,9 @@ def test_mdl_pieces() -> None:
     assert log_star(1) == pytest.approx(math.log2(2.865064))
     assert log_star(16) > log_star(2) > log_star(1)
     assert model_bits(2, 500, False) - model_bits(1, 500, False) > 4 * 64
+    # A shock adds its 4 reals, its start coded log*(n), and one more to count.
+    one_more = model_bits(1, 500, False) - model_bits(0, 500, False)
+    assert one_more == pytest.approx(4 * 64 + log_star(500) + log_star(2) - log_star(1))
     small, large = data_bits(np.ones(100)), data_bits(10 * np.ones(100))
     assert large - small == pytest.approx(100 * math.log2(10))
 
