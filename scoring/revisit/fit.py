@@ -26,12 +26,13 @@ frozen on a grid. Each new shock is tried both with its bump's own decay and as 
 plateau (a recovery slower than the series), the shape of most real series after a
 rise, which least squares does not reach from a decaying start.
 
-Why one shock is often chosen on real daily series: a shock costs about 200-270 bits,
-so it must cut the residual variance by ``2**(2 * bits / n)``, 46 % at n = 573 and
-17 % at n = 2006. A better-fitting multi-shock model that does not clear that bar is
-rejected by design; e.g. three shocks fit gangnam_style to RMSE 503k against the
-MDL choice's 542k (two shocks) and cost ~210 bits more. The audience/revisit split is profiled
-(:class:`ShareProfile`) because plays alone do not identify it.
+Why one shock is often chosen on real daily series: a shock costs about 210-245 bits,
+so it must shrink the residual variance by a factor ``2**(2 * bits / n)``, a cut of
+40-44 % at n = 573 and 14-16 % at n = 2006. A better-fitting multi-shock model that
+does not clear that bar is rejected by design; e.g. three shocks fit gangnam_style to
+RMSE 503k against the MDL choice's 542k (two shocks) and cost ~210 bits more. The
+audience/revisit split is profiled (:class:`ShareProfile`) because plays alone do not
+identify it.
 """
 
 from __future__ import annotations
