@@ -136,7 +136,7 @@ def mark_outages(
     nothing (a series' start) or a fall that does not recover is never touched, and a
     run with fewer than ``context`` windows after it (the series' end) is left as it is.
     A periodic trough is not an outage: its windows stay well above ``share`` of the
-    level (the simulator's deepest, amplitude 0.6, at 0.25 of it).
+    level (the simulator's deepest, amplitude 0.6, at 0.4 of the mean).
     """
     y = np.array(plays, dtype=np.float64)
     n = len(y)
