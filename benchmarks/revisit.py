@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_limits
 from scoring.revisit.baseline import fit_holt_winters
 from scoring.revisit.fit import _Problem, fit, rmse
 from scoring.revisit.model import Shock, pack, simulate
+from scoring.revisit.series import mark_outages
 
 _SERIES = Path("shared") / "data" / "real-popularity-series.json"
 # The shared data sit next to the checkout (../shared); a worktree nests one level deeper.
@@ -111,12 +112,14 @@ def real(horizon: int = 30, origins: tuple[float, ...] = ORIGINS) -> dict[str, A
     in-sample figures are reported too, labelled for what they are: Phoenix-R's fitted
     curve (parameters from the whole series, no observation used at its own window)
     against Holt-Winters' one-step-ahead predictions, which see ``y[t - 1]`` when
-    predicting ``y[t]``, a different and easier task.
+    predicting ``y[t]``, a different and easier task. Collection outages
+    (:func:`mark_outages`) are unknown windows for both models: neither is fitted to
+    them nor scored on them; each prefix is marked on its own, from its own windows.
     """
     series = json.loads(DATA.read_text())["series"]
     rows = []
     for name, body in series.items():
-        y = np.asarray(body["values"], dtype=float)
+        y, outages = mark_outages(np.asarray(body["values"], dtype=float))
         n = len(y)
         t0 = time.perf_counter()
         model = fit(y, 7.0)
@@ -128,11 +131,13 @@ def real(horizon: int = 30, origins: tuple[float, ...] = ORIGINS) -> dict[str, A
         for frac in origins:
             o = int(frac * (n - horizon))
             actual = y[o : o + horizon]
-            pr = fit(y[:o], 7.0, profile_share=False)
+            prefix, _ = mark_outages(np.asarray(body["values"][:o], dtype=float))
+            pr = fit(prefix, 7.0, profile_share=False)
             pred_pr = pr.predict(o + horizon)[o:]
-            pred_hw = fit_holt_winters(y[:o], 7).forecast(horizon)
-            err_pr.append(pred_pr - actual)
-            err_hw.append(pred_hw - actual)
+            pred_hw = fit_holt_winters(prefix, 7).forecast(horizon)
+            seen = np.isfinite(actual)
+            err_pr.append((pred_pr - actual)[seen])
+            err_hw.append((pred_hw - actual)[seen])
             per_origin.append(
                 {
                     "origin": o,
@@ -149,6 +154,7 @@ def real(horizon: int = 30, origins: tuple[float, ...] = ORIGINS) -> dict[str, A
             {
                 "series": name,
                 "n": n,
+                "outages": outages,
                 "forecast_phoenix_r_rmse": round(fc_pr, 1),
                 "forecast_holt_winters_rmse": round(fc_hw, 1),
                 "forecast_phoenix_r_lower": bool(fc_pr < fc_hw),
@@ -184,10 +190,10 @@ def simulator(seed: int = 7, users: int = 2000, tracks: int = 40) -> dict[str, A
     """Planted shock count and parameter recovery on the simulator's ground truth.
 
     Tracks are drawn at random (the world's own mix of one- and multi-shock tracks);
-    their noiseless hourly play curves get Poisson noise and are fitted with the hourly
-    periodic candidates (a day, a week). For tracks with one planted shock, whose
-    parameters are comparable one to one, the fitted gamma, peak hour and total plays
-    are compared with the planted ones.
+    their noiseless hourly play curves get Poisson noise, pass the outage rule as the
+    job's series do, and are fitted with the hourly periodic candidates (a day, a week).
+    For tracks with one planted shock, whose parameters are comparable one to one, the
+    fitted gamma, peak hour and total plays are compared with the planted ones.
     """
     from simulator.world import World
 
@@ -198,6 +204,7 @@ def simulator(seed: int = 7, users: int = 2000, tracks: int = 40) -> dict[str, A
     chosen = np.sort(rng.choice(ids, size=min(tracks, ids.size), replace=False))
     _, hourly, _ = world.play_curve(chosen)
     exact = 0
+    marked = 0
     results: list[dict[str, Any]] = []
     total_err: list[float] = []
     peak_err: list[float] = []
@@ -206,7 +213,8 @@ def simulator(seed: int = 7, users: int = 2000, tracks: int = 40) -> dict[str, A
         y_true = hourly[row]
         mine = table["track_id"] == tid
         planted = int(mine.sum())
-        y = rng.poisson(y_true).astype(float)
+        y, outages = mark_outages(rng.poisson(y_true).astype(float))
+        marked += bool(outages)
         t0 = time.perf_counter()
         try:
             model = fit(y, (24.0, 168.0))
@@ -238,6 +246,7 @@ def simulator(seed: int = 7, users: int = 2000, tracks: int = 40) -> dict[str, A
     )
     return {
         "tracks": len(chosen),
+        "tracks_with_outages_marked": marked,
         "exact_share": round(exact / max(len(chosen), 1), 3),
         "multi_shock_tracks": n_multi,
         "multi_shock_exact": exact_multi,

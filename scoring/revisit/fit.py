@@ -7,8 +7,9 @@ to the unexplained part from a few start windows) and then refitting *all* param
 jointly with ``scipy.optimize.least_squares`` (trust-region reflective, a bounded
 Levenberg-Marquardt). The model's cost is its minimum description length in bits:
 
-* ``log*(K + 1)`` for the shock count, ``log2(n)`` per shock start, ``log*`` of each
-  shock's population ``S0`` (an integer count, as the paper codes it), 64 bits per
+* ``log*`` for every integer, as the paper codes them: ``log*(K + 1)`` for the shock
+  count, ``log*(n)`` per shock start (a window among ``n``, coded as the reference code
+  does), ``log*`` of each shock's population ``S0`` (an integer count); 64 bits per
   real parameter (beta, gamma, omega per shock, 2 for the periodic term, plus one flag
   bit);
 * the residuals under a Gaussian code, ``n/2 * log2(2 pi e sigma^2)`` with ``sigma^2``
@@ -25,12 +26,13 @@ frozen on a grid. Each new shock is tried both with its bump's own decay and as 
 plateau (a recovery slower than the series), the shape of most real series after a
 rise, which least squares does not reach from a decaying start.
 
-Why one shock is often chosen on real daily series: a shock costs about 200-270 bits,
-so it must cut the residual variance by ``2**(2 * bits / n)``, 46 % at n = 573 and
-17 % at n = 2006. A better-fitting multi-shock model that does not clear that bar is
-rejected by design; e.g. three shocks fit gangnam_style to RMSE 503k against the
-MDL choice's 542k (two shocks) and cost ~210 bits more. The audience/revisit split is profiled
-(:class:`ShareProfile`) because plays alone do not identify it.
+Why one shock is often chosen on real daily series: a shock costs about 210-245 bits,
+so it must shrink the residual variance by a factor ``2**(2 * bits / n)``, a cut of
+40-44 % at n = 573 and 14-16 % at n = 2006. A better-fitting multi-shock model that
+does not clear that bar is rejected by design; e.g. three shocks fit gangnam_style to
+RMSE 503k against the MDL choice's 542k (two shocks) and cost ~210 bits more. The
+audience/revisit split is profiled (:class:`ShareProfile`) because plays alone do not
+identify it.
 """
 
 from __future__ import annotations
@@ -106,12 +108,13 @@ def model_bits(
 ) -> float:
     """Bits to describe the model's structure and parameters.
 
-    ``S0`` is a number of individuals, an integer, so with ``s0`` given it is coded as
-    the paper codes it, ``log*`` of the rounded count, and only beta, gamma and omega
-    cost 64 bits each; without, every shock parameter is charged 64 bits.
+    Integers cost ``log*`` as the paper codes them: the shock count, each start (a
+    window among ``n_points``: ``log*(n_points)``, as the reference code charges it)
+    and, with ``s0`` given, each ``S0`` (a number of individuals), so only beta, gamma
+    and omega cost 64 bits each; without ``s0``, every shock parameter is charged 64.
     """
     bits = log_star(n_shocks + 1) + 1.0
-    bits += n_shocks * math.log2(max(n_points, 2))
+    bits += n_shocks * log_star(max(n_points, 1))
     if s0 is None:
         bits += n_shocks * SHOCK_WIDTH * BITS_PER_REAL
     else:

@@ -5,7 +5,8 @@ into a regular per-window series (:mod:`.series`), fits Phoenix-R (:mod:`.fit`),
 a forecast of the last ``horizon`` windows from the rest, and returns one
 ``revisit_fits`` row per track. A track that cannot be fitted (too few snapshots, an
 all-zero or too short series, negative counters) gets a row whose ``error`` says why;
-recounts are repaired and reported in ``forecast.notes``. Fitting is CPU-bound and runs
+recounts are repaired and collection outages marked unknown, each reported in
+``forecast.notes``. Fitting is CPU-bound and runs
 in a worker thread so the event loop (and a worker's lease heartbeat) keeps going.
 """
 

@@ -11,7 +11,7 @@ from scoring.revisit import wavelet
 from scoring.revisit.baseline import fit_holt_winters
 from scoring.revisit.fit import FitError, data_bits, fit, forecast, log_star, model_bits, rmse
 from scoring.revisit.model import Period, Shock, pack, simulate, simulate_batch
-from scoring.revisit.series import SeriesError, regularize
+from scoring.revisit.series import SeriesError, mark_outages, regularize
 
 
 def _reference(shocks: list[Shock], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +83,9 @@ def test_mdl_pieces() -> None:
     assert log_star(1) == pytest.approx(math.log2(2.865064))
     assert log_star(16) > log_star(2) > log_star(1)
     assert model_bits(2, 500, False) - model_bits(1, 500, False) > 4 * 64
+    # A shock adds its 4 reals, its start coded log*(n), and one more to count.
+    one_more = model_bits(1, 500, False) - model_bits(0, 500, False)
+    assert one_more == pytest.approx(4 * 64 + log_star(500) + log_star(2) - log_star(1))
     small, large = data_bits(np.ones(100)), data_bits(10 * np.ones(100))
     assert large - small == pytest.approx(100 * math.log2(10))
 
@@ -169,6 +172,25 @@ def test_regularize_interpolates_and_marks_gaps_and_recounts() -> None:
     assert np.isnan(s.plays[3:6]).all()  # 3.5 days without a snapshot
     assert s.plays[6] == pytest.approx(100)
     assert any("recount" in n for n in s.notes)
+
+
+def test_outages_inside_a_level_are_unknown_but_starts_troughs_and_ends_are_not() -> None:
+    rng = np.random.default_rng(3)
+    level = rng.poisson(1000.0, 400).astype(float)
+    level[:40] = rng.poisson(2.0, 40)  # a series' start: nothing before it rose
+    level[200:219] = rng.poisson(10.0, 19)  # the counter was not read for 19 windows
+    level[380:] = rng.poisson(3.0, 20)  # a fall at the end: no level after it to compare
+    y, notes = mark_outages(level)
+    assert np.isnan(y[200:219]).all()
+    assert np.isfinite(np.delete(y, np.arange(200, 219))).all()
+    assert len(notes) == 1 and "windows 200..218" in notes[0]
+    # A deep weekly trough (amplitude 0.9 of a sine) is a pattern, not an outage.
+    t = np.arange(400)
+    weekly = 1000.0 * (1.0 - 0.45 * (np.sin(2 * np.pi * t / 7.0) + 1.0))
+    assert mark_outages(weekly)[1] == []
+    # A quiet track's zero windows are count noise, not an outage.
+    quiet = rng.poisson(3.0, 400).astype(float)
+    assert mark_outages(quiet)[1] == []
 
 
 def test_regularize_refuses_negative_and_single_snapshots() -> None:
