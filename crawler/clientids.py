@@ -24,6 +24,11 @@ log = structlog.get_logger("crawler.clientids")
 class ClientIdProvider(Protocol):
     """The client_id requests are sent with, and what to do when it is refused."""
 
+    @property
+    def known(self) -> str | None:
+        """The id in hand, if any, without waiting (else await :meth:`current`)."""
+        ...
+
     async def current(self) -> str:
         """The id to use now (waits for a rediscovery in progress)."""
         ...
@@ -46,6 +51,11 @@ class LocalClientIds:
         self._value: str | None = None
         self._lock = asyncio.Lock()
         self._refused: set[str] = set()
+
+    @property
+    def known(self) -> str | None:
+        """The id in hand, if any, without waiting (else await :meth:`current`)."""
+        return self._value
 
     async def current(self) -> str:
         """The id to use now."""
@@ -95,6 +105,11 @@ class FleetClientIds:
         """Adopt the fleet's id from a lease/heartbeat response."""
         if value and value not in self._refused and value != self._value:
             self._value = value
+
+    @property
+    def known(self) -> str | None:
+        """The id in hand, if any, without waiting (else await :meth:`current`)."""
+        return self._value
 
     async def current(self) -> str:
         """The fleet's id; runs the discovery itself when the coordinator says so."""

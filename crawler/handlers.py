@@ -34,7 +34,7 @@ from crawler.cursors import api_url, check_on_api_host, cursor_time
 from crawler.errors import OffHostError
 from crawler.http import GONE, ApiClient
 from crawler.metrics import WorkerMetrics
-from crawler.store import Batch, Store
+from crawler.store import Batch, Record, Store
 from schemas import records, tables
 from schemas.api_v2 import (
     Page,
@@ -42,7 +42,6 @@ from schemas.api_v2 import (
     TrackPage,
     User,
     UserPage,
-    WebProfile,
     parse_web_profiles,
 )
 from schemas.errors import InputError
@@ -137,32 +136,45 @@ async def user_range(ctx: UnitContext) -> UnitResult:
     lanes = max(4, min(s.concurrency, s.id_batch, -(-2 * s.concurrency // s.unit_slots)))
 
     with_profiles = ctx.settings.web_profiles
-    Fetched = tuple[int, User | None, list[WebProfile] | None]
 
-    async def fetch(lo: int, hi: int) -> list[Fetched]:
+    async def fetch(lo: int, hi: int) -> Batch:
         # A few lanes pulling ids, not one task per id: tasks cost more than requests.
         ids = iter(range(lo, hi))
-        out: list[Fetched] = []
+        batch = Batch()
+        gone: list[Record] = []
+        users: list[Record] = []
 
         async def lane() -> None:
             for user_id in ids:
-                got = await ctx.api.get_json(f"{base}{user_id}", User)
-                if got is GONE:
-                    out.append((user_id, None, None))
+                user = (await ctx.api.fetch(f"{base}{user_id}", User)).data
+                fetched_at = _now()
+                if user is GONE:
+                    gone.append((user_id, fetched_at))
                     continue
-                links = None
+                if user.id != user_id:
+                    raise InputError(f"/users/{user_id} answered user {user.id}")
+                # Laid out as a tuple at once, so the parsed model (a dozen objects the
+                # garbage collector would re-scan while the batch fills) is freed here.
+                users.append(records.user_record(user, fetched_at))
                 if with_profiles:
-                    listed = await ctx.api.get_json(
-                        f"{base}{user_id}/web-profiles", parse_web_profiles
-                    )
-                    links = None if listed is GONE else listed
-                out.append((user_id, got, links))
+                    url = f"{base}{user_id}/web-profiles"
+                    listed = (await ctx.api.fetch(url, parse_web_profiles)).data
+                    if listed is not GONE:
+                        batch.profiles_of.add(user_id)
+                        # One row per URL (the key): a link listed twice is one row.
+                        unique = {link.url: link for link in listed}.values()
+                        batch.extend(
+                            tables.web_profiles,
+                            (records.web_profile_row(user_id, p, fetched_at) for p in unique),
+                        )
 
         try:
             await asyncio.gather(*(lane() for _ in range(min(lanes, hi - lo))))
         finally:
-            pages.inc(len(out))  # once per batch: thousands of users a second
-        return out
+            pages.inc(len(gone) + len(users))  # once per batch: thousands of users a second
+        batch.add_records(tables.users, records.USER_COLUMNS, users)
+        batch.add_records(tables.user_ids_gone, records.GONE_COLUMNS, gone)
+        return batch
 
     step = ctx.settings.id_batch
     # Landing batch k overlaps fetching batch k+1; landings stay in order, so the
@@ -171,24 +183,7 @@ async def user_range(ctx: UnitContext) -> UnitResult:
     try:
         for lo in range(start, payload.id_to, step):
             hi = min(lo + step, payload.id_to)
-            results = await fetch(lo, hi)
-            fetched_at = _now()
-            batch = Batch()
-            for user_id, user, links in results:
-                if user is None:
-                    batch.add(tables.user_ids_gone, records.gone_row(user_id, fetched_at))
-                elif user.id != user_id:
-                    raise InputError(f"/users/{user_id} answered user {user.id}")
-                else:
-                    batch.add(tables.users, records.user_row(user, fetched_at))
-                    if links is not None:
-                        batch.profiles_of.add(user_id)
-                        # One row per URL (the key): a link listed twice is one row.
-                        unique = {link.url: link for link in links}.values()
-                        batch.extend(
-                            tables.web_profiles,
-                            (records.web_profile_row(user_id, p, fetched_at) for p in unique),
-                        )
+            batch = await fetch(lo, hi)
             if landing is not None:
                 await landing
             landing = asyncio.create_task(ctx.land(batch, f"{_RANGE_CURSOR}{hi}"))
@@ -237,7 +232,7 @@ async def _walk(
     batch = Batch()
     last_flush = time.monotonic()
     while True:
-        got = await ctx.api.get_json(url, model)
+        got = (await ctx.api.fetch(url, model)).data
         ctx.metrics.pages.labels(ctx.lease.kind).inc()
         if got is GONE:
             await ctx.land(batch, url)

@@ -1,6 +1,6 @@
 """The platform HTTP client: one session, bounded concurrency, retries, politeness.
 
-Every request goes through :meth:`ApiClient.get_json`:
+Every request goes through :meth:`ApiClient.fetch`:
 
 * the local token bucket (this worker's share of the fleet budget, and any pause a
   429 imposed) is waited for first;
@@ -57,7 +57,7 @@ bytes, the fast path), a function of the decoded JSON, or None for the decoded J
 _STATUS = {code: str(code) for code in (200, 404, 429, 500, 502, 503)}
 
 GONE: Any = object()
-"""Returned by :meth:`ApiClient.get_json` for a 404 (a gone or never-assigned id)."""
+"""Returned by :meth:`ApiClient.fetch` (as ``.data``) for a 404 (a gone or never-assigned id)."""
 
 
 # Characters of an already percent-encoded path and query (no fragment, no spaces, no
@@ -123,6 +123,8 @@ def create_session(concurrency: int, timeout_s: float) -> aiohttp.ClientSession:
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 10.0)),
         headers=None,
+        # api-v2 sets and needs no cookies: skip the jar's per-request filtering.
+        cookie_jar=aiohttp.DummyCookieJar(),
         # The platform's JSON is decoded by us (to classify malformed bodies).
         auto_decompress=True,
         raise_for_status=False,
@@ -216,23 +218,6 @@ class ApiClient:
 
     # ------------------------------------------------------------------ requests
 
-    async def get_json(
-        self,
-        url: str,
-        parse: Parser = None,
-        *,
-        not_found_ok: bool = True,
-    ) -> T | Any:
-        """GET ``url`` and return only its parsed body (see :meth:`fetch`)."""
-        # fetch() inlined: every suspension of a request resumes through each
-        # coroutine frame above it, and this is the path of every user of a sweep.
-        check_on_api_host(url, self.api_base)
-        try:
-            got = await self._attempt(url, parse, not_found_ok)
-        except TransientError as exc:
-            got = await self._retry(url, parse, not_found_ok, exc)
-        return got.data
-
     async def fetch(
         self,
         url: str,
@@ -248,6 +233,9 @@ class ApiClient:
         retries are exhausted, :class:`OffHostError` or :class:`UnexpectedResponse` for
         requests that must not be retried.
         """
+        # The one entry point of every request (callers take ``.data``): no wrapper
+        # coroutine above it, since each suspension of a request resumes through every
+        # frame on its stack, and this is the path of every user of a sweep.
         check_on_api_host(url, self.api_base)
         try:
             return await self._attempt(url, parse, not_found_ok)
@@ -304,8 +292,11 @@ class ApiClient:
         return target
 
     async def _attempt(self, url: str, parse: Parser, not_found_ok: bool) -> Fetched:
-        await self.bucket.acquire()
-        client_id = await self.client_ids.current()
+        # Synchronous fast paths first: a token in hand and a known client_id are the
+        # common case, and awaiting a coroutine that returns at once still builds one.
+        if not self.bucket.try_take():
+            await self.bucket.acquire()
+        client_id = self.client_ids.known or await self.client_ids.current()
         target = self._yarl(with_client_id(url, client_id))
         stats = self._stats
         async with self._slots:

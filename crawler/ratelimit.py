@@ -54,18 +54,27 @@ class TokenBucket:
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
 
+    def try_take(self) -> bool:
+        """Take a token now if that needs no wait (no pause, nobody queued); else False.
+
+        Synchronous, so a caller awaits :meth:`acquire` only when it must wait.
+        """
+        if time.monotonic() < self._paused_until or self._lock.locked():
+            return False
+        # Nobody is waiting: take a token without queueing (no await between the check
+        # and the take, so this is atomic on the event loop).
+        if self._rate <= 0:
+            return True
+        self._refill()
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
     async def acquire(self) -> None:
         """Wait for the pause to end and for one token."""
-        now = time.monotonic()
-        if now >= self._paused_until and not self._lock.locked():
-            # Nobody is waiting: take a token without queueing (no await between the
-            # check and the take, so this is atomic on the event loop).
-            if self._rate <= 0:
-                return
-            self._refill()
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return
+        if self.try_take():
+            return
         # The lock makes waiters queue in order instead of all waking on every refill.
         async with self._lock:
             while True:

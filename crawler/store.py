@@ -17,9 +17,10 @@ from sqlalchemy import Table
 from schemas import tables
 from schemas.errors import DatabaseError
 from soundfleet import database
-from soundfleet.sink import write_rows
+from soundfleet.sink import write_records, write_rows
 
 Row = dict[str, Any]
+Record = tuple[Any, ...]
 
 # Landing order inside a transaction: entities before the events that mention them.
 _ORDER = (
@@ -42,6 +43,8 @@ class Batch:
 
     def __init__(self) -> None:
         self._rows: dict[Table, list[Row]] = defaultdict(list)
+        # Rows already laid out as tuples, with their columns (see add_records).
+        self._records: dict[Table, tuple[tuple[str, ...], list[Record]]] = {}
         # Users whose web profiles this batch replaces (links removed since are deleted).
         self.profiles_of: set[int] = set()
 
@@ -53,18 +56,38 @@ class Batch:
         """Queue rows for ``table``."""
         self._rows[table].extend(rows)
 
-    def __len__(self) -> int:
-        return sum(len(rows) for rows in self._rows.values())
+    def add_records(self, table: Table, columns: tuple[str, ...], records: list[Record]) -> None:
+        """Queue rows for ``table`` laid out as tuples in ``columns`` order.
 
-    def tables(self) -> list[tuple[Table, list[Row]]]:
-        """Non-empty tables in landing order."""
+        The bulk path of a sweep: no dict per row, and tuples of plain values are
+        dropped by the garbage collector's tracking instead of re-scanned while a
+        batch waits to land.
+        """
+        held = self._records.setdefault(table, (columns, []))
+        if held[0] != columns:
+            raise ValueError(f"{table.name}: records in two column layouts")
+        held[1].extend(records)
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self._rows.values()) + sum(
+            len(recs) for _, recs in self._records.values()
+        )
+
+    def tables(self) -> list[tuple[Table, list[Row], tuple[tuple[str, ...], list[Record]] | None]]:
+        """Non-empty tables in landing order: their dict rows and their laid-out records."""
         order = {t.name: i for i, t in enumerate(_ORDER)}
-        items = [(t, r) for t, r in self._rows.items() if r]
+        laid_out = {t: held for t, held in self._records.items() if held[1]}
+        items = [(t, self._rows.get(t, []), laid_out.get(t)) for t in {*self._rows, *laid_out}]
+        items = [item for item in items if item[1] or item[2]]
         return sorted(items, key=lambda item: order.get(item[0].name, len(order)))
 
     def counts(self) -> dict[str, int]:
         """Rows queued per table name."""
-        return {t.name: len(r) for t, r in self._rows.items() if r}
+        counts = {t.name: len(r) for t, r in self._rows.items() if r}
+        for t, (_, recs) in self._records.items():
+            if recs:
+                counts[t.name] = counts.get(t.name, 0) + len(recs)
+        return counts
 
 
 class Store:
@@ -91,8 +114,11 @@ class Store:
             async with self._pool.acquire() as conn, conn.transaction():
                 if batch.profiles_of:
                     await conn.execute(_DELETE_PROFILES, sorted(batch.profiles_of))
-                for table, rows in batch.tables():
-                    written += await write_rows(conn, table, rows)
+                for table, rows, laid_out in batch.tables():
+                    if rows:
+                        written += await write_rows(conn, table, rows)
+                    if laid_out is not None:
+                        written += await write_records(conn, table, *laid_out)
         except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
             raise DatabaseError(f"landing a batch failed: {exc}") from exc
         return written

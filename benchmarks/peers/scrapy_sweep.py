@@ -21,30 +21,12 @@ import scrapy
 from scrapy.crawler import CrawlerProcess
 from scrapy.http import Response
 
+from schemas.records import USER_COLUMNS
+
 HYDRATION = re.compile(r"window\.__sc_hydration\s*=\s*(\[.*?\]);", re.S)
-USER_FIELDS = (
-    "id",
-    "permalink",
-    "username",
-    "full_name",
-    "description",
-    "city",
-    "country_code",
-    "created_at",
-    "last_modified",
-    "followers_count",
-    "followings_count",
-    "track_count",
-    "playlist_count",
-    "likes_count",
-    "playlist_likes_count",
-    "reposts_count",
-    "comments_count",
-    "groups_count",
-    "verified",
-    "avatar_url",
-    "permalink_url",
-)
+# The users columns soundfleet lands that come straight from the JSON (not the derived
+# plan, not the fetch time): the same fields, named once, in schemas.records.
+USER_FIELDS = tuple(c for c in USER_COLUMNS if c not in ("plan", "fetched_at"))
 
 
 class UserSweep(scrapy.Spider):
