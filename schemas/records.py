@@ -10,6 +10,7 @@ same fetch twice writes identical rows.
 from __future__ import annotations
 
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Literal
 
 from schemas.api_v2 import Track, User, WebProfile
@@ -46,6 +47,10 @@ USER_COLUMNS: tuple[str, ...] = (
 """The ``users`` columns in the order of :func:`user_record`'s tuple."""
 
 
+# Every users column but the fetch time is the user object's attribute of that name.
+_USER_ATTRS = attrgetter(*USER_COLUMNS[:-1])
+
+
 def user_record(user: User, fetched_at: datetime) -> tuple[Any, ...]:
     """A ``users`` row as a tuple in :data:`USER_COLUMNS` order.
 
@@ -53,31 +58,7 @@ def user_record(user: User, fetched_at: datetime) -> tuple[Any, ...]:
     second, and a tuple of plain values costs less than a dict to build and lay out,
     and (holding no containers) the garbage collector stops tracking it.
     """
-    return (
-        user.id,
-        user.permalink,
-        user.username,
-        user.full_name,
-        user.description,
-        user.city,
-        user.country_code,
-        user.created_at,
-        user.last_modified,
-        user.followers_count,
-        user.followings_count,
-        user.track_count,
-        user.playlist_count,
-        user.likes_count,
-        user.playlist_likes_count,
-        user.reposts_count,
-        user.comments_count,
-        user.groups_count,
-        user.verified,
-        user.plan,
-        user.avatar_url,
-        user.permalink_url,
-        fetched_at,
-    )
+    return (*_USER_ATTRS(user), fetched_at)
 
 
 def user_row(user: User, fetched_at: datetime) -> Row:
