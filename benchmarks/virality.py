@@ -84,7 +84,7 @@ def world_part(
 
 
 def _f_measure(pred: np.ndarray, truth: np.ndarray) -> float:
-    return float(2 * (pred & truth).sum() / max(pred.sum() + truth.sum(), 1))
+    return float(evaluate.prf(pred, truth)["f_measure"])
 
 
 # Candidate decision hours of the sensitivity check: the harness's evaluation hours

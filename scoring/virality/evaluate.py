@@ -192,7 +192,7 @@ def early_prediction(
     hit = ever[viral_idx]
     lead = np.where(hit, t_v - np.where(hit, first[viral_idx], 0.0), 0.0)
     return {
-        "detection": _prf(ever[lab], labels.viral[lab]),
+        "detection": prf(ever[lab], labels.viral[lab]),
         "epa_hours": float(lead.mean()) if viral_idx.size else None,
         "epa_hours_true_positives": float(lead[hit].mean()) if hit.any() else None,
     }
@@ -212,7 +212,8 @@ def pairwise_advantage(
     }
 
 
-def _prf(pred: BoolArray, truth: BoolArray) -> dict[str, float | int]:
+def prf(pred: BoolArray, truth: BoolArray) -> dict[str, float | int]:
+    """Precision, recall, F-measure, fallout and the confusion counts of ``pred``."""
     tp = int((pred & truth).sum())
     fp = int((pred & ~truth).sum())
     fn = int((~pred & truth).sum())
@@ -255,7 +256,7 @@ def metrics(
         if g < 0 or g >= grid_times.shape[0]:
             continue
         rows = lab & alive[:, g]
-        m: dict[str, Any] = _prf(run.decisions[rows, g], labels.viral[rows])
+        m: dict[str, Any] = prf(run.decisions[rows, g], labels.viral[rows])
         order = np.argsort(-run.scores[rows, g], kind="stable")
         viral_rows = labels.viral[rows][order]
         total = max(int(viral_rows.sum()), 1)
