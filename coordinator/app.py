@@ -10,9 +10,11 @@ documented in ``/openapi.json`` like the built-in ones. ``app[COORDINATOR]`` and
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
+import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -41,6 +43,7 @@ from coordinator.http import (
 from coordinator.metrics import Metrics
 from coordinator.service import Coordinator
 from schemas.coordinator import CoordinatorSettings
+from schemas.errors import SoundfleetError
 from schemas.jobs import (
     FleetView,
     Health,
@@ -76,6 +79,8 @@ from schemas.work import (
 )
 from soundfleet import database
 from soundfleet.migrate import head_revision
+
+log = structlog.get_logger("coordinator")
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 VERSION = "1"
@@ -544,6 +549,18 @@ ROUTE_TABLE: tuple[Route, ...] = (
 )
 
 
+async def _listen(coordinator: Coordinator, dsn: str) -> asyncpg.Connection | None:
+    """A connection of its own listening for work notifications (None if it fails)."""
+    try:
+        conn = await database.connect(dsn)
+        await coordinator.listen(conn)
+    except (OSError, asyncpg.PostgresError, SoundfleetError) as exc:
+        # Long-polls then end at their timeout instead of on the notification.
+        log.warning("work_listener_unavailable", error=str(exc))
+        return None
+    return conn
+
+
 def create_app(
     settings: CoordinatorSettings | None = None,
     dsn: str | None = None,
@@ -566,6 +583,7 @@ def create_app(
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own = pool is None
+        target: str | None = None
         if pool is None:
             target = dsn or database.resolve(Settings()).dsn
             the_pool = await database.create_pool(target, size=settings.db_pool_size)
@@ -575,11 +593,22 @@ def create_app(
         coordinator = Coordinator(the_pool, settings, app[METRICS])
         await coordinator.start()
         app[COORDINATOR] = coordinator
+        listener = await _listen(coordinator, target) if target is not None else None
         try:
             yield
         finally:
+            if listener is not None:
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await listener.close()
             if own:
                 await the_pool.close()
+
+    async def stop_waiting(app: web.Application) -> None:
+        # Before aiohttp waits for in-flight handlers: long-polls answer at once.
+        if COORDINATOR in app:
+            app[COORDINATOR].close()
+
+    app.on_shutdown.append(stop_waiting)
 
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -290,7 +290,21 @@ async def release(
     conn: asyncpg.Connection, unit_id: int, token: int, worker_id: str, cursor: str | None
 ) -> asyncpg.Record | None:
     """Give a unit back for immediate re-claim; None when the token is stale."""
-    return await conn.fetchrow(RELEASE, unit_id, token, worker_id, cursor)
+    row = await conn.fetchrow(RELEASE, unit_id, token, worker_id, cursor)
+    if row is not None:
+        await announce_work(conn)
+    return row
+
+
+# ----------------------------------------------------------------------- long-poll
+
+WORK_CHANNEL = "soundfleet_work"
+"""The channel every coordinator process listens on: units became leasable."""
+
+
+async def announce_work(conn: asyncpg.Connection) -> None:
+    """Wake the lease calls waiting for work (on every coordinator), at commit."""
+    await conn.execute(f"NOTIFY {WORK_CHANNEL}")
 
 
 async def finish_jobs(conn: asyncpg.Connection, job_ids: Sequence[int]) -> list[asyncpg.Record]:
@@ -388,6 +402,7 @@ async def insert_units(
         units.depths,
         units.delays_s,
     )
+    await announce_work(conn)
     return int(status.rsplit(" ", 1)[1])
 
 
@@ -405,6 +420,7 @@ async def insert_sweep(
     status: str = await conn.execute(
         INSERT_SWEEP, job_id, id_from, id_to, chunk, priority, max_attempts, shuffle
     )
+    await announce_work(conn)
     return int(status.rsplit(" ", 1)[1])
 
 

@@ -8,6 +8,8 @@ coordinator processes can serve one fleet.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections import Counter
@@ -87,6 +89,10 @@ class Coordinator:
         self._seen: dict[str, float] = {}
         self._keys: dict[str, tuple[float, Principal | None]] = {}
         self._running: set[int] = set()
+        # Long-poll: lease calls that found nothing wait on this event; it is set (and
+        # replaced) when a NOTIFY says units became leasable, or at shutdown.
+        self._work_arrived = asyncio.Event()
+        self._closing = False
 
     async def start(self) -> None:
         """Create the fleet row if this is the first coordinator on the database.
@@ -99,6 +105,29 @@ class Coordinator:
                 await q.ensure_fleet(conn, self.settings.budget_rps)
             except asyncpg.UndefinedTableError:
                 log.warning("database_not_migrated")
+
+    async def listen(self, conn: asyncpg.Connection) -> None:
+        """Wake waiting lease calls on the work notifications of ``conn`` (its own connection).
+
+        Every coordinator process listens, so a job submitted through one replica wakes
+        the workers long-polling on any other. Without a listener (or once its
+        connection is lost) a waiting call still claims when its wait runs out.
+        """
+        await conn.add_listener(q.WORK_CHANNEL, self._on_work)
+
+    def _on_work(self, *_: object) -> None:
+        self.wake()
+
+    def wake(self) -> None:
+        """Let every waiting lease call claim again now."""
+        # A waiter keeps the event it waits on; the next waiters get a fresh one.
+        self._work_arrived.set()
+        self._work_arrived = asyncio.Event()
+
+    def close(self) -> None:
+        """Shutdown: lease calls stop waiting and answer with what they have."""
+        self._closing = True
+        self.wake()
 
     # ------------------------------------------------------------------- auth
 
@@ -186,8 +215,36 @@ class Coordinator:
         """:meth:`lease` as the JSON-ready dict of a :class:`LeaseResponse`.
 
         The HTTP handler serializes this directly: building one pydantic model per
-        leased unit was the largest share of the coordinator's CPU per unit.
+        leased unit was the largest share of the coordinator's CPU per unit. With
+        ``wait_s`` a call that finds nothing waits for a work notification (or the end
+        of the wait) and claims again, so an idle worker picks up a new job at once
+        instead of at its next poll.
         """
+        payload = await self._lease_once(req)
+        wait = min(req.wait_s, self.settings.lease_wait_max_s)
+        if payload["units"] or wait <= 0:
+            return payload
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        again = req.model_copy(update={"complete": []})  # completions count once
+        while not self._closing:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work_arrived.wait(), left)
+            if self._closing:
+                break
+            # Woken or timed out, claim again: an expired lease or a retry coming due
+            # sends no notification, so the end of the wait is a claim too.
+            claimed = await self._lease_once(again)
+            claimed["completed"] = payload["completed"]
+            payload = claimed
+            if payload["units"]:
+                break
+        return payload
+
+    async def _lease_once(self, req: LeaseRequest) -> dict[str, Any]:
         completed: list[dict[str, Any]] = []
         async with self.pool.acquire() as conn:
             await self._touch_worker(conn, req.worker_id, req.kinds, req.hostname, req.pid)

@@ -95,7 +95,12 @@ class WorkerSettings(BaseSettings):
     heartbeat_s: float | None = Field(
         default=None, gt=0, description="Heartbeat period (default: a third of the lease)."
     )
-    idle_poll_s: float = Field(default=1.0, gt=0, description="Wait when no unit is leasable.")
+    idle_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=30,
+        description="How long a lease call waits at the coordinator while no unit is leasable.",
+    )
     db_pool_size: int = Field(default=4, ge=1, le=64, description="Landing connections.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

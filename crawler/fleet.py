@@ -110,14 +110,17 @@ class CoordinatorClient:
         assert result is not None
         return result
 
-    async def lease(self, kinds: tuple[str, ...], max_units: int) -> LeaseResponse:
-        """Claim up to ``max_units`` units."""
+    async def lease(
+        self, kinds: tuple[str, ...], max_units: int, wait_s: float = 0.0
+    ) -> LeaseResponse:
+        """Claim up to ``max_units`` units; with none leasable, wait up to ``wait_s`` for one."""
         body = LeaseRequest(
             worker_id=self.worker_id,
             kinds=kinds,  # type: ignore[arg-type]
             max_units=max_units,
             hostname=socket.gethostname(),
             pid=os.getpid(),
+            wait_s=wait_s,
         )
         return await self._must("POST", "/v1/leases", body, LeaseResponse)
 

@@ -192,13 +192,23 @@ class Worker:
             # short (a flag left set would have the loop re-lease without pause while
             # the job has no unit left for us but some of ours still run).
             slots_free.clear()
+            # A long-poll: with nothing leasable the coordinator holds the call until a
+            # job is submitted or a unit released, so new work starts at once.
+            wait = self.settings.idle_poll_s
+            asked = loop.time()
             try:
-                response = await coordinator.lease(self._kinds, free)
+                response = await coordinator.lease(self._kinds, free, wait_s=wait)
             except CoordinatorError as exc:
                 self.log.warning("lease_failed", error=str(exc))
-                await _wait_any(self.draining, timeout=self.settings.idle_poll_s)
+                await _wait_any(self.draining, timeout=wait)
                 continue
             self.apply(response.fleet, client_ids)
+            if response.units and self.draining.is_set():
+                # SIGTERM came while the call waited: these units go straight back.
+                for lease in response.units:
+                    await self._release(_Running(lease, self._context(lease, api, store)),
+                                        coordinator, self.log)  # fmt: skip
+                break
             for lease in response.units:
                 self._start(lease, coordinator, client_ids, api, store, slots_free)
             if response.units:
@@ -212,7 +222,13 @@ class Worker:
                     break
             else:
                 idle_since = None
-            await _wait_any(self.draining, slots_free, timeout=self.settings.idle_poll_s)
+            if loop.time() - asked < wait / 2:
+                # Answered empty without waiting (a coordinator shutting down): pause
+                # here instead, or the loop would spin on it.
+                await _wait_any(self.draining, timeout=wait)
+
+    def _context(self, lease: Lease, api: ApiClient, store: Store) -> UnitContext:
+        return UnitContext(lease, api, store, self.settings, self.metrics, self.draining)
 
     def _start(
         self,
@@ -223,8 +239,7 @@ class Worker:
         store: Store,
         slots_free: asyncio.Event,
     ) -> None:
-        ctx = UnitContext(lease, api, store, self.settings, self.metrics, self.draining)
-        running = _Running(lease, ctx)
+        running = _Running(lease, self._context(lease, api, store))
         self._running[lease.unit_id] = running
         self.metrics.units_active.set(len(self._running))
 

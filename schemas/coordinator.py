@@ -19,6 +19,15 @@ class CoordinatorSettings(BaseSettings):
     lease_s: float = Field(
         default=60.0, gt=0, le=3600, description="Lease duration; heartbeats extend it."
     )
+    lease_wait_max_s: float = Field(
+        default=10.0,
+        ge=0,
+        le=30,
+        description=(
+            "Longest a lease call is held waiting for work (its `wait_s` is cut to this; "
+            "a proxy's idle timeout must be longer)."
+        ),
+    )
     max_attempts: int = Field(
         default=8, ge=1, le=100, description="Claims of a unit before it goes `dead`."
     )

@@ -141,6 +141,15 @@ class LeaseRequest(_Strict):
             "(saves one round trip per batch); outcomes come back in `completed`"
         ),
     )
+    wait_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=30,
+        description=(
+            "long-poll: when no unit is leasable, hold the call up to this many seconds "
+            "and claim as soon as a job is submitted or a unit released (0: answer at once)"
+        ),
+    )
 
 
 class Lease(BaseModel):

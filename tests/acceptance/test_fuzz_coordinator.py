@@ -39,7 +39,8 @@ def coordinator(
         "coordinator",
         processes.soundfleet_argv("coordinator", "--port", "0"),
         log_dir=Path(log_dir),
-        env=env_with_database(dsn),
+        # Generated lease calls may ask to be held 30 s: held briefly, the run stays short.
+        env={**env_with_database(dsn), "SOUNDFLEET_COORDINATOR_LEASE_WAIT_MAX_S": "0.2"},
     )
     try:
         assert service.url is not None

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from coordinator.http import COORDINATOR
 from schemas.work import BatchCompleteResponse, LeaseResponse
 from tests.coordinator_util import Api, app_client, make_keys
 
@@ -18,7 +19,9 @@ ALL_KINDS = ["user_range", "follow_list", "user_tracks", "track_list", "play_pol
 @pytest.fixture
 async def api(db_dsn: str) -> Any:
     keys = await make_keys(db_dsn)
-    async with app_client(db_dsn, backoff_base_s=0.0, backoff_max_s=0.0) as client:
+    async with app_client(
+        db_dsn, backoff_base_s=0.0, backoff_max_s=0.0, lease_wait_max_s=30
+    ) as client:
         yield Api(client, keys)
 
 
@@ -546,3 +549,51 @@ async def test_reading_a_job_repairs_a_missed_finish(api: Api, db: asyncpg.Conne
     assert (status, view["state"]) == (200, "done")
     assert view["finished_at"] is not None
     assert view["progress"]["done"] == 2
+
+
+# ------------------------------------------------------------------------ long-poll
+# A waiting call is given 30 s; each test's bound of 10 s is a liveness check (the call
+# must be woken, not left to its timeout), not a measurement.
+
+
+def _wait_lease(api: Api, worker: str, kinds: list[str]) -> asyncio.Task[tuple[int, Any]]:
+    body = {"worker_id": worker, "kinds": kinds, "max_units": 5, "wait_s": 30}
+    return asyncio.create_task(api.call("POST", "/v1/leases", "worker", body))
+
+
+async def test_a_waiting_lease_call_claims_a_job_submitted_meanwhile(api: Api) -> None:
+    waiting = _wait_lease(api, "w", ["score"])
+    await asyncio.sleep(0.3)
+    assert not waiting.done()  # nothing to lease: the call is held
+    await api.submit("score", {"model": "spam"})
+    status, data = await asyncio.wait_for(waiting, 10)
+    assert status == 200, data
+    assert [u["kind"] for u in data["units"]] == ["score"]
+
+
+async def test_a_release_through_one_coordinator_wakes_a_call_waiting_on_another(
+    api: Api, db_dsn: str
+) -> None:
+    await api.submit("score", {"model": "spam"})
+    [unit] = await api.lease("w-a", ["score"])
+    async with app_client(db_dsn, lease_wait_max_s=30) as other:
+        waiting = _wait_lease(Api(other, api.keys), "w-b", ["score"])
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        status, _ = await api.call(
+            "POST", f"/v1/leases/{unit['unit_id']}/release", "worker",
+            {"worker_id": "w-a", "token": unit["token"]},
+        )  # fmt: skip
+        assert status == 200
+        status, data = await asyncio.wait_for(waiting, 10)
+    assert status == 200, data
+    assert [(u["unit_id"], u["token"]) for u in data["units"]] == [(unit["unit_id"], 2)]
+
+
+async def test_shutdown_answers_waiting_lease_calls_at_once(api: Api) -> None:
+    waiting = _wait_lease(api, "w", ["score"])
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    api.client.app[COORDINATOR].close()
+    status, data = await asyncio.wait_for(waiting, 10)
+    assert (status, data["units"]) == (200, [])

@@ -1,8 +1,10 @@
 """The worker's lease loop against a scripted coordinator: no busy re-leasing.
 
 When the job has no unit left for a worker that still runs some of its own, the
-worker must wait (``idle_poll_s``, or the next of its units to finish) between lease
-calls, not ask again as fast as the coordinator answers.
+worker must not ask again as fast as the coordinator answers: a lease call normally
+waits at the coordinator (``wait_s``, a long-poll), and one answered empty at once (as
+this scripted coordinator does, like a real one shutting down) is waited out by the
+worker itself.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class ScriptedCoordinator:
     def _fleet(self) -> FleetAdvice:
         return FleetAdvice(rate_share_rps=0, client_id="test-client-id")
 
-    async def lease(self, kinds: tuple[str, ...], max_units: int) -> LeaseResponse:
+    async def lease(self, kinds: tuple[str, ...], max_units: int, wait_s: float) -> LeaseResponse:
+        assert wait_s == 1.0  # the worker's idle_poll_s: it asks to be held
         self.lease_calls += 1
         give = min(self.pending, max_units)
         self.pending -= give
