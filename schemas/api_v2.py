@@ -1,8 +1,11 @@
 """Pydantic v2 models of SoundCloud api-v2 payloads.
 
-Modelled on real response bodies (``shared/fixtures/soundcloud-api-v2``). Unknown
-fields are ignored, never an error, because the platform adds fields without notice; a
-known field of the wrong type fails with an error naming the field's path.
+Modelled on real response bodies (``shared/fixtures/soundcloud-api-v2``). A model lists
+the fields soundfleet lands or checks; every other field is ignored, never an error,
+because the platform adds fields without notice (and changing the type of a field
+nobody stores must not fail a crawl; validating the user fields no table holds, such as
+badges, names and station URNs, was a fifth of a swept user's parse). A listed field of
+the wrong type fails with an error naming the field's path.
 
 Use :func:`parse` to validate a decoded JSON body into a model and get a
 :class:`~schemas.errors.PayloadError` on failure.
@@ -34,15 +37,6 @@ class CreatorSubscription(_Payload):
     product: Product
 
 
-class Badges(_Payload):
-    """Profile badges."""
-
-    pro: bool | None = None
-    creator_mid_tier: bool | None = None
-    pro_unlimited: bool | None = None
-    verified: bool | None = None
-
-
 class MiniUser(_Payload):
     """The reduced user nested in comments and some tracks."""
 
@@ -51,20 +45,13 @@ class MiniUser(_Payload):
     permalink: str | None = None
     username: str | None = None
     full_name: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
     avatar_url: str | None = None
     permalink_url: str | None = None
-    uri: str | None = None
-    urn: str | None = None
     city: str | None = None
     country_code: str | None = None
     followers_count: int | None = None
     last_modified: datetime | None = None
     verified: bool | None = None
-    badges: Badges | None = None
-    station_urn: str | None = None
-    station_permalink: str | None = None
 
 
 class User(MiniUser):
@@ -82,7 +69,6 @@ class User(MiniUser):
     groups_count: int | None = None
     creator_subscription: CreatorSubscription | None = None
     creator_subscriptions: list[CreatorSubscription] = Field(default_factory=list)
-    date_of_birth: dict[str, Any] | None = None
 
     @property
     def plan(self) -> str:
