@@ -130,12 +130,14 @@ async def user_range(ctx: UnitContext) -> UnitResult:
 
     base = ctx.settings.api_base.rstrip("/") + "/users/"
     pages = ctx.metrics.pages.labels("user")
-    # Enough lanes that a few units fill the request slots, few enough that hundreds of
-    # coroutines do not queue on them (a contended semaphore costs CPU per request).
+    # Twice as many lanes as request slots: while one unit's lanes wait at a batch
+    # boundary, other units' lanes take their slots (a lane queues for a slot once,
+    # not per request: see ApiClient.lane).
     s = ctx.settings
     lanes = max(4, min(s.concurrency, s.id_batch, -(-2 * s.concurrency // s.unit_slots)))
 
     with_profiles = ctx.settings.web_profiles
+    api = ctx.api
 
     async def fetch(lo: int, hi: int) -> Batch:
         # A few lanes pulling ids, not one task per id: tasks cost more than requests.
@@ -145,28 +147,30 @@ async def user_range(ctx: UnitContext) -> UnitResult:
         users: list[Record] = []
 
         async def lane() -> None:
-            for user_id in ids:
-                user = (await ctx.api.fetch(f"{base}{user_id}", User)).data
-                fetched_at = _now()
-                if user is GONE:
-                    gone.append((user_id, fetched_at))
-                    continue
-                if user.id != user_id:
-                    raise InputError(f"/users/{user_id} answered user {user.id}")
-                # Laid out as a tuple at once, so the parsed model (a dozen objects the
-                # garbage collector would re-scan while the batch fills) is freed here.
-                users.append(records.user_record(user, fetched_at))
-                if with_profiles:
-                    url = f"{base}{user_id}/web-profiles"
-                    listed = (await ctx.api.fetch(url, parse_web_profiles)).data
-                    if listed is not GONE:
-                        batch.profiles_of.add(user_id)
-                        # One row per URL (the key): a link listed twice is one row.
-                        unique = {link.url: link for link in listed}.values()
-                        batch.extend(
-                            tables.web_profiles,
-                            (records.web_profile_row(user_id, p, fetched_at) for p in unique),
-                        )
+            # The lane holds one request slot for all its ids (see ApiClient.lane).
+            async with api.lane():
+                for user_id in ids:
+                    user = (await api.fetch(f"{base}{user_id}", User, in_lane=True)).data
+                    fetched_at = _now()
+                    if user is GONE:
+                        gone.append((user_id, fetched_at))
+                        continue
+                    if user.id != user_id:
+                        raise InputError(f"/users/{user_id} answered user {user.id}")
+                    # Laid out as a tuple at once, so the parsed model (a dozen objects the
+                    # garbage collector would re-scan while the batch fills) is freed here.
+                    users.append(records.user_record(user, fetched_at))
+                    if with_profiles:
+                        url = f"{base}{user_id}/web-profiles"
+                        listed = (await api.fetch(url, parse_web_profiles, in_lane=True)).data
+                        if listed is not GONE:
+                            batch.profiles_of.add(user_id)
+                            # One row per URL (the key): a link listed twice is one row.
+                            unique = {link.url: link for link in listed}.values()
+                            batch.extend(
+                                tables.web_profiles,
+                                (records.web_profile_row(user_id, p, fetched_at) for p in unique),
+                            )
 
         try:
             await asyncio.gather(*(lane() for _ in range(min(lanes, hi - lo))))

@@ -16,6 +16,7 @@ Every request goes through :meth:`ApiClient.fetch`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -55,6 +56,9 @@ Parser = type[BaseModel] | Callable[[Any], Any] | None
 bytes, the fast path), a function of the decoded JSON, or None for the decoded JSON."""
 
 _STATUS = {code: str(code) for code in (200, 404, 429, 500, 502, 503)}
+
+_HELD: contextlib.AbstractAsyncContextManager[Any] = contextlib.nullcontext()
+"""The slot of a request whose caller holds one already (a lane's)."""
 
 GONE: Any = object()
 """Returned by :meth:`ApiClient.fetch` (as ``.data``) for a 404 (a gone or never-assigned id)."""
@@ -224,6 +228,7 @@ class ApiClient:
         parse: Parser = None,
         *,
         not_found_ok: bool = True,
+        in_lane: bool = False,
     ) -> Fetched:
         """GET ``url`` (on the API host) and return its decoded, parsed body.
 
@@ -231,24 +236,38 @@ class ApiClient:
         a :class:`PayloadError` from it counts as a malformed body and is retried. A 404
         returns :data:`GONE` when ``not_found_ok``. Raises :class:`TransientError` once
         retries are exhausted, :class:`OffHostError` or :class:`UnexpectedResponse` for
-        requests that must not be retried.
+        requests that must not be retried. ``in_lane``: the caller holds a request slot
+        (:meth:`lane`), so this request takes none of its own.
         """
         # The one entry point of every request (callers take ``.data``): no wrapper
         # coroutine above it, since each suspension of a request resumes through every
         # frame on its stack, and this is the path of every user of a sweep.
         check_on_api_host(url, self.api_base)
+        slot = _HELD if in_lane else self._slots
         try:
-            return await self._attempt(url, parse, not_found_ok)
+            return await self._attempt(url, parse, not_found_ok, slot)
         except TransientError as exc:
             # Building a retry controller costs more than a whole successful request,
             # so it is built only once the first attempt has failed.
-            return await self._retry(url, parse, not_found_ok, exc)
+            return await self._retry(url, parse, not_found_ok, slot, exc)
+
+    def lane(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """One request slot held across a run of requests (``fetch(..., in_lane=True)``).
+
+        A sweep runs more lanes than there are slots, so that while some units' lanes
+        wait at a batch boundary the others keep every slot busy. Taking the slot once
+        per lane instead of once per request spares each request a contended acquire,
+        a suspension and a wake-up (about 5% of a bare request's CPU). A lane keeps
+        its slot while one of its requests backs off.
+        """
+        return self._slots
 
     async def _retry(
         self,
         url: str,
         parse: Parser,
         not_found_ok: bool,
+        slot: contextlib.AbstractAsyncContextManager[Any],
         first: TransientError,
     ) -> Fetched:
         counters = _Counters()
@@ -264,7 +283,7 @@ class ApiClient:
             with attempt:
                 if pending:  # replay the first failure so it is waited for and counted
                     raise pending.pop()
-                return await self._attempt(url, parse, not_found_ok)
+                return await self._attempt(url, parse, not_found_ok, slot)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     def _yarl(self, target: str) -> URL | str:
@@ -291,7 +310,13 @@ class ApiClient:
             )
         return target
 
-    async def _attempt(self, url: str, parse: Parser, not_found_ok: bool) -> Fetched:
+    async def _attempt(
+        self,
+        url: str,
+        parse: Parser,
+        not_found_ok: bool,
+        slot: contextlib.AbstractAsyncContextManager[Any],
+    ) -> Fetched:
         # Synchronous fast paths first: a token in hand and a known client_id are the
         # common case, and awaiting a coroutine that returns at once still builds one.
         if not self.bucket.try_take():
@@ -299,7 +324,7 @@ class ApiClient:
         client_id = self.client_ids.known or await self.client_ids.current()
         target = self._yarl(with_client_id(url, client_id))
         stats = self._stats
-        async with self._slots:
+        async with slot:
             started = time.monotonic()
             try:
                 async with self.session.get(target, allow_redirects=False) as resp:
