@@ -46,6 +46,10 @@ class HoltWinters:
 
 
 def _sigmoid(x: float) -> float:
+    # exp(-x) overflows below x = -709, where L-BFGS-B's line search can probe; there
+    # the sigmoid equals exp(x) to double precision.
+    if x < -700.0:
+        return math.exp(x)
     return 1.0 / (1.0 + math.exp(-x))
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scoring.revisit import wavelet
-from scoring.revisit.baseline import fit_holt_winters
+from scoring.revisit.baseline import _sigmoid, fit_holt_winters
 from scoring.revisit.fit import FitError, data_bits, fit, forecast, log_star, model_bits, rmse
 from scoring.revisit.model import Period, Shock, pack, simulate, simulate_batch
 from scoring.revisit.series import SeriesError, mark_outages, regularize
@@ -206,6 +206,13 @@ def test_holt_winters_tracks_a_seasonal_level() -> None:
     hw = fit_holt_winters(y, 7)
     assert rmse(hw.one_step[30:], y[30:]) < 5
     assert rmse(hw.forecast(14), 100 + 20 * np.sin(2 * np.pi * np.arange(300, 314) / 7)) < 8
+
+
+def test_holt_winters_weights_survive_extreme_line_search_steps() -> None:
+    # L-BFGS-B can probe logit weights below -709, where exp(-x) overflows.
+    assert _sigmoid(-800.0) == 0.0
+    assert _sigmoid(-700.5) == pytest.approx(math.exp(-700.5))
+    assert _sigmoid(0.0) == 0.5
 
 
 def test_periodic_term_chosen_among_candidate_periods() -> None:
