@@ -10,6 +10,7 @@ documented in ``/openapi.json`` like the built-in ones. ``app[COORDINATOR]`` and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -549,16 +550,37 @@ ROUTE_TABLE: tuple[Route, ...] = (
 )
 
 
-async def _listen(coordinator: Coordinator, dsn: str) -> asyncpg.Connection | None:
-    """A connection of its own listening for work notifications (None if it fails)."""
-    try:
-        conn = await database.connect(dsn)
-        await coordinator.listen(conn)
-    except (OSError, asyncpg.PostgresError, SoundfleetError) as exc:
-        # Long-polls then end at their timeout instead of on the notification.
-        log.warning("work_listener_unavailable", error=str(exc))
-        return None
-    return conn
+async def _listen(
+    coordinator: Coordinator, dsn: str, tried: asyncio.Event, retry_s: float = 5.0
+) -> None:
+    """Keep a connection of its own listening for work notifications, reconnecting.
+
+    ``tried`` is set once the first attempt succeeded or failed. While the connection
+    is down (a database restart), held lease calls end at their timeout instead of on
+    the notification: slower to start new work, never wrong.
+    """
+    while True:
+        try:
+            conn = await database.connect(dsn)
+        except SoundfleetError as exc:
+            log.warning("work_listener_unavailable", error=str(exc))
+            tried.set()
+            await asyncio.sleep(retry_s)
+            continue
+        lost = asyncio.Event()
+        try:
+            conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+            await coordinator.listen(conn)
+            tried.set()
+            await lost.wait()
+            log.warning("work_listener_lost")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("work_listener_unavailable", error=str(exc))
+            tried.set()
+        finally:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await conn.close()
+        await asyncio.sleep(retry_s)
 
 
 def create_app(
@@ -593,13 +615,19 @@ def create_app(
         coordinator = Coordinator(the_pool, settings, app[METRICS])
         await coordinator.start()
         app[COORDINATOR] = coordinator
-        listener = await _listen(coordinator, target) if target is not None else None
+        listener = None
+        if target is not None:
+            # Started before serving, so a job submitted right away wakes waiting calls.
+            tried = asyncio.Event()
+            listener = asyncio.create_task(_listen(coordinator, target, tried))
+            await tried.wait()
         try:
             yield
         finally:
             if listener is not None:
-                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    await listener.close()
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             if own:
                 await the_pool.close()
 

@@ -597,3 +597,24 @@ async def test_shutdown_answers_waiting_lease_calls_at_once(api: Api) -> None:
     api.client.app[COORDINATOR].close()
     status, data = await asyncio.wait_for(waiting, 10)
     assert (status, data["units"]) == (200, [])
+
+
+async def test_the_listener_reconnects_after_its_connection_is_cut(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    listening = "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND pid <> $1"
+    own = await db.fetchval("SELECT pg_backend_pid()")
+    [old] = [r["pid"] for r in await db.fetch(listening, own)]
+    await db.execute("SELECT pg_terminate_backend($1)", old)
+    for _ in range(200):  # it reconnects after 5 s
+        pids = [r["pid"] for r in await db.fetch(listening, own)]
+        if pids and pids != [old]:
+            break
+        await asyncio.sleep(0.1)
+    assert pids and old not in pids
+    waiting = _wait_lease(api, "w", ["score"])
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    await api.submit("score", {"model": "spam"})
+    status, data = await asyncio.wait_for(waiting, 10)
+    assert (status, len(data["units"])) == (200, 1)
