@@ -402,8 +402,10 @@ async def insert_units(
         units.depths,
         units.delays_s,
     )
-    await announce_work(conn)
-    return int(status.rsplit(" ", 1)[1])
+    added = int(status.rsplit(" ", 1)[1])
+    if added:  # a network expansion often adds nothing: wake no one for it
+        await announce_work(conn)
+    return added
 
 
 async def insert_sweep(
@@ -420,8 +422,10 @@ async def insert_sweep(
     status: str = await conn.execute(
         INSERT_SWEEP, job_id, id_from, id_to, chunk, priority, max_attempts, shuffle
     )
-    await announce_work(conn)
-    return int(status.rsplit(" ", 1)[1])
+    added = int(status.rsplit(" ", 1)[1])
+    if added:
+        await announce_work(conn)
+    return added
 
 
 async def lock_job(conn: asyncpg.Connection, job_id: int) -> asyncpg.Record | None:

@@ -110,13 +110,10 @@ class Coordinator:
         """Wake waiting lease calls on the work notifications of ``conn`` (its own connection).
 
         Every coordinator process listens, so a job submitted through one replica wakes
-        the workers long-polling on any other. Without a listener (or once its
-        connection is lost) a waiting call still claims when its wait runs out.
+        the workers long-polling on any other. While no connection listens, a waiting
+        call still claims when its wait runs out.
         """
-        await conn.add_listener(q.WORK_CHANNEL, self._on_work)
-
-    def _on_work(self, *_: object) -> None:
-        self.wake()
+        await conn.add_listener(q.WORK_CHANNEL, lambda *_: self.wake())
 
     def wake(self) -> None:
         """Let every waiting lease call claim again now."""

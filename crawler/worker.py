@@ -206,8 +206,8 @@ class Worker:
             if response.units and self.draining.is_set():
                 # SIGTERM came while the call waited: these units go straight back.
                 for lease in response.units:
-                    await self._release(_Running(lease, self._context(lease, api, store)),
-                                        coordinator, self.log)  # fmt: skip
+                    ulog = self.log.bind(unit_id=lease.unit_id)
+                    await self._release(lease, lease.cursor, 0, coordinator, ulog)
                 break
             for lease in response.units:
                 self._start(lease, coordinator, client_ids, api, store, slots_free)
@@ -227,9 +227,6 @@ class Worker:
                 # here instead, or the loop would spin on it.
                 await _wait_any(self.draining, timeout=wait)
 
-    def _context(self, lease: Lease, api: ApiClient, store: Store) -> UnitContext:
-        return UnitContext(lease, api, store, self.settings, self.metrics, self.draining)
-
     def _start(
         self,
         lease: Lease,
@@ -239,7 +236,8 @@ class Worker:
         store: Store,
         slots_free: asyncio.Event,
     ) -> None:
-        running = _Running(lease, self._context(lease, api, store))
+        ctx = UnitContext(lease, api, store, self.settings, self.metrics, self.draining)
+        running = _Running(lease, ctx)
         self._running[lease.unit_id] = running
         self.metrics.units_active.set(len(self._running))
 
@@ -290,7 +288,7 @@ class Worker:
             ulog.info("unit_done", rows=ctx.rows)
         except Drained:
             beat.cancel()
-            await self._release(running, coordinator, ulog)
+            await self._release(lease, ctx.cursor, ctx.rows, coordinator, ulog)
             outcome = "released"
         except asyncio.CancelledError:
             beat.cancel()
@@ -299,7 +297,7 @@ class Worker:
             else:
                 # Grace ran out (or the job was cancelled): give the unit back at its
                 # last committed checkpoint; shielded so the report is not cut short.
-                await asyncio.shield(self._release(running, coordinator, ulog))
+                await asyncio.shield(self._release(lease, ctx.cursor, ctx.rows, coordinator, ulog))
                 outcome = "released"
                 if not running.cancelled_by_job:
                     raise
@@ -345,14 +343,16 @@ class Worker:
 
     async def _release(
         self,
-        running: _Running,
+        lease: Lease,
+        cursor: str | None,
+        rows: int,
         coordinator: CoordinatorClient,
         ulog: structlog.typing.FilteringBoundLogger,
     ) -> None:
-        cursor = running.ctx.cursor
+        """Give ``lease`` back at ``cursor`` (its last committed checkpoint)."""
         try:
-            await coordinator.release(running.lease.unit_id, running.lease.token, cursor)
-            ulog.info("unit_released", cursor=cursor, rows=running.ctx.rows)
+            await coordinator.release(lease.unit_id, lease.token, cursor)
+            ulog.info("unit_released", cursor=cursor, rows=rows)
         except LeaseLost:
             self.metrics.lease_losses.inc()
         except CoordinatorError as exc:
