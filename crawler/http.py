@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ from yarl import URL
 
 from crawler.clientids import ClientIdProvider
 from crawler.cursors import check_on_api_host, with_client_id
+from crawler.deadlines import Deadlines
 from crawler.errors import (
     ClientIdRejected,
     MalformedBody,
@@ -172,6 +174,11 @@ class ApiClient:
         self._background: set[asyncio.Task[None]] = set()
         self._last_report = float("-inf")
         self._stats = metrics.requests if metrics is not None else None
+        # The session's total timeout is enforced by coarse deadlines instead of a timer
+        # per request (see crawler.deadlines); a new connection keeps its own timeout.
+        timeout = session.timeout
+        self._deadlines = Deadlines(timeout.total or math.inf)
+        self._no_timer = aiohttp.ClientTimeout(sock_connect=timeout.sock_connect)
         base = URL(api_base)
         self._origin = f"{base.scheme}://{base.raw_authority}"
         self._scheme, self._authority = base.scheme, base.raw_authority
@@ -324,10 +331,14 @@ class ApiClient:
         client_id = self.client_ids.known or await self.client_ids.current()
         target = self._yarl(with_client_id(url, client_id))
         stats = self._stats
+        deadlines = self._deadlines
         async with slot:
             started = time.monotonic()
+            task = deadlines.start()
             try:
-                async with self.session.get(target, allow_redirects=False) as resp:
+                async with self.session.get(
+                    target, allow_redirects=False, timeout=self._no_timer
+                ) as resp:
                     status = resp.status
                     body = await resp.read()
                     headers = resp.headers
@@ -341,6 +352,16 @@ class ApiClient:
                 raise TransientError(
                     f"GET {url}: {type(exc).__name__}: {exc}".rstrip(": ")
                 ) from exc
+            except asyncio.CancelledError:
+                if not deadlines.timed_out(task):
+                    raise
+                if stats is not None:
+                    stats.record("error", time.monotonic() - started)
+                raise TransientError(
+                    f"GET {url}: no response within {deadlines.timeout_s:g} s"
+                ) from None
+            finally:
+                deadlines.finish(task)
         if stats is not None:
             stats.record(_STATUS.get(status) or str(status), time.monotonic() - started)
         if status == 200:  # the common case, without another coroutine

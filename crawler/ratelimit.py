@@ -48,8 +48,9 @@ class TokenBucket:
         """Hold every request until the monotonic clock reads ``deadline``."""
         self._paused_until = max(self._paused_until, deadline)
 
-    def _refill(self) -> None:
-        now = time.monotonic()
+    def _refill(self, now: float | None = None) -> None:
+        if now is None:
+            now = time.monotonic()
         if self._rate > 0:
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
@@ -59,13 +60,15 @@ class TokenBucket:
 
         Synchronous, so a caller awaits :meth:`acquire` only when it must wait.
         """
-        if time.monotonic() < self._paused_until or self._lock.locked():
+        # Called before every request: one clock read serves the pause and the refill.
+        now = time.monotonic()
+        if now < self._paused_until or self._lock.locked():
             return False
         # Nobody is waiting: take a token without queueing (no await between the check
         # and the take, so this is atomic on the event loop).
         if self._rate <= 0:
             return True
-        self._refill()
+        self._refill(now)
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True

@@ -1,0 +1,114 @@
+"""Request timeouts, enforced by coarse deadlines instead of a timer per request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from crawler.errors import TransientError
+from crawler.http import ApiClient, RetryPolicy, create_session
+
+
+class FixedId:
+    """A client_id that never changes (the server here does not check it)."""
+
+    known = "fixedid12345678"
+
+    async def current(self) -> str:
+        return self.known
+
+    async def rejected(self, value: str) -> None:
+        raise AssertionError(f"{value} refused")
+
+    def advise(self, value: str | None) -> None:
+        return None
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[str, list[str], asyncio.Event]]:
+    """A local API with a path that answers at once and one that never answers."""
+    seen: list[str] = []
+    hanging = asyncio.Event()
+
+    async def fast(request: web.Request) -> web.Response:
+        seen.append("fast")
+        return web.json_response({"ok": True})
+
+    async def hang(request: web.Request) -> web.Response:
+        seen.append("hang")
+        hanging.set()
+        await asyncio.sleep(60)
+        return web.json_response({"late": True})
+
+    app = web.Application()
+    app.router.add_get("/api/fast", fast)
+    app.router.add_get("/api/hang", hang)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/api", seen, hanging
+    finally:
+        await runner.cleanup()
+
+
+async def _client(api: str, timeout_s: float, retries: int) -> ApiClient:
+    session = create_session(4, timeout_s)
+    policy = RetryPolicy(max_retries=retries, backoff_base_s=0.01, backoff_max_s=0.02)
+    return ApiClient(session, api, FixedId(), concurrency=4, policy=policy)
+
+
+async def test_a_hung_request_times_out_and_its_task_carries_on(
+    server: tuple[str, list[str], asyncio.Event],
+) -> None:
+    api, seen, _ = server
+    client = await _client(api, 0.4, retries=1)
+    try:
+        with pytest.raises(TransientError, match=r"no response within 0\.4 s"):
+            await client.fetch(f"{api}/hang")
+        assert seen == ["hang", "hang"]  # the first attempt and its one retry
+        # The timeout's cancellation was withdrawn: the same task goes on requesting.
+        assert (await client.fetch(f"{api}/fast")).data == {"ok": True}
+        task = asyncio.current_task()
+        assert task is not None and task.cancelling() == 0
+    finally:
+        await client.session.close()
+
+
+async def test_a_cancellation_from_elsewhere_is_not_taken_for_a_timeout(
+    server: tuple[str, list[str], asyncio.Event],
+) -> None:
+    api, seen, hanging = server
+    client = await _client(api, 30.0, retries=3)
+    try:
+        request = asyncio.create_task(client.fetch(f"{api}/hang"))
+        await hanging.wait()
+        request.cancel()  # a drain or a shutdown, not the deadline
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        assert seen == ["hang"]  # not retried as a timeout
+    finally:
+        await client.session.close()
+
+
+async def test_concurrent_requests_each_keep_their_own_deadline(
+    server: tuple[str, list[str], asyncio.Event],
+) -> None:
+    api, _, _ = server
+    client = await _client(api, 0.3, retries=0)
+    try:
+        results = await asyncio.gather(
+            client.fetch(f"{api}/hang"),
+            client.fetch(f"{api}/fast"),
+            client.fetch(f"{api}/hang"),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], TransientError)
+        assert not isinstance(results[1], BaseException) and results[1].data == {"ok": True}
+        assert isinstance(results[2], TransientError)
+    finally:
+        await client.session.close()
