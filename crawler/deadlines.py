@@ -36,11 +36,10 @@ class Deadlines:
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - requests always run in a task
             raise RuntimeError("a request outside a task has no deadline")
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         self._inflight[task] = loop.time() + self.timeout_s
         if self._check is None:
+            self._loop = loop
             self._check = loop.call_later(self._period, self._sweep)
         return task
 
