@@ -61,7 +61,11 @@ class WorkerSettings(BaseSettings):
     chromium: Path | None = Field(
         default=None, description="Chromium for browser discovery (else /usr/bin/chromium)."
     )
-    request_timeout_s: float = Field(default=30.0, gt=0, description="Per request.")
+    request_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Per request; checked once a second (crawler.deadlines), so up to 1 s late.",
+    )
     max_retries: int = Field(
         default=6, ge=0, le=100, description="Retries of one request on 5xx/connection/body."
     )
