@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -56,59 +57,55 @@ async def server() -> AsyncIterator[tuple[str, list[str], asyncio.Event]]:
         await runner.cleanup()
 
 
-async def _client(api: str, timeout_s: float, retries: int) -> ApiClient:
+@contextlib.asynccontextmanager
+async def api_client(api: str, timeout_s: float, retries: int) -> AsyncIterator[ApiClient]:
+    """An API client whose session times requests out after ``timeout_s``."""
     session = create_session(4, timeout_s)
     policy = RetryPolicy(max_retries=retries, backoff_base_s=0.01, backoff_max_s=0.02)
-    return ApiClient(session, api, FixedId(), concurrency=4, policy=policy)
+    try:
+        yield ApiClient(session, api, FixedId(), concurrency=4, policy=policy)
+    finally:
+        await session.close()
 
 
 async def test_a_hung_request_times_out_and_its_task_carries_on(
     server: tuple[str, list[str], asyncio.Event],
 ) -> None:
     api, seen, _ = server
-    client = await _client(api, 0.4, retries=1)
-    try:
+    async with api_client(api, 0.4, retries=1) as client:
         with pytest.raises(TransientError, match=r"no response within 0\.4 s"):
             await client.fetch(f"{api}/hang")
         assert seen == ["hang", "hang"]  # the first attempt and its one retry
         # The timeout's cancellation was withdrawn: the same task goes on requesting.
         assert (await client.fetch(f"{api}/fast")).data == {"ok": True}
-        task = asyncio.current_task()
-        assert task is not None and task.cancelling() == 0
-    finally:
-        await client.session.close()
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
 
 
 async def test_a_cancellation_from_elsewhere_is_not_taken_for_a_timeout(
     server: tuple[str, list[str], asyncio.Event],
 ) -> None:
     api, seen, hanging = server
-    client = await _client(api, 30.0, retries=3)
-    try:
+    async with api_client(api, 30.0, retries=3) as client:
         request = asyncio.create_task(client.fetch(f"{api}/hang"))
         await hanging.wait()
         request.cancel()  # a drain or a shutdown, not the deadline
         with pytest.raises(asyncio.CancelledError):
             await request
-        assert seen == ["hang"]  # not retried as a timeout
-    finally:
-        await client.session.close()
+    assert seen == ["hang"]  # not retried as a timeout
 
 
 async def test_concurrent_requests_each_keep_their_own_deadline(
     server: tuple[str, list[str], asyncio.Event],
 ) -> None:
     api, _, _ = server
-    client = await _client(api, 0.3, retries=0)
-    try:
+    async with api_client(api, 0.3, retries=0) as client:
         results = await asyncio.gather(
             client.fetch(f"{api}/hang"),
             client.fetch(f"{api}/fast"),
             client.fetch(f"{api}/hang"),
             return_exceptions=True,
         )
-        assert isinstance(results[0], TransientError)
-        assert not isinstance(results[1], BaseException) and results[1].data == {"ok": True}
-        assert isinstance(results[2], TransientError)
-    finally:
-        await client.session.close()
+    assert isinstance(results[0], TransientError)
+    assert not isinstance(results[1], BaseException) and results[1].data == {"ok": True}
+    assert isinstance(results[2], TransientError)
