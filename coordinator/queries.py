@@ -307,6 +307,14 @@ async def announce_work(conn: asyncpg.Connection) -> None:
     await conn.execute(f"NOTIFY {WORK_CHANNEL}")
 
 
+async def _announce_added(conn: asyncpg.Connection, status: str) -> int:
+    """Units an ``INSERT`` status reports; waiting lease calls are woken only if any."""
+    added = int(status.rsplit(" ", 1)[1])
+    if added:  # a network expansion often adds nothing: wake no one for it
+        await announce_work(conn)
+    return added
+
+
 async def finish_jobs(conn: asyncpg.Connection, job_ids: Sequence[int]) -> list[asyncpg.Record]:
     """Close the given jobs that have no queued or leased unit left."""
     return list(await conn.fetch(FINISH_JOBS, sorted(set(job_ids))))
@@ -402,10 +410,7 @@ async def insert_units(
         units.depths,
         units.delays_s,
     )
-    added = int(status.rsplit(" ", 1)[1])
-    if added:  # a network expansion often adds nothing: wake no one for it
-        await announce_work(conn)
-    return added
+    return await _announce_added(conn, status)
 
 
 async def insert_sweep(
@@ -422,10 +427,7 @@ async def insert_sweep(
     status: str = await conn.execute(
         INSERT_SWEEP, job_id, id_from, id_to, chunk, priority, max_attempts, shuffle
     )
-    added = int(status.rsplit(" ", 1)[1])
-    if added:
-        await announce_work(conn)
-    return added
+    return await _announce_added(conn, status)
 
 
 async def lock_job(conn: asyncpg.Connection, job_id: int) -> asyncpg.Record | None:

@@ -347,19 +347,13 @@ class ApiClient:
                     location = headers.get("Location")
                     date = headers.get("Date")
             except (aiohttp.ClientError, TimeoutError) as exc:
-                if stats is not None:
-                    stats.record("error", time.monotonic() - started)
-                raise TransientError(
-                    f"GET {url}: {type(exc).__name__}: {exc}".rstrip(": ")
-                ) from exc
+                message = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                raise self._no_response(url, message, started) from exc
             except asyncio.CancelledError:
                 if not deadlines.timed_out(task):
                     raise
-                if stats is not None:
-                    stats.record("error", time.monotonic() - started)
-                raise TransientError(
-                    f"GET {url}: no response within {deadlines.timeout_s:g} s"
-                ) from None
+                message = f"no response within {deadlines.timeout_s:g} s"
+                raise self._no_response(url, message, started) from None
             finally:
                 deadlines.finish(task)
         if stats is not None:
@@ -370,6 +364,12 @@ class ApiClient:
             url, client_id, status, body, content_type, retry_after, location, parse, not_found_ok
         )
         return Fetched(data, date)
+
+    def _no_response(self, url: str, message: str, started: float) -> TransientError:
+        """The retryable error of a request that got no response, counted as one."""
+        if self._stats is not None:
+            self._stats.record("error", time.monotonic() - started)
+        return TransientError(f"GET {url}: {message}")
 
     async def _interpret(
         self,

@@ -36,7 +36,7 @@ class TokenBucket:
 
     def set_rate(self, rate: float) -> None:
         """Apply a new rate share (tokens already held are capped to the new burst)."""
-        self._refill()
+        self._refill(time.monotonic())
         self._rate = rate
         self._tokens = min(self._tokens, self.capacity)
 
@@ -48,9 +48,7 @@ class TokenBucket:
         """Hold every request until the monotonic clock reads ``deadline``."""
         self._paused_until = max(self._paused_until, deadline)
 
-    def _refill(self, now: float | None = None) -> None:
-        if now is None:
-            now = time.monotonic()
+    def _refill(self, now: float) -> None:
         if self._rate > 0:
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
@@ -87,7 +85,7 @@ class TokenBucket:
                     continue
                 if self._rate <= 0:
                     return
-                self._refill()
+                self._refill(now)
                 if self._tokens >= 1.0:
                     self._tokens -= 1.0
                     return
