@@ -14,12 +14,20 @@ One run, printing one JSON object:
    job's last unit done. Each worker's RSS is sampled throughout and reported at 25,
    50, 75 and 100% of the job's units, with its peak; the CPU per user of the workers,
    the simulator, the coordinator and the PostgreSQL backends is reported, so a ratio
-   can be read against where the two cores went.
+   can be read against where the two cores went;
+3. ``least_pipeline`` (unless ``--no-least``): the ceiling's loop plus only the work the
+   issue asks of a worker for each user (validation into the schemas' ``User``, the
+   row, batched binary COPY landing with the workers' own sink) in this one process,
+   with no coordinator, leases, checkpoints, retries or politeness: its ratio is what
+   validating and landing alone leave of the ceiling on this machine, and each worker
+   count's ``of_least`` (its ratio over the least pipeline's, round by round) is what
+   the fleet's own machinery costs on top.
 
 The machine is shared and noisy: the same code's ratio moves by about ±0.05 from one
-fleet run to the next. So the fleet runs are repeated (``--repeats``, default 3: 1, 2,
-1, 2, 1, 2 workers, a ceiling between each two), and each worker count reports its
-``ratio`` as the median of its runs, next to ``ratio_min`` and every run's figures.
+fleet run to the next. So the runs are repeated (``--repeats``, default 3: 1 and 2
+workers and the least pipeline, three times over, a ceiling between each two runs), and
+each reports its ``ratio`` as the median of its runs, next to ``ratio_min`` and every
+run's figures.
 
 Targets (issue 5): the median ``ratio`` (workers' users/s over the ceiling's) >= 0.7
 for each worker count; every worker's peak RSS < 200 MB and flat (``rss_growth_mb``:
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -41,6 +50,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +61,16 @@ import asyncpg
 import psutil
 import uvloop
 
+from crawler.cli import tune_gc
+from crawler.config import WorkerSettings
+from schemas import records, tables
+from schemas.api_v2 import User
 from schemas.settings import Settings
 from soundfleet import database, processes
 from soundfleet.cli_db import migrate_target
 from soundfleet.client import CoordinatorClient
 from soundfleet.fleet import create_key, drop_database, scratch_database
+from soundfleet.sink import write_records
 
 _CLIENT_ID = re.compile(r'"apiClient", "data": \{"id": "([A-Za-z0-9_-]+)"')
 
@@ -76,15 +93,20 @@ def _latest_cpu_s(previous: list[float], handles: list[psutil.Process]) -> list[
     return latest
 
 
+async def _client_id(session: aiohttp.ClientSession, web_base: str) -> str:
+    """The simulator homepage's client_id (the bare loops skip discovery's fallbacks)."""
+    async with session.get(web_base + "/") as resp:
+        match = _CLIENT_ID.search(await resp.text())
+    if match is None:
+        raise RuntimeError("no client_id on the simulator's homepage")
+    return match.group(1)
+
+
 async def ceiling(web_base: str, ids: int, concurrency: int, sim: psutil.Process) -> dict[str, Any]:
     """A bare aiohttp loop: ``GET /users/{id}`` for ids 1..N, no decoding, no storage."""
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        async with session.get(web_base + "/") as resp:
-            match = _CLIENT_ID.search(await resp.text())
-        if match is None:
-            raise RuntimeError("no client_id on the simulator's homepage")
-        client_id = match.group(1)
+        client_id = await _client_id(session, web_base)
         next_id = iter(range(1, ids + 1))
         statuses: dict[int, int] = {}
 
@@ -148,8 +170,138 @@ async def _backends_cpu_s(conn: asyncpg.Connection) -> float:
     return total
 
 
+@asynccontextmanager
+async def _scratch(admin_dsn: str, prefix: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one run (its DSN); dropped afterwards."""
+    dsn = await asyncio.to_thread(scratch_database, admin_dsn, f"{prefix}_{uuid.uuid4().hex[:8]}")
+    try:
+        await asyncio.to_thread(migrate_target, database.DatabaseTarget(dsn, embedded=False))
+        yield dsn
+    finally:
+        await asyncio.to_thread(drop_database, admin_dsn, dsn)
+
+
+class _LeastSink:
+    """Batches of ``users`` and ``user_ids_gone`` rows landed one after another, each
+    landing overlapping the next batch's fetching (as a worker's ``user_range`` does)."""
+
+    def __init__(self, conn: asyncpg.Connection, batch_size: int) -> None:
+        self.conn = conn
+        self.batch_size = batch_size
+        self.users: list[tuple[Any, ...]] = []
+        self.gone: list[tuple[Any, ...]] = []
+        self._landing: asyncio.Task[None] | None = None
+        self._order = asyncio.Lock()
+
+    async def added(self) -> None:
+        """Land the batch once it is full."""
+        if len(self.users) + len(self.gone) >= self.batch_size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Start landing the batch, after the previous landing (one connection)."""
+        users, gone, self.users, self.gone = self.users, self.gone, [], []
+        async with self._order:
+            if self._landing is not None:
+                await self._landing
+            self._landing = asyncio.create_task(self._land(users, gone))
+
+    async def close(self) -> None:
+        """Land what is left and wait for it."""
+        await self.flush()
+        if self._landing is not None:
+            await self._landing
+
+    async def _land(self, users: list[tuple[Any, ...]], gone: list[tuple[Any, ...]]) -> None:
+        async with self.conn.transaction():
+            await write_records(self.conn, tables.users, records.USER_COLUMNS, users)
+            await write_records(self.conn, tables.user_ids_gone, records.GONE_COLUMNS, gone)
+
+
+async def _least_loop(
+    session: aiohttp.ClientSession, url: str, next_id: Iterator[int], sink: _LeastSink
+) -> None:
+    for user_id in next_id:
+        async with session.get(url.format(user_id)) as resp:
+            body = await resp.read()
+            status = resp.status
+        fetched_at = datetime.now(UTC)
+        if status == 404:
+            sink.gone.append((user_id, fetched_at))
+        elif status == 200:
+            sink.users.append(records.user_record(User.model_validate_json(body), fetched_at))
+        else:
+            raise RuntimeError(f"/users/{user_id}: HTTP {status}")
+        await sink.added()
+
+
+async def least_pipeline(
+    dsn: str, web_base: str, ids: int, concurrency: int, sim: psutil.Process
+) -> dict[str, Any]:
+    """The least landing crawler: the ceiling's loop plus only the work issue 5 requires.
+
+    Each user's body is validated into the schemas' ``User``, laid out as a ``users``
+    row (404s as ``user_ids_gone`` rows) and landed with the workers' own bulk sink
+    (binary COPY into a staging table, one upsert, a transaction per batch of the
+    workers' ``id_batch`` ids) into a fresh database. No coordinator, leases,
+    checkpoints, retries, token bucket, deadlines or metrics: the fleet's ratio against
+    this one is what the fleet's own machinery costs, and this one's ratio against the
+    ceiling is what validating and landing cost on the machine. The collector is tuned
+    as in a worker (batches of parsed rows would otherwise be re-scanned by every young
+    collection), and put back afterwards for the ceiling runs.
+    """
+    thresholds = gc.get_threshold()
+    tune_gc()
+    try:
+        return await _least_pipeline(dsn, web_base, ids, concurrency, sim)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+async def _least_pipeline(
+    dsn: str, web_base: str, ids: int, concurrency: int, sim: psutil.Process
+) -> dict[str, Any]:
+    batch_size = WorkerSettings.model_fields["id_batch"].default
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+    async with (
+        database.connection(dsn) as conn,
+        database.connection(dsn) as monitor,
+        aiohttp.ClientSession(connector=connector) as session,
+    ):
+        client_id = await _client_id(session, web_base)
+        url = f"{web_base}/api/users/{{}}?client_id={client_id}"
+        next_id = iter(range(1, ids + 1))
+        sink = _LeastSink(conn, batch_size)
+        sim_cpu = _cpu_s(sim)
+        pg_cpu = await _backends_cpu_s(monitor)
+        own_cpu = time.process_time()
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(_least_loop(session, url, next_id, sink) for _ in range(concurrency))
+        )
+        await sink.close()
+        elapsed = time.perf_counter() - started
+        own_cpu = time.process_time() - own_cpu
+        sim_cpu = _cpu_s(sim) - sim_cpu
+        pg_cpu = await _backends_cpu_s(monitor) - pg_cpu
+        landed = await monitor.fetchval(
+            "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM user_ids_gone)"
+        )
+    return {
+        "seconds": round(elapsed, 2),
+        "users_per_s": round(ids / elapsed, 1),
+        "rows_landed": int(landed),
+        "cpu_us_per_user": {
+            "client": round(1e6 * own_cpu / ids, 1),
+            "simulator": round(1e6 * sim_cpu / ids, 1),
+            "postgres": round(1e6 * pg_cpu / ids, 1),
+        },
+    }
+
+
 async def fleet_run(
-    admin_dsn: str,
+    dsn: str,
     web_base: str,
     ids: int,
     concurrency: int,
@@ -158,10 +310,7 @@ async def fleet_run(
     log_dir: Path,
     sim: psutil.Process,
 ) -> dict[str, Any]:
-    """A ``user_sweep`` over ids 1..N crawled by ``workers`` worker processes."""
-    name = f"bench_sweep_{uuid.uuid4().hex[:8]}"
-    dsn = await asyncio.to_thread(scratch_database, admin_dsn, name)
-    await asyncio.to_thread(migrate_target, database.DatabaseTarget(dsn, embedded=False))
+    """A ``user_sweep`` over ids 1..N crawled by ``workers`` worker processes into ``dsn``."""
     env = {
         **os.environ,
         "DATABASE_URL": dsn,
@@ -244,7 +393,6 @@ async def fleet_run(
         codes = [processes.stop(w, grace_s=30) for w in crew]
     finally:
         processes.stop_all(services, grace_s=10)
-        await asyncio.to_thread(drop_database, admin_dsn, dsn)
     per = []
     for i in range(workers):
         series = [(frac, rss[i]) for frac, rss in samples if rss[i] == rss[i]]
@@ -302,34 +450,49 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         # fleet runs, and each run is compared with the mean of the two around it.
         sim_proc = psutil.Process(sim.proc.pid)
         ceilings = [await ceiling(sim.url, args.ids, args.concurrency, sim_proc)]
-        by_count: dict[int, list[dict[str, Any]]] = {n: [] for n in args.workers}
-        for n in [n for _ in range(args.repeats) for n in args.workers]:
-            run = await fleet_run(
-                admin_dsn, sim.url, args.ids, args.concurrency, n, args.chunk, log_dir, sim_proc
-            )
+        kinds: list[int | str] = [*args.workers, *(["least"] if args.least else [])]
+        by_kind: dict[int | str, list[dict[str, Any]]] = {k: [] for k in kinds}
+        for kind in [k for _ in range(args.repeats) for k in kinds]:
+            async with _scratch(admin_dsn, f"bench_sweep_{kind}") as dsn:
+                if kind == "least":
+                    run = await least_pipeline(dsn, sim.url, args.ids, args.concurrency, sim_proc)
+                else:
+                    run = await fleet_run(
+                        dsn, sim.url, args.ids, args.concurrency, int(kind), args.chunk,
+                        log_dir, sim_proc,
+                    )  # fmt: skip
             ceilings.append(await ceiling(sim.url, args.ids, args.concurrency, sim_proc))
             around = (ceilings[-2]["users_per_s"] + ceilings[-1]["users_per_s"]) / 2
             run["ceiling_users_per_s"] = round(around, 1)
             run["ratio"] = round(run["users_per_s"] / around, 3)
-            by_count[n].append(run)
-        for n, runs in by_count.items():
+            by_kind[kind].append(run)
+        for kind, runs in by_kind.items():
             ratios = [r["ratio"] for r in runs]
-            result[f"workers_{n}"] = {
+            summary: dict[str, Any] = {
                 "ratio": round(statistics.median(ratios), 3),
                 "ratio_min": min(ratios),
                 "ratios": ratios,
-                "runs": runs,
             }
+            if kind != "least" and args.least:
+                # The fleet against the least pipeline of the same round: what leases,
+                # checkpoints, retries and politeness cost beyond validating and landing.
+                least = [r["ratio"] for r in by_kind["least"]]
+                of_least = [round(a / b, 3) for a, b in zip(ratios, least, strict=True)]
+                summary["of_least"] = round(statistics.median(of_least), 3)
+                summary["of_least_runs"] = of_least
+            summary["runs"] = runs
+            result["least_pipeline" if kind == "least" else f"workers_{kind}"] = summary
         result["ceiling"] = ceilings
     finally:
         processes.stop(sim, grace_s=10)
     summaries = [result[f"workers_{n}"] for n in args.workers]
     runs = [r for s in summaries for r in s["runs"]]
+    landed = [*runs, *result.get("least_pipeline", {}).get("runs", [])]
     result["targets"] = {
         "median_ratio_ge_0_7": all(s["ratio"] >= 0.7 for s in summaries),
         "every_ratio_ge_0_7": all(r["ratio"] >= 0.7 for r in runs),
         "rss_lt_200mb": all(w["peak_rss_mb"] < 200 for r in runs for w in r["per_worker"]),
-        "rows_complete": all(r["rows_landed"] == args.ids for r in runs),
+        "rows_complete": all(r["rows_landed"] == args.ids for r in landed),
     }
     result["logs"] = str(log_dir)
     return result
@@ -350,6 +513,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--repeats", type=int, default=3, help="fleet runs per worker count (median reported)"
+    )
+    parser.add_argument(
+        "--no-least",
+        dest="least",
+        action="store_false",
+        help="skip the least landing pipeline (run once per round after the fleet runs)",
     )
     args = parser.parse_args(argv)
     if args.repeats < 1:
