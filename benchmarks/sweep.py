@@ -19,9 +19,10 @@ One run, printing one JSON object:
    issue asks of a worker for each user (validation into the schemas' ``User``, the
    row, batched binary COPY landing with the workers' own sink) in this one process,
    with no coordinator, leases, checkpoints, retries or politeness: its ratio is what
-   validating and landing alone leave of the ceiling on this machine, and each worker
-   count's ``of_least`` (its ratio over the least pipeline's, round by round) is what
-   the fleet's own machinery costs on top.
+   validating and landing alone leave of the ceiling on this machine. Each worker
+   count's ``of_least`` is its ratio over the least pipeline's, round by round: below 1,
+   the fleet's machinery costs more than the workers' leaner HTTP path saves (the
+   least pipeline uses the ceiling's plain aiohttp calls); above 1, the reverse.
 
 The machine is shared and noisy: the same code's ratio moves by about ±0.05 from one
 fleet run to the next. So the runs are repeated (``--repeats``, default 3: 1 and 2
@@ -244,9 +245,9 @@ async def least_pipeline(
     row (404s as ``user_ids_gone`` rows) and landed with the workers' own bulk sink
     (binary COPY into a staging table, one upsert, a transaction per batch of the
     workers' ``id_batch`` ids) into a fresh database. No coordinator, leases,
-    checkpoints, retries, token bucket, deadlines or metrics: the fleet's ratio against
-    this one is what the fleet's own machinery costs, and this one's ratio against the
-    ceiling is what validating and landing cost on the machine. The collector is tuned
+    checkpoints, retries, token bucket, deadlines or metrics, and the ceiling's plain
+    aiohttp calls: its ratio against the ceiling is what validating and landing cost on
+    the machine. The collector is tuned
     as in a worker (batches of parsed rows would otherwise be re-scanned by every young
     collection), and put back afterwards for the ceiling runs.
     """
@@ -474,8 +475,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "ratios": ratios,
             }
             if kind != "least" and args.least:
-                # The fleet against the least pipeline of the same round: what leases,
-                # checkpoints, retries and politeness cost beyond validating and landing.
+                # The fleet against the least pipeline of the same round: the fleet's
+                # machinery (leases, checkpoints, retries, politeness) net of the
+                # workers' leaner request path.
                 least = [r["ratio"] for r in by_kind["least"]]
                 of_least = [round(a / b, 3) for a, b in zip(ratios, least, strict=True)]
                 summary["of_least"] = round(statistics.median(of_least), 3)
