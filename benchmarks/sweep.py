@@ -18,11 +18,11 @@ One run, printing one JSON object:
 3. ``least_pipeline`` (unless ``--no-least``): the ceiling's loop plus only the work the
    issue asks of a worker for each user (validation into the schemas' ``User``, the
    row, batched binary COPY landing with the workers' own sink) in this one process,
-   with no coordinator, leases, checkpoints, retries or politeness: its ratio is what
-   validating and landing alone leave of the ceiling on this machine. Each worker
-   count's ``of_least`` is its ratio over the least pipeline's, round by round: below 1,
-   the fleet's machinery costs more than the workers' leaner HTTP path saves (the
-   least pipeline uses the ceiling's plain aiohttp calls); above 1, the reverse.
+   sending requests the way the workers do (no cookie jar, no timer per request, URLs
+   built from parts) but with no coordinator, leases, checkpoints, retries or
+   politeness: its ratio is what a crawler that validates and lands can reach on this
+   machine, and each worker count's ``of_least`` (its ratio over the least pipeline's,
+   round by round) is what the fleet's own machinery costs.
 
 The machine is shared and noisy: the same code's ratio moves by about ±0.05 from one
 fleet run to the next. So the runs are repeated (``--repeats``, default 3: 1 and 2
@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,6 +61,7 @@ import aiohttp
 import asyncpg
 import psutil
 import uvloop
+from yarl import URL
 
 from crawler.cli import tune_gc
 from crawler.config import WorkerSettings
@@ -220,10 +221,13 @@ class _LeastSink:
 
 
 async def _least_loop(
-    session: aiohttp.ClientSession, url: str, next_id: Iterator[int], sink: _LeastSink
+    session: aiohttp.ClientSession,
+    url_of: Callable[[int], URL],
+    next_id: Iterator[int],
+    sink: _LeastSink,
 ) -> None:
     for user_id in next_id:
-        async with session.get(url.format(user_id)) as resp:
+        async with session.get(url_of(user_id), allow_redirects=False) as resp:
             body = await resp.read()
             status = resp.status
         fetched_at = datetime.now(UTC)
@@ -244,12 +248,12 @@ async def least_pipeline(
     Each user's body is validated into the schemas' ``User``, laid out as a ``users``
     row (404s as ``user_ids_gone`` rows) and landed with the workers' own bulk sink
     (binary COPY into a staging table, one upsert, a transaction per batch of the
-    workers' ``id_batch`` ids) into a fresh database. No coordinator, leases,
-    checkpoints, retries, token bucket, deadlines or metrics, and the ceiling's plain
-    aiohttp calls: its ratio against the ceiling is what validating and landing cost on
-    the machine. The collector is tuned
-    as in a worker (batches of parsed rows would otherwise be re-scanned by every young
-    collection), and put back afterwards for the ceiling runs.
+    workers' ``id_batch`` ids) into a fresh database. Requests go out as a worker's do
+    (no cookie jar, no timer per request, URLs built from parts, redirects not
+    followed); there is no coordinator, no leases, checkpoints, retries, token bucket,
+    deadlines or metrics. The collector is tuned as in a worker (batches of parsed
+    rows would otherwise be re-scanned by every young collection), and put back
+    afterwards for the ceiling runs.
     """
     thresholds = gc.get_threshold()
     tune_gc()
@@ -265,13 +269,29 @@ async def _least_pipeline(
 ) -> dict[str, Any]:
     batch_size = WorkerSettings.model_fields["id_batch"].default
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+    # The workers' request path: no cookie jar, no timer per request, URLs from parts.
     async with (
         database.connection(dsn) as conn,
         database.connection(dsn) as monitor,
-        aiohttp.ClientSession(connector=connector) as session,
+        aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(),
+        ) as session,
     ):
         client_id = await _client_id(session, web_base)
-        url = f"{web_base}/api/users/{{}}?client_id={client_id}"
+        base = URL(web_base)
+        query = f"client_id={client_id}"
+
+        def url_of(user_id: int) -> URL:
+            return URL.build(
+                scheme=base.scheme,
+                authority=base.raw_authority,
+                path=f"/api/users/{user_id}",
+                query_string=query,
+                encoded=True,
+            )
+
         next_id = iter(range(1, ids + 1))
         sink = _LeastSink(conn, batch_size)
         sim_cpu = _cpu_s(sim)
@@ -279,7 +299,7 @@ async def _least_pipeline(
         own_cpu = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(
-            *(_least_loop(session, url, next_id, sink) for _ in range(concurrency))
+            *(_least_loop(session, url_of, next_id, sink) for _ in range(concurrency))
         )
         await sink.close()
         elapsed = time.perf_counter() - started
@@ -475,9 +495,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "ratios": ratios,
             }
             if kind != "least" and args.least:
-                # The fleet against the least pipeline of the same round: the fleet's
-                # machinery (leases, checkpoints, retries, politeness) net of the
-                # workers' leaner request path.
+                # The fleet against the least pipeline of the same round: what leases,
+                # checkpoints, retries and politeness cost beyond validating and landing.
                 least = [r["ratio"] for r in by_kind["least"]]
                 of_least = [round(a / b, 3) for a, b in zip(ratios, least, strict=True)]
                 summary["of_least"] = round(statistics.median(of_least), 3)
