@@ -52,7 +52,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -240,6 +240,18 @@ async def _least_loop(
         await sink.added()
 
 
+@contextmanager
+def _worker_gc() -> Iterator[None]:
+    """The collector tuned as in a worker for the block, then put back as it was."""
+    thresholds = gc.get_threshold()
+    tune_gc()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
 async def least_pipeline(
     dsn: str, web_base: str, ids: int, concurrency: int, sim: psutil.Process
 ) -> dict[str, Any]:
@@ -255,60 +267,49 @@ async def least_pipeline(
     rows would otherwise be re-scanned by every young collection), and put back
     afterwards for the ceiling runs.
     """
-    thresholds = gc.get_threshold()
-    tune_gc()
-    try:
-        return await _least_pipeline(dsn, web_base, ids, concurrency, sim)
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
-
-
-async def _least_pipeline(
-    dsn: str, web_base: str, ids: int, concurrency: int, sim: psutil.Process
-) -> dict[str, Any]:
     batch_size = WorkerSettings.model_fields["id_batch"].default
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
-    # The workers' request path: no cookie jar, no timer per request, URLs from parts.
-    async with (
-        database.connection(dsn) as conn,
-        database.connection(dsn) as monitor,
-        aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(),
-        ) as session,
-    ):
-        client_id = await _client_id(session, web_base)
-        base = URL(web_base)
-        query = f"client_id={client_id}"
+    with _worker_gc():
+        async with (
+            database.connection(dsn) as conn,
+            database.connection(dsn) as monitor,
+            # The workers' request path: no cookie jar, no timer per request, URLs from parts.
+            aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=aiohttp.ClientTimeout(),
+            ) as session,
+        ):
+            client_id = await _client_id(session, web_base)
+            base = URL(web_base)
+            query = f"client_id={client_id}"
 
-        def url_of(user_id: int) -> URL:
-            return URL.build(
-                scheme=base.scheme,
-                authority=base.raw_authority,
-                path=f"/api/users/{user_id}",
-                query_string=query,
-                encoded=True,
+            def url_of(user_id: int) -> URL:
+                return URL.build(
+                    scheme=base.scheme,
+                    authority=base.raw_authority,
+                    path=f"/api/users/{user_id}",
+                    query_string=query,
+                    encoded=True,
+                )
+
+            next_id = iter(range(1, ids + 1))
+            sink = _LeastSink(conn, batch_size)
+            sim_cpu = _cpu_s(sim)
+            pg_cpu = await _backends_cpu_s(monitor)
+            own_cpu = time.process_time()
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(_least_loop(session, url_of, next_id, sink) for _ in range(concurrency))
             )
-
-        next_id = iter(range(1, ids + 1))
-        sink = _LeastSink(conn, batch_size)
-        sim_cpu = _cpu_s(sim)
-        pg_cpu = await _backends_cpu_s(monitor)
-        own_cpu = time.process_time()
-        started = time.perf_counter()
-        await asyncio.gather(
-            *(_least_loop(session, url_of, next_id, sink) for _ in range(concurrency))
-        )
-        await sink.close()
-        elapsed = time.perf_counter() - started
-        own_cpu = time.process_time() - own_cpu
-        sim_cpu = _cpu_s(sim) - sim_cpu
-        pg_cpu = await _backends_cpu_s(monitor) - pg_cpu
-        landed = await monitor.fetchval(
-            "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM user_ids_gone)"
-        )
+            await sink.close()
+            elapsed = time.perf_counter() - started
+            own_cpu = time.process_time() - own_cpu
+            sim_cpu = _cpu_s(sim) - sim_cpu
+            pg_cpu = await _backends_cpu_s(monitor) - pg_cpu
+            landed = await monitor.fetchval(
+                "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM user_ids_gone)"
+            )
     return {
         "seconds": round(elapsed, 2),
         "users_per_s": round(ids / elapsed, 1),
@@ -533,7 +534,10 @@ def main(argv: list[str] | None = None) -> int:
         help="worker counts to run, comma-separated (default 1,2: the issue's)",
     )
     parser.add_argument(
-        "--repeats", type=int, default=3, help="fleet runs per worker count (median reported)"
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs per worker count and of the least pipeline (median reported)",
     )
     parser.add_argument(
         "--no-least",
