@@ -11,6 +11,11 @@ cancellation of the task (a drain, a shutdown) still goes through.
 
 A deadline fires up to one check period late (a quarter of the timeout, at most one
 second).
+
+The deadlines of one instance belong to one event loop (the one of its first request,
+as an aiohttp session's connections do): on Python 3.11 every ``get_running_loop()``
+and argument-less ``current_task()`` is a ``getpid`` system call, and a sweep worker
+made two of them per request.
 """
 
 from __future__ import annotations
@@ -31,15 +36,21 @@ class Deadlines:
         self._check: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self) -> asyncio.Task[object]:
-        """Give the calling task's request its deadline; returns the task (for the others)."""
-        task = asyncio.current_task()
-        if task is None:  # pragma: no cover - requests always run in a task
-            raise RuntimeError("a request outside a task has no deadline")
-        loop = asyncio.get_running_loop()
+    def start(self, task: asyncio.Task[object] | None = None) -> asyncio.Task[object]:
+        """Give a request its deadline; returns its task (for the other methods).
+
+        ``task``: the task making the request, when the caller knows it (a lane does);
+        else the current task.
+        """
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        if task is None:
+            task = asyncio.current_task(loop)
+            if task is None:  # pragma: no cover - requests always run in a task
+                raise RuntimeError("a request outside a task has no deadline")
         self._inflight[task] = loop.time() + self.timeout_s
         if self._check is None:
-            self._loop = loop
             self._check = loop.call_later(self._period, self._sweep)
         return task
 

@@ -148,9 +148,9 @@ async def user_range(ctx: UnitContext) -> UnitResult:
 
         async def lane() -> None:
             # The lane holds one request slot for all its ids (see ApiClient.lane).
-            async with api.lane():
+            async with api.lane() as held:
                 for user_id in ids:
-                    user = (await api.fetch(f"{base}{user_id}", User, in_lane=True)).data
+                    user = (await api.fetch(f"{base}{user_id}", User, lane=held)).data
                     fetched_at = _now()
                     if user is GONE:
                         gone.append((user_id, fetched_at))
@@ -162,7 +162,7 @@ async def user_range(ctx: UnitContext) -> UnitResult:
                     users.append(records.user_record(user, fetched_at))
                     if with_profiles:
                         url = f"{base}{user_id}/web-profiles"
-                        listed = (await api.fetch(url, parse_web_profiles, in_lane=True)).data
+                        listed = (await api.fetch(url, parse_web_profiles, lane=held)).data
                         if listed is not GONE:
                             batch.profiles_of.add(user_id)
                             # One row per URL (the key): a link listed twice is one row.

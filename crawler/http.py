@@ -16,12 +16,11 @@ Every request goes through :meth:`ApiClient.fetch`:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -59,9 +58,6 @@ bytes, the fast path), a function of the decoded JSON, or None for the decoded J
 
 _STATUS = {code: str(code) for code in (200, 404, 429, 500, 502, 503)}
 
-_HELD: contextlib.AbstractAsyncContextManager[Any] = contextlib.nullcontext()
-"""The slot of a request whose caller holds one already (a lane's)."""
-
 GONE: Any = object()
 """Returned by :meth:`ApiClient.fetch` (as ``.data``) for a 404 (a gone or never-assigned id)."""
 
@@ -73,15 +69,34 @@ _ENCODED_TAIL = re.compile(r"[A-Za-z0-9\-._~/?&=%:@!$'()*+,;]*")
 
 @dataclass(slots=True)
 class Fetched:
-    """A parsed body and the platform's ``Date`` header (its clock) when it answered."""
+    """A parsed body and the response's headers (the ``Date`` header is the platform's clock)."""
 
     data: Any
-    date_header: str | None = None
+    headers: Mapping[str, str] | None = None
 
     @property
     def date(self) -> datetime | None:
-        """The ``Date`` header as a time (parsed on demand: most callers never ask)."""
-        return _http_date(self.date_header)
+        """The ``Date`` header as a time (read on demand: most callers never ask)."""
+        return _http_date(self.headers.get("Date") if self.headers is not None else None)
+
+
+class Lane:
+    """One request slot held across a run of requests by one task (:meth:`ApiClient.lane`)."""
+
+    __slots__ = ("_slots", "task")
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self.task: asyncio.Task[Any] | None = None
+
+    async def __aenter__(self) -> Lane:
+        await self._slots.acquire()
+        self.task = asyncio.current_task()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.task = None
+        self._slots.release()
 
 
 @dataclass(frozen=True)
@@ -235,7 +250,7 @@ class ApiClient:
         parse: Parser = None,
         *,
         not_found_ok: bool = True,
-        in_lane: bool = False,
+        lane: Lane | None = None,
     ) -> Fetched:
         """GET ``url`` (on the API host) and return its decoded, parsed body.
 
@@ -243,38 +258,38 @@ class ApiClient:
         a :class:`PayloadError` from it counts as a malformed body and is retried. A 404
         returns :data:`GONE` when ``not_found_ok``. Raises :class:`TransientError` once
         retries are exhausted, :class:`OffHostError` or :class:`UnexpectedResponse` for
-        requests that must not be retried. ``in_lane``: the caller holds a request slot
-        (:meth:`lane`), so this request takes none of its own.
+        requests that must not be retried. ``lane``: the caller's :meth:`lane`, whose
+        request slot this request uses instead of taking one of its own.
         """
         # The one entry point of every request (callers take ``.data``): no wrapper
         # coroutine above it, since each suspension of a request resumes through every
         # frame on its stack, and this is the path of every user of a sweep.
         check_on_api_host(url, self.api_base)
-        slot = _HELD if in_lane else self._slots
         try:
-            return await self._attempt(url, parse, not_found_ok, slot)
+            return await self._attempt(url, parse, not_found_ok, lane)
         except TransientError as exc:
             # Building a retry controller costs more than a whole successful request,
             # so it is built only once the first attempt has failed.
-            return await self._retry(url, parse, not_found_ok, slot, exc)
+            return await self._retry(url, parse, not_found_ok, lane, exc)
 
-    def lane(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        """One request slot held across a run of requests (``fetch(..., in_lane=True)``).
+    def lane(self) -> Lane:
+        """One request slot held across a run of requests (``fetch(..., lane=lane)``).
 
         A sweep runs more lanes than there are slots, so that while some units' lanes
         wait at a batch boundary the others keep every slot busy. Taking the slot once
         per lane instead of once per request spares each request a contended acquire,
         a suspension and a wake-up (about 5% of a bare request's CPU). A lane keeps
-        its slot while one of its requests backs off.
+        its slot while one of its requests backs off. Only the task that entered a
+        lane may fetch with it (its requests' deadlines are that task's).
         """
-        return self._slots
+        return Lane(self._slots)
 
     async def _retry(
         self,
         url: str,
         parse: Parser,
         not_found_ok: bool,
-        slot: contextlib.AbstractAsyncContextManager[Any],
+        lane: Lane | None,
         first: TransientError,
     ) -> Fetched:
         counters = _Counters()
@@ -290,7 +305,7 @@ class ApiClient:
             with attempt:
                 if pending:  # replay the first failure so it is waited for and counted
                     raise pending.pop()
-                return await self._attempt(url, parse, not_found_ok, slot)
+                return await self._attempt(url, parse, not_found_ok, lane)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     def _yarl(self, target: str) -> URL | str:
@@ -322,7 +337,7 @@ class ApiClient:
         url: str,
         parse: Parser,
         not_found_ok: bool,
-        slot: contextlib.AbstractAsyncContextManager[Any],
+        lane: Lane | None,
     ) -> Fetched:
         # Synchronous fast paths first: a token in hand and a known client_id are the
         # common case, and awaiting a coroutine that returns at once still builds one.
@@ -330,40 +345,39 @@ class ApiClient:
             await self.bucket.acquire()
         client_id = self.client_ids.known or await self.client_ids.current()
         target = self._yarl(with_client_id(url, client_id))
-        stats = self._stats
         deadlines = self._deadlines
-        async with slot:
-            started = time.monotonic()
-            task = deadlines.start()
-            try:
-                async with self.session.get(
-                    target, allow_redirects=False, timeout=self._no_timer
-                ) as resp:
-                    status = resp.status
-                    body = await resp.read()
-                    headers = resp.headers
-                    content_type = headers.get("Content-Type", "")
-                    retry_after = headers.get("Retry-After")
-                    location = headers.get("Location")
-                    date = headers.get("Date")
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                message = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                raise self._no_response(url, message, started) from exc
-            except asyncio.CancelledError:
-                if not deadlines.timed_out(task):
-                    raise
-                message = f"no response within {deadlines.timeout_s:g} s"
-                raise self._no_response(url, message, started) from None
-            finally:
-                deadlines.finish(task)
-        if stats is not None:
-            stats.record(_STATUS.get(status) or str(status), time.monotonic() - started)
+        # A lane's request uses the lane's slot (no context manager: entering one is a
+        # coroutine of its own, on every request of a sweep).
+        slots = self._slots if lane is None else None
+        if slots is not None:
+            await slots.acquire()
+        started = time.monotonic()
+        task = deadlines.start(lane.task if lane is not None else None)
+        try:
+            async with self.session.get(
+                target, allow_redirects=False, timeout=self._no_timer
+            ) as resp:
+                status = resp.status
+                body = await resp.read()
+                headers = resp.headers
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            message = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            raise self._no_response(url, message, started) from exc
+        except asyncio.CancelledError:
+            if not deadlines.timed_out(task):
+                raise
+            message = f"no response within {deadlines.timeout_s:g} s"
+            raise self._no_response(url, message, started) from None
+        finally:
+            deadlines.finish(task)
+            if slots is not None:
+                slots.release()
+        if self._stats is not None:
+            self._stats.record(_STATUS.get(status) or str(status), time.monotonic() - started)
         if status == 200:  # the common case, without another coroutine
-            return Fetched(self._decode(url, body, content_type, parse), date)
-        data = await self._interpret(
-            url, client_id, status, body, content_type, retry_after, location, parse, not_found_ok
-        )
-        return Fetched(data, date)
+            return Fetched(self._decode(url, body, headers.get("Content-Type", ""), parse), headers)
+        data = await self._interpret(url, client_id, status, body, headers, parse, not_found_ok)
+        return Fetched(data, headers)
 
     def _no_response(self, url: str, message: str, started: float) -> TransientError:
         """The retryable error of a request that got no response, counted as one."""
@@ -377,27 +391,25 @@ class ApiClient:
         client_id: str,
         status: int,
         body: bytes,
-        content_type: str,
-        retry_after: str | None,
-        location: str | None,
+        headers: Mapping[str, str],
         parse: Parser,
         not_found_ok: bool,
     ) -> T | Any:
-        if status == 200:
-            return self._decode(url, body, content_type, parse)
+        """The value of a non-200 response, or the error it stands for."""
         if status == 404 and not_found_ok:
             return GONE
         if status in (401, 403):
             await self.client_ids.rejected(client_id)
             raise ClientIdRejected(f"GET {url}: HTTP {status}: client_id refused")
         if status == 429:
-            seconds = parse_retry_after(retry_after)
+            seconds = parse_retry_after(headers.get("Retry-After"))
             self.bucket.pause(seconds)
             self._report_throttle(seconds)
             raise RateLimited(url, seconds)
         if status >= 500:
             raise TransientError(f"GET {url}: HTTP {status}")
         if 300 <= status < 400:
+            location = headers.get("Location")
             if location:
                 try:
                     check_on_api_host(location, self.api_base)
