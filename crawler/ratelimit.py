@@ -17,10 +17,12 @@ class TokenBucket:
     def __init__(self, rate: float, burst: float | None = None) -> None:
         self._rate = rate
         self._burst = burst
-        self._tokens = self.capacity
+        self._capacity = self._capacity_at(rate)
+        self._tokens = self._capacity
         self._stamp = time.monotonic()
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
+        self._queued = 0  # callers in (or waiting for) acquire's queue
 
     @property
     def rate(self) -> float:
@@ -30,15 +32,19 @@ class TokenBucket:
     @property
     def capacity(self) -> float:
         """How many tokens may accumulate: the burst, default a quarter second's worth."""
+        return self._capacity
+
+    def _capacity_at(self, rate: float) -> float:
         if self._burst is not None:
             return self._burst
-        return max(1.0, self._rate * 0.25)
+        return max(1.0, rate * 0.25)
 
     def set_rate(self, rate: float) -> None:
         """Apply a new rate share (tokens already held are capped to the new burst)."""
         self._refill(time.monotonic())
         self._rate = rate
-        self._tokens = min(self._tokens, self.capacity)
+        self._capacity = self._capacity_at(rate)
+        self._tokens = min(self._tokens, self._capacity)
 
     def pause(self, seconds: float) -> None:
         """Hold every request for ``seconds`` from now (a 429's ``Retry-After``)."""
@@ -50,7 +56,7 @@ class TokenBucket:
 
     def _refill(self, now: float) -> None:
         if self._rate > 0:
-            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self._rate)
+            self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
 
     def try_take(self) -> bool:
@@ -60,33 +66,45 @@ class TokenBucket:
         """
         # Called before every request: one clock read serves the pause and the refill.
         now = time.monotonic()
-        if now < self._paused_until or self._lock.locked():
+        if now < self._paused_until or self._queued:
             return False
         # Nobody is waiting: take a token without queueing (no await between the check
-        # and the take, so this is atomic on the event loop).
-        if self._rate <= 0:
+        # and the take, so this is atomic on the event loop). The refill is inlined:
+        # this runs thousands of times a second.
+        rate = self._rate
+        if rate <= 0:
             return True
-        self._refill(now)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        tokens = min(self._capacity, self._tokens + (now - self._stamp) * rate)
+        self._stamp = now
+        if tokens >= 1.0:
+            self._tokens = tokens - 1.0
             return True
+        self._tokens = tokens
         return False
 
     async def acquire(self) -> None:
         """Wait for the pause to end and for one token."""
         if self.try_take():
             return
-        # The lock makes waiters queue in order instead of all waking on every refill.
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                if now < self._paused_until:
-                    await asyncio.sleep(self._paused_until - now)
-                    continue
-                if self._rate <= 0:
-                    return
-                self._refill(now)
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    return
-                await asyncio.sleep((1.0 - self._tokens) / self._rate)
+        # The lock makes waiters queue in order instead of all waking on every refill;
+        # while any caller is queued, try_take lets nobody overtake it.
+        self._queued += 1
+        try:
+            async with self._lock:
+                await self._wait_for_token()
+        finally:
+            self._queued -= 1
+
+    async def _wait_for_token(self) -> None:
+        while True:
+            now = time.monotonic()
+            if now < self._paused_until:
+                await asyncio.sleep(self._paused_until - now)
+                continue
+            if self._rate <= 0:
+                return
+            self._refill(now)
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return
+            await asyncio.sleep((1.0 - self._tokens) / self._rate)
