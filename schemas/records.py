@@ -10,7 +10,7 @@ same fetch twice writes identical rows.
 from __future__ import annotations
 
 from datetime import datetime
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any, Literal
 
 from schemas.api_v2 import Track, User, WebProfile
@@ -47,8 +47,12 @@ USER_COLUMNS: tuple[str, ...] = (
 """The ``users`` columns in the order of :func:`user_record`'s tuple."""
 
 
-# Every users column but the fetch time is the user object's attribute of that name.
-_USER_ATTRS = attrgetter(*USER_COLUMNS[:-1])
+# Every users column but ``plan`` (a property) and the fetch time is a field of the user
+# model of that name, read from the instance's ``__dict__`` (where pydantic keeps the
+# fields) by one C call per side of ``plan``: a third of the cost of 22 attribute reads.
+_PLAN = USER_COLUMNS.index("plan")
+_BEFORE_PLAN = itemgetter(*USER_COLUMNS[:_PLAN])
+_AFTER_PLAN = itemgetter(*USER_COLUMNS[_PLAN + 1 : -1])
 
 
 def user_record(user: User, fetched_at: datetime) -> tuple[Any, ...]:
@@ -58,7 +62,8 @@ def user_record(user: User, fetched_at: datetime) -> tuple[Any, ...]:
     second, and a tuple of plain values costs less than a dict to build and lay out,
     and (holding no containers) the garbage collector stops tracking it.
     """
-    return (*_USER_ATTRS(user), fetched_at)
+    fields = user.__dict__
+    return (*_BEFORE_PLAN(fields), user.plan, *_AFTER_PLAN(fields), fetched_at)
 
 
 def user_row(user: User, fetched_at: datetime) -> Row:
