@@ -337,6 +337,7 @@ async def fleet_run(
         **os.environ,
         "DATABASE_URL": dsn,
         "SOUNDFLEET_COORDINATOR_BUDGET_RPS": "1000000",
+        "SOUNDFLEET_COORDINATOR_PLATFORM_API_BASE": "http://127.0.0.1/api",
         "SOUNDFLEET_LOG_LEVEL": "warning",
         "SOUNDFLEET_LOG_FORMAT": "json",
     }

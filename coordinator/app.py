@@ -63,6 +63,8 @@ from schemas.settings import Settings
 from schemas.work import (
     BatchCompleteRequest,
     BatchCompleteResponse,
+    BlockReport,
+    BlockState,
     ClientIdReport,
     ClientIdState,
     CompleteRequest,
@@ -241,6 +243,12 @@ async def throttle(request: web.Request) -> web.StreamResponse:
     """``POST /v1/fleet/throttle``."""
     req = await body(request, ThrottleReport)
     return json_response(await _coord(request).throttle(req))
+
+
+async def block(request: web.Request) -> web.StreamResponse:
+    """``POST /v1/fleet/block``."""
+    req = await body(request, BlockReport)
+    return json_response(await _coord(request).block(req))
 
 
 async def fleet(request: web.Request) -> web.StreamResponse:
@@ -510,6 +518,16 @@ ROUTE_TABLE: tuple[Route, ...] = (
         WORKER,
         ThrottleReport,
         FleetAdvice,
+        tags=("fleet",),
+    ),
+    Route(
+        "POST",
+        "/v1/fleet/block",
+        block,
+        "Report a bot-protection block (fleet pause with growing backoff)",
+        WORKER,
+        BlockReport,
+        BlockState,
         tags=("fleet",),
     ),
     Route(

@@ -39,6 +39,16 @@ class Metrics:
         self.throttles = Counter(
             "soundfleet_throttles", "429s reported by workers.", registry=self.registry
         )
+        self.blocks = Counter(
+            "soundfleet_blocks",
+            "Bot-protection block episodes and deepenings recorded by this process.",
+            registry=self.registry,
+        )
+        self.discoveries = Counter(
+            "soundfleet_discoveries_granted",
+            "client_id rediscoveries granted by this process.",
+            registry=self.registry,
+        )
         self.http_requests = Counter(
             "soundfleet_http_requests",
             "HTTP requests by route and status.",
@@ -64,6 +74,26 @@ class Metrics:
         self.throttles_total = Gauge(
             "soundfleet_fleet_throttles",
             "429s recorded fleet-wide since the fleet started.",
+            registry=self.registry,
+        )
+        self.blocked = Gauge(
+            "soundfleet_fleet_blocked",
+            "1 while a bot-protection pause is running (fleet-wide).",
+            registry=self.registry,
+        )
+        self.blocked_since = Gauge(
+            "soundfleet_fleet_blocked_since_seconds",
+            "Unix time the running block episode began (0: not blocked).",
+            registry=self.registry,
+        )
+        self.block_next_try = Gauge(
+            "soundfleet_fleet_block_next_try_seconds",
+            "Unix time the block pause ends (0: not blocked).",
+            registry=self.registry,
+        )
+        self.block_level = Gauge(
+            "soundfleet_fleet_block_level",
+            "Doublings of the block pause in the current episode.",
             registry=self.registry,
         )
         self._request_children: dict[tuple[str, int], Counter] = {}

@@ -595,7 +595,8 @@ SELECT least(f.max_budget_rps,
              f.budget_rps + $1 * extract(epoch FROM now() - f.updated_at)) AS budget,
        f.max_budget_rps,
        CASE WHEN f.paused_until > now() THEN f.paused_until END AS paused_until,
-       f.throttles,
+       f.throttles, f.blocks, f.block_level, f.block_reason, f.block_until,
+       CASE WHEN f.block_until > now() THEN f.blocked_since END AS blocked_since,
        CASE WHEN f.discovery_until > now() THEN f.discovery_worker END AS discovery_worker,
        (SELECT c.value FROM client_ids c WHERE c.invalidated_at IS NULL
         ORDER BY c.discovered_at DESC, c.id DESC LIMIT 1) AS client_id
@@ -634,14 +635,66 @@ ORDER BY discovered_at DESC, id DESC LIMIT 1
 """
 
 # Take the single discovery slot if nobody holds it (or its holder timed out) and no
-# valid client_id exists; the row lock on fleet_state makes this single-flight.
+# valid client_id exists; the row lock on fleet_state makes this single-flight. Never
+# during a block pause (the homepage would be fetched from a blocked address), and at
+# most one grant per rediscovery interval ($3), fleet-wide.
 TAKE_DISCOVERY = """
 UPDATE fleet_state SET discovery_worker = $1,
-       discovery_until = now() + make_interval(secs => $2)
+       discovery_until = now() + make_interval(secs => $2),
+       last_discovery_at = CASE WHEN discovery_worker = $1 AND discovery_until >= now()
+                                THEN last_discovery_at ELSE now() END
 WHERE id = 1
   AND (discovery_worker IS NULL OR discovery_until < now() OR discovery_worker = $1)
+  AND (discovery_worker = $1 AND discovery_until >= now()
+       OR last_discovery_at IS NULL
+       OR last_discovery_at <= now() - make_interval(secs => $3))
+  AND (block_until IS NULL OR block_until <= now())
   AND NOT EXISTS (SELECT 1 FROM client_ids WHERE invalidated_at IS NULL)
 RETURNING discovery_worker
+"""
+
+# Seconds until a discovery could be granted (the interval or a block pause), >= 0.
+DISCOVERY_WAIT = """
+SELECT greatest(0,
+    extract(epoch FROM coalesce(last_discovery_at + make_interval(secs => $1), now()) - now()),
+    extract(epoch FROM coalesce(block_until, now()) - now()))::float8
+FROM fleet_state WHERE id = 1
+"""
+
+# One block report. Reports while a pause is running are the same block (every worker
+# in flight meets it); one after the pause ended, within the reset window ($3), deepens
+# it (the pause doubles); one later than that starts a new episode at the base pause.
+BLOCK = """
+WITH cur AS (
+    SELECT CASE WHEN block_until > now() THEN 'same'
+                WHEN block_until > now() - make_interval(secs => $3) THEN 'again'
+                ELSE 'new' END AS what,
+           block_level
+    FROM fleet_state WHERE id = 1 FOR UPDATE
+), nxt AS (
+    SELECT what, CASE what WHEN 'same' THEN block_level
+                           WHEN 'again' THEN least(block_level + 1, 30)
+                           ELSE 0 END AS lvl
+    FROM cur
+)
+UPDATE fleet_state f SET
+    block_level = n.lvl,
+    blocked_since = CASE WHEN n.what = 'new' THEN now() ELSE f.blocked_since END,
+    block_until = CASE WHEN n.what = 'same' THEN f.block_until
+                       ELSE now() + make_interval(secs => least($2, $1 * 2 ^ n.lvl)) END,
+    paused_until = greatest(coalesce(f.paused_until, now()),
+        CASE WHEN n.what = 'same' THEN f.block_until
+             ELSE now() + make_interval(secs => least($2, $1 * 2 ^ n.lvl)) END),
+    blocks = f.blocks + CASE WHEN n.what = 'same' THEN 0 ELSE 1 END,
+    block_reason = CASE WHEN n.what = 'same' THEN f.block_reason ELSE $4 END
+FROM nxt n
+WHERE f.id = 1
+RETURNING n.what, f.block_level, f.blocked_since, f.block_until,
+          extract(epoch FROM f.block_until - now())::float8 AS wait_s
+"""
+
+CLIENT_ID_REFUSED = """
+SELECT invalidated_at IS NOT NULL FROM client_ids WHERE value = $1
 """
 
 REPORT_CLIENT_ID = """
@@ -702,9 +755,30 @@ async def current_client_id(conn: asyncpg.Connection) -> str | None:
     return value
 
 
-async def take_discovery(conn: asyncpg.Connection, worker_id: str, timeout_s: float) -> bool:
-    """Try to become the fleet's one discoverer."""
-    return await conn.fetchval(TAKE_DISCOVERY, worker_id, timeout_s) is not None
+async def take_discovery(
+    conn: asyncpg.Connection, worker_id: str, timeout_s: float, interval_s: float
+) -> bool:
+    """Try to become the fleet's one discoverer (at most one grant per ``interval_s``)."""
+    return await conn.fetchval(TAKE_DISCOVERY, worker_id, timeout_s, interval_s) is not None
+
+
+async def discovery_wait(conn: asyncpg.Connection, interval_s: float) -> float:
+    """Seconds until a discovery could next be granted."""
+    value = await conn.fetchval(DISCOVERY_WAIT, interval_s)
+    return float(value or 0.0)
+
+
+async def block(
+    conn: asyncpg.Connection, base_s: float, max_s: float, reset_s: float, reason: str
+) -> asyncpg.Record:
+    """Record one block report; the row says whether it was new and the pause's end."""
+    row: asyncpg.Record = await conn.fetchrow(BLOCK, base_s, max_s, reset_s, reason)
+    return row
+
+
+async def client_id_refused(conn: asyncpg.Connection, value: str) -> bool:
+    """True when ``value`` is known and was reported invalid."""
+    return bool(await conn.fetchval(CLIENT_ID_REFUSED, value))
 
 
 async def report_client_id(

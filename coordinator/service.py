@@ -49,6 +49,8 @@ from schemas.jobs import (
 from schemas.work import (
     CRAWL_KINDS,
     BatchCompleteRequest,
+    BlockReport,
+    BlockState,
     ClientIdReport,
     ClientIdState,
     CompleteItem,
@@ -465,23 +467,34 @@ class Coordinator:
         current = await q.current_client_id(conn)
         if current is not None:
             return ClientIdState(client_id=current, discover=False, retry_after_s=0.0)
+        interval = self.settings.rediscovery_interval_s
         if worker_id is not None and await q.take_discovery(
-            conn, worker_id, self.settings.discovery_timeout_s
+            conn, worker_id, self.settings.discovery_timeout_s, interval
         ):
             log.info("client_id_discovery_granted", worker_id=worker_id)
+            self.metrics.discoveries.inc()
             return ClientIdState(client_id=None, discover=True, retry_after_s=0.0)
         # Somebody else may have reported one meanwhile.
         current = await q.current_client_id(conn)
         if current is not None:
             return ClientIdState(client_id=current, discover=False, retry_after_s=0.0)
-        return ClientIdState(client_id=None, discover=False, retry_after_s=1.0)
+        wait = await q.discovery_wait(conn, interval)
+        return ClientIdState(client_id=None, discover=False, retry_after_s=max(0.2, min(wait, 5.0)))
 
     async def report_client_id(self, req: ClientIdReport) -> ClientIdState:
-        """Store a discovered client_id; it becomes the fleet's current one."""
+        """Store a discovered client_id; it becomes the fleet's current one.
+
+        A rediscovery that finds the id the fleet had just reported refused shows that
+        the refusal was not about the id: it is taken back, and counted as a block (the
+        fleet pauses), since the web client itself would still send it.
+        """
         async with self.pool.acquire() as conn:
+            refused = await q.client_id_refused(conn, req.value)
             await q.report_client_id(conn, req.value, req.source, req.worker_id)
             self._advice = None
-            log.info("client_id_reported", source=req.source, worker_id=req.worker_id)
+            log.info("client_id_reported", source=req.source, worker_id=req.worker_id, same=refused)
+            if refused:
+                await self._block(conn, req.worker_id, "rediscovery returned the refused client_id")
             return await self._client_id_state(conn, req.worker_id)
 
     async def invalidate_client_id(self, value: str, req: InvalidateRequest) -> ClientIdState:
@@ -490,6 +503,35 @@ class Coordinator:
             await q.invalidate_client_id(conn, value)
             self._advice = None
             return await self._client_id_state(conn, req.worker_id)
+
+    # ----------------------------------------------------------------- blocks
+
+    async def block(self, req: BlockReport) -> BlockState:
+        """A worker met the bot protection: pause the fleet (see ``queries.BLOCK``)."""
+        async with self.pool.acquire() as conn:
+            return await self._block(conn, req.worker_id, req.reason)
+
+    async def _block(self, conn: asyncpg.Connection, worker_id: str, reason: str) -> BlockState:
+        s = self.settings
+        row = await q.block(conn, s.block_base_s, s.block_max_s, s.block_reset_s, reason)
+        self._advice = None
+        new = row["what"] != "same"
+        if new:
+            self.metrics.blocks.inc()
+            log.warning(
+                "fleet_blocked",
+                worker_id=worker_id,
+                reason=reason,
+                level=row["block_level"],
+                until=row["block_until"].isoformat(),
+            )
+        return BlockState(
+            new=new,
+            level=int(row["block_level"]),
+            blocked_since=row["blocked_since"],
+            block_until=row["block_until"],
+            wait_s=max(0.0, float(row["wait_s"])),
+        )
 
     # ----------------------------------------------------------------- budget
 
@@ -526,6 +568,12 @@ class Coordinator:
             max_budget_rps=float(head["max_budget_rps"]) if head else s.budget_rps,
             paused_until=head["paused_until"] if head else None,
             throttles=int(head["throttles"]) if head else 0,
+            blocked=bool(head and head["blocked_since"] is not None),
+            blocked_since=head["blocked_since"] if head else None,
+            block_until=head["block_until"] if head else None,
+            block_level=int(head["block_level"]) if head else 0,
+            blocks=int(head["blocks"]) if head else 0,
+            block_reason=head["block_reason"] if head else None,
             client_id=head["client_id"] if head else None,
             discovery_worker=head["discovery_worker"] if head else None,
             workers=[
@@ -724,6 +772,13 @@ class Coordinator:
             self.metrics.budget.set(float(advice["budget"]))
         if head is not None:
             self.metrics.throttles_total.set(head["throttles"])
+            since, until = head["blocked_since"], head["block_until"]
+            self.metrics.blocked.set(1 if since is not None else 0)
+            self.metrics.blocked_since.set(since.timestamp() if since is not None else 0)
+            self.metrics.block_next_try.set(
+                until.timestamp() if since is not None and until is not None else 0
+            )
+            self.metrics.block_level.set(head["block_level"])
 
 
 _MAX_ID = 2**53

@@ -66,6 +66,9 @@ class LocalClientIds:
                 found = await self._discoverer.discover()
                 if self._metrics is not None:
                     self._metrics.discoveries.labels(found.source, "true").inc()
+                # The page still names the refused id: the refusal was not about the id
+                # (a block, or a platform hiccup), so it is taken back.
+                self._refused.discard(found.value)
                 self._value = found.value
             return self._value
 
@@ -98,7 +101,9 @@ class FleetClientIds:
         self._value: str | None = None
         self._lock = asyncio.Lock()
         # Ids the platform refused: a lease response carrying one (sent before the
-        # coordinator saw our report) must not bring it back.
+        # coordinator saw our report) must not bring it back. The coordinator's own
+        # answer to a client_id query may: a rediscovery that found the same id again
+        # (a block, not a rotation) hands it back to the fleet, and we take it.
         self._refused: set[str] = set()
 
     def advise(self, value: str | None) -> None:
@@ -121,7 +126,8 @@ class FleetClientIds:
             value = self._value
             while value is None:
                 state = await self._coordinator.client_id()
-                if state.client_id and state.client_id not in self._refused:
+                if state.client_id:
+                    self._refused.discard(state.client_id)
                     value = self._value = state.client_id
                     break
                 if state.discover:
@@ -147,6 +153,7 @@ class FleetClientIds:
             self._metrics.discoveries.labels(found.source, "true").inc()
         await self._coordinator.report_client_id(found.value, found.source)
         log.info("client_id_reported", source=found.source, client_id=short(found.value))
+        self._refused.discard(found.value)
         self._value = found.value
         return found.value
 

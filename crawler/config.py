@@ -7,14 +7,24 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crawler.transport import DEFAULT_USER_AGENT, TransportName
 from schemas.work import CRAWL_KINDS
 
 DiscoveryMode = Literal["auto", "hydration", "bundles", "browser"]
 DISCOVERY_ORDER: tuple[str, ...] = ("hydration", "bundles", "browser")
+
+REAL_API_HOST = "api-v2.soundcloud.com"
+"""The real platform's API host: politeness defaults differ there (see ``on_real_host``)."""
+
+
+def on_real_host(api_base: str) -> bool:
+    """True when ``api_base`` is the real platform (not loopback, not the simulator)."""
+    return (urlsplit(api_base).hostname or "").lower() == REAL_API_HOST
 
 
 class WorkerSettings(BaseSettings):
@@ -75,6 +85,43 @@ class WorkerSettings(BaseSettings):
     max_rejections: int = Field(
         default=5, ge=0, description="401/403s one request may see (one rediscovery each)."
     )
+    max_block_waits: int = Field(
+        default=12, ge=0, description="Bot-protection pauses one request may wait out."
+    )
+    throttle_default_s: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "First wait after a 429 without Retry-After, doubling while they repeat "
+            "(default: 30 s on the real host, 1 s elsewhere)."
+        ),
+    )
+    throttle_max_s: float = Field(default=1800.0, gt=0, description="Longest such wait.")
+    block_base_s: float = Field(
+        default=60.0, gt=0, description="Without a coordinator: first pause after a block."
+    )
+    block_max_s: float = Field(
+        default=1800.0, gt=0, description="Without a coordinator: longest block pause."
+    )
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Largest response body read; a larger one is abandoned (unit retried).",
+    )
+    transport: TransportName = Field(
+        default="aiohttp",
+        description="HTTP client: aiohttp, or 'impersonate' (curl_cffi, a browser's TLS).",
+    )
+    user_agent: str = Field(
+        default=DEFAULT_USER_AGENT, description="User-Agent of every platform request."
+    )
+    accept_language: str = Field(
+        default="en-US,en;q=0.9", description="Accept-Language of every platform request."
+    )
+    origin: str | None = Field(
+        default=None,
+        description="Origin/Referer of API requests (default: the web client, web_base).",
+    )
     backoff_base_s: float = Field(default=0.2, gt=0, description="First retry's mean wait.")
     backoff_max_s: float = Field(default=10.0, gt=0, description="Longest retry wait.")
     web_profiles: bool = Field(
@@ -82,6 +129,15 @@ class WorkerSettings(BaseSettings):
         description=(
             "user_range: also fetch each live user's /web-profiles (the spam model's links); "
             "one more request per live user"
+        ),
+    )
+    max_gone_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description=(
+            "user_range: a batch with more 404s than this share (or no live user) is "
+            "only marked gone once a known-live user still answers."
         ),
     )
     page_limit: int = Field(default=200, ge=1, le=200, description="`limit` of list pages.")
@@ -108,3 +164,11 @@ class WorkerSettings(BaseSettings):
     db_pool_size: int = Field(default=4, ge=1, le=64, description="Landing connections.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @model_validator(mode="after")
+    def _real_host_defaults(self) -> WorkerSettings:
+        # On the real platform a 429 without Retry-After means minutes, not a second
+        # (other tools report about 600 requests per 10 minutes before 429s).
+        if self.throttle_default_s is None:
+            self.throttle_default_s = 30.0 if on_real_host(self.api_base) else 1.0
+        return self

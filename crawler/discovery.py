@@ -5,11 +5,17 @@
    ``client_id:"…"`` with an anchored pattern so ``google_client_id`` and friends
    never match.
 3. ``browser``: a real headless Chromium loads the homepage and we read the client_id
-   off the page's own requests to the API host.
+   off the page's own requests to the API host; the browser's cookies (the bot
+   protection's among them) are handed to the transport.
+
+Pages are fetched through the worker's :class:`~crawler.transport.Transport`, with the
+browser profile's headers, so the homepage's cookies stay in the jar the API requests
+use; the page's ``window.__sc_version`` becomes the profile's ``app_version``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -23,7 +29,8 @@ import aiohttp
 import structlog
 
 from crawler.cursors import client_id_of
-from crawler.errors import DiscoveryError
+from crawler.errors import BodyTooLarge, DiscoveryError
+from crawler.transport import BrowserProfile, Transport
 from soundfleet.logs import short
 
 log = structlog.get_logger("crawler.discovery")
@@ -37,6 +44,8 @@ _BUNDLE_CLIENT_ID = re.compile(
 _HYDRATION = re.compile(r"window\.__sc_hydration\s*=\s*(\[.*?\])\s*;\s*(?:</script>|$)", re.S)
 _SCRIPT_SRC = re.compile(r"""<script\b[^>]*\bsrc\s*=\s*["']([^"']+)["']""", re.I)
 _VALID = re.compile(r"^" + _CLIENT_ID + r"$")
+_SC_VERSION = re.compile(r"""window\.__sc_version\s*=\s*["']([0-9]{1,20})["']""")
+_PAGE_CAP = 16 * 1024 * 1024
 
 BROWSER_ARGS = (
     "--no-sandbox",
@@ -93,33 +102,56 @@ def script_urls(html: str, page_url: str) -> list[str]:
     return urls
 
 
-async def _get_text(session: aiohttp.ClientSession, url: str, timeout: float) -> str:
+def app_version_of(html: str) -> str | None:
+    """The web client's version named by the homepage (``window.__sc_version``), if any."""
+    match = _SC_VERSION.search(html)
+    return match.group(1) if match else None
+
+
+async def _get_text(transport: Transport, url: str, timeout: float) -> str:
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-            if resp.status != 200:
-                raise DiscoveryError(f"GET {url} answered {resp.status}")
-            return await resp.text(errors="replace")
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        resp = await asyncio.wait_for(transport.get(url, max_bytes=_PAGE_CAP), timeout)
+    except (aiohttp.ClientError, TimeoutError, BodyTooLarge) as exc:
         raise DiscoveryError(f"GET {url} failed: {exc or type(exc).__name__}") from exc
+    # 206: a CDN serving a script bundle in part (seen in the real recordings).
+    if resp.status not in (200, 206):
+        raise DiscoveryError(f"GET {url} answered {resp.status}")
+    return resp.body.decode("utf-8", "replace")
+
+
+async def _homepage(
+    transport: Transport, web_base: str, timeout: float, profile: BrowserProfile | None
+) -> tuple[str, str]:
+    page = web_base.rstrip("/") + "/"
+    html = await _get_text(transport, page, timeout)
+    version = app_version_of(html)
+    if profile is not None and version:
+        profile.app_version = version
+    return page, html
 
 
 async def discover_hydration(
-    session: aiohttp.ClientSession, web_base: str, timeout: float = 20.0
+    transport: Transport,
+    web_base: str,
+    timeout: float = 20.0,
+    profile: BrowserProfile | None = None,
 ) -> str | None:
     """Strategy 1: the homepage's hydration data."""
-    html = await _get_text(session, web_base.rstrip("/") + "/", timeout)
+    _, html = await _homepage(transport, web_base, timeout, profile)
     return client_id_from_hydration(html)
 
 
 async def discover_bundles(
-    session: aiohttp.ClientSession, web_base: str, timeout: float = 20.0
+    transport: Transport,
+    web_base: str,
+    timeout: float = 20.0,
+    profile: BrowserProfile | None = None,
 ) -> str | None:
     """Strategy 2: the homepage's script bundles, last first."""
-    page = web_base.rstrip("/") + "/"
-    html = await _get_text(session, page, timeout)
+    page, html = await _homepage(transport, web_base, timeout, profile)
     for url in reversed(script_urls(html, page)):
         try:
-            source = await _get_text(session, url, timeout)
+            source = await _get_text(transport, url, timeout)
         except DiscoveryError as exc:
             log.info("discovery_bundle_unreadable", url=url, error=str(exc))
             continue
@@ -143,11 +175,18 @@ def chromium_executable(configured: Path | None) -> str | None:
 
 
 async def discover_browser(
-    web_base: str, api_base: str, chromium: Path | None = None, timeout: float = 30.0
+    web_base: str,
+    api_base: str,
+    chromium: Path | None = None,
+    timeout: float = 30.0,
+    transport: Transport | None = None,
+    profile: BrowserProfile | None = None,
 ) -> str | None:
-    """Strategy 3: load the homepage in headless Chromium, read its own API requests."""
-    import asyncio
+    """Strategy 3: load the homepage in headless Chromium, read its own API requests.
 
+    The browser's cookies go to ``transport`` and the page's version to ``profile``,
+    so the API requests that follow carry what the browser was given.
+    """
     from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import Request, async_playwright
 
@@ -163,20 +202,29 @@ async def discover_browser(
             found.set_result(value)
 
     executable = chromium_executable(chromium)
-    with tempfile.TemporaryDirectory(prefix="soundfleet-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="soundfleet-chromium-") as profile_dir:
         try:
             async with async_playwright() as pw:
                 context = await pw.chromium.launch_persistent_context(
-                    profile,
+                    profile_dir,
                     executable_path=executable,
                     headless=True,
                     args=list(BROWSER_ARGS),
+                    user_agent=profile.user_agent if profile is not None else None,
                 )
                 try:
                     page = await context.new_page()
                     page.on("request", on_request)
                     await page.goto(web_base.rstrip("/") + "/", timeout=timeout * 1000)
-                    return await asyncio.wait_for(found, timeout)
+                    value = await asyncio.wait_for(found, timeout)
+                    if profile is not None:
+                        version = app_version_of(await page.content())
+                        profile.app_version = version or profile.app_version
+                    if transport is not None:
+                        cookies = await context.cookies()
+                        transport.add_cookies([dict(c) for c in cookies])
+                        log.info("browser_cookies_adopted", cookies=len(cookies))
+                    return value
                 except TimeoutError:
                     return None
                 finally:
@@ -192,25 +240,33 @@ class Discoverer:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         web_base: str,
         api_base: str,
         strategies: Sequence[str],
         chromium: Path | None = None,
+        profile: BrowserProfile | None = None,
     ) -> None:
-        self._session = session
+        self._transport = transport
         self._web_base = web_base
         self._api_base = api_base
         self._strategies = tuple(strategies)
         self._chromium = chromium
+        self._profile = profile
 
     async def _run(self, strategy: str) -> str | None:
         if strategy == "hydration":
-            return await discover_hydration(self._session, self._web_base)
+            return await discover_hydration(self._transport, self._web_base, profile=self._profile)
         if strategy == "bundles":
-            return await discover_bundles(self._session, self._web_base)
+            return await discover_bundles(self._transport, self._web_base, profile=self._profile)
         if strategy == "browser":
-            return await discover_browser(self._web_base, self._api_base, self._chromium)
+            return await discover_browser(
+                self._web_base,
+                self._api_base,
+                self._chromium,
+                transport=self._transport,
+                profile=self._profile,
+            )
         raise DiscoveryError(f"unknown discovery strategy {strategy!r}")
 
     async def discover(self) -> Discovered:

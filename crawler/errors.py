@@ -28,7 +28,26 @@ class RateLimited(TransientError):
 
 
 class ClientIdRejected(TransientError):
-    """The platform answered 401/403: the client_id in use is no longer valid."""
+    """The platform said the client_id in use is no longer valid (401, api-v2's error JSON)."""
+
+
+class Blocked(TransientError):
+    """The platform's bot protection refused us (a DataDome 403, an HTML 403, the same id
+    rediscovered): the fleet pauses, with growing backoff; ``wait_s`` is this pause."""
+
+    def __init__(self, url: str, reason: str, wait_s: float) -> None:
+        super().__init__(f"GET {url}: blocked ({reason}); paused {wait_s:g}s")
+        self.reason = reason
+        self.wait_s = wait_s
+
+
+class BodyTooLarge(SoundfleetError):
+    """A response body over the size cap: its read was abandoned (retried, then dead)."""
+
+
+class PlatformAbsent(TransientError):
+    """The platform answers 404 for an id known to be live: a wrong base URL or a block
+    that looks like absence. Nothing is marked gone; the unit fails with this reason."""
 
 
 class OffHostError(InputError):

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ValidationError
 from crawler.errors import CoordinatorError, LeaseLost
 from schemas.errors import ConfigError
 from schemas.work import (
+    BlockReport,
+    BlockState,
     ClientIdReport,
     ClientIdState,
     CompleteRequest,
@@ -189,6 +191,12 @@ class CoordinatorClient:
             retry_after_s = min(3600.0, max(0.0, retry_after_s))
         body = ThrottleReport(worker_id=self.worker_id, retry_after_s=retry_after_s)
         await self._call("POST", "/v1/fleet/throttle", body, None)
+
+    async def blocked(self, reason: str) -> float:
+        """Report a bot-protection block; returns the seconds the fleet now pauses."""
+        body = BlockReport(worker_id=self.worker_id, reason=reason[:500])
+        state = await self._must("POST", "/v1/fleet/block", body, BlockState)
+        return state.wait_s
 
     async def healthy(self) -> bool:
         """True when the coordinator answers ``/healthz``."""

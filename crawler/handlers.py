@@ -27,21 +27,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from pydantic import BaseModel
 
 from crawler.config import WorkerSettings
-from crawler.cursors import api_url, check_on_api_host, cursor_time
-from crawler.errors import OffHostError
+from crawler.cursors import api_url, check_on_api_host, href_cursor, without_params
+from crawler.errors import OffHostError, PlatformAbsent
 from crawler.http import GONE, ApiClient
 from crawler.metrics import WorkerMetrics
-from crawler.store import Batch, Record, Store
+from crawler.store import Batch, Record, Row, Store
 from schemas import records, tables
 from schemas.api_v2 import (
-    Page,
+    ListPage,
+    ListPageParser,
     Track,
-    TrackPage,
     User,
-    UserPage,
     parse_web_profiles,
 )
 from schemas.errors import InputError
@@ -57,6 +55,13 @@ from schemas.work import (
 
 _RANGE_CURSOR = "next_id="
 _FLUSH_EVERY_S = 5.0
+_USER_LIST = ListPageParser(User)
+_TRACK_LIST = ListPageParser(Track)
+# A confirmed-live answer vouches for the platform's 404s this long (per worker).
+_LIVE_CHECK_S = 30.0
+_LIVE_PROBES = 3
+# Query parameters that say who asked, not what: dropped from recorded page URLs.
+_CLIENT_PARAMS = ("client_id", "app_version", "app_locale")
 
 
 class Drained(Exception):
@@ -113,6 +118,36 @@ class UnitContext:
         if self.draining.is_set():
             raise Drained()
 
+    async def confirm_absence(self, exclude: set[int] | None = None) -> None:
+        """Before marking ids gone: a user known to be live must still answer.
+
+        A platform that answers 404 to everything (a wrong base URL, a block that looks
+        like absence) must not erase the dataset. Up to three recently landed live users
+        are asked; if none answers, :class:`PlatformAbsent` fails the unit (retried with
+        backoff) and nothing is marked gone. A positive answer vouches for the next
+        half minute of 404s of this worker.
+        """
+        api = self.api
+        now = time.monotonic()
+        if now - api.live_confirmed_at < _LIVE_CHECK_S:
+            return
+        known = await self.store.known_live_users(_LIVE_PROBES, exclude or set())
+        if not known:
+            raise PlatformAbsent(
+                "every id answered 404 and no live user is in the database to check the "
+                f"platform against: is the API base {self.settings.api_base!r} right?"
+            )
+        for user_id in known:
+            got = await api.fetch(self.url(f"/users/{user_id}"), User)
+            if got.data is not GONE:
+                api.live_confirmed_at = time.monotonic()
+                return
+        shown = ", ".join(map(str, known))
+        raise PlatformAbsent(
+            f"known-live users {shown} answer 404 too: the platform answers 404 for "
+            f"everything (API base {self.settings.api_base!r} wrong, or a block)"
+        )
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -137,6 +172,7 @@ async def user_range(ctx: UnitContext) -> UnitResult:
     lanes = max(4, min(s.concurrency, s.id_batch, -(-2 * s.concurrency // s.unit_slots)))
 
     with_profiles = ctx.settings.web_profiles
+    max_gone_share = ctx.settings.max_gone_share
     api = ctx.api
 
     async def fetch(lo: int, hi: int) -> Batch:
@@ -161,8 +197,13 @@ async def user_range(ctx: UnitContext) -> UnitResult:
                     # garbage collector would re-scan while the batch fills) is freed here.
                     users.append(records.user_record(user, fetched_at))
                     if with_profiles:
-                        url = f"{base}{user_id}/web-profiles"
+                        # By URN, as the web client asks; the numeric form as fallback.
+                        # A 404 on both means no profile list, never a gone user.
+                        url = f"{base}soundcloud:users:{user_id}/web-profiles"
                         listed = (await api.fetch(url, parse_web_profiles, lane=held)).data
+                        if listed is GONE:
+                            url = f"{base}{user_id}/web-profiles"
+                            listed = (await api.fetch(url, parse_web_profiles, lane=held)).data
                         if listed is not GONE:
                             batch.profiles_of.add(user_id)
                             # One row per URL (the key): a link listed twice is one row.
@@ -176,6 +217,9 @@ async def user_range(ctx: UnitContext) -> UnitResult:
             await asyncio.gather(*(lane() for _ in range(min(lanes, hi - lo))))
         finally:
             pages.inc(len(gone) + len(users))  # once per batch: thousands of users a second
+        if gone and (not users or len(gone) > max_gone_share * (len(gone) + len(users))):
+            # An implausible share of 404s: the platform must still know a live user.
+            await ctx.confirm_absence({uid for uid, _ in gone})
         batch.add_records(tables.users, records.USER_COLUMNS, users)
         batch.add_records(tables.user_ids_gone, records.GONE_COLUMNS, gone)
         return batch
@@ -208,42 +252,78 @@ async def user_range(ctx: UnitContext) -> UnitResult:
 
 
 def _page_time(
-    next_href: str | None, exact: bool, items: int
+    ctx: UnitContext, next_href: str | None, exact: bool, items: int
 ) -> tuple[datetime | None, TimeSource]:
-    """The event time a page's cursor gives its items (None: the last page, no cursor)."""
-    found = cursor_time(next_href)
+    """The event time a page's cursor gives its items (None: no cursor, or no time in it).
+
+    Every cursor format the platform uses is read (:func:`crawler.cursors.read_cursor`);
+    one that should have held a time but did not is logged and counted, never guessed.
+    """
+    reading = href_cursor(next_href)
+    if reading is None:
+        return None, "none"
+    found = reading.time
+    ctx.metrics.cursors.labels(reading.format, "true" if found is not None else "false").inc()
     if found is None:
+        if reading.missing or reading.format == "unknown":
+            ctx.log.warning("cursor_time_missing", cursor=reading.value[:120], form=reading.format)
         return None, "none"
     if exact and items == 1:
         return found, "exact"
     return found, "page"
 
 
+def _skipped_rows(ctx: UnitContext, url: str, page: ListPage[Any], at: datetime) -> list[Row]:
+    """Rows of ``skipped_items`` for a page's odd items (logged: each is a platform change)."""
+    if not page.skipped:
+        return []
+    ctx.metrics.items_skipped.inc(len(page.skipped))
+    page_url = without_params(url, _CLIENT_PARAMS)
+    for item in page.skipped:
+        ctx.log.warning("list_item_skipped", url=page_url[:200], index=item["index"],
+                        reason=item["reason"][:200])  # fmt: skip
+    return [
+        {
+            "page_url": page_url,
+            "item_index": item["index"],
+            "unit_id": ctx.lease.unit_id,
+            "reason": item["reason"][:2000],
+            "raw": item["raw"],
+            "fetched_at": at,
+        }
+        for item in page.skipped
+    ]
+
+
 async def _walk(
     ctx: UnitContext,
     first_url: str,
-    model: type[BaseModel],
+    parser: ListPageParser[Any],
     on_page: Callable[[Batch, list[Any], str | None, datetime], None],
 ) -> bool:
     """Page from the resume cursor (or ``first_url``) to the end; False if the list is gone.
 
     ``on_page(batch, items, next_href, fetched_at)`` adds a page's rows to the batch.
+    Items no model fits are skipped and recorded in ``skipped_items``; the page lands.
     Batches are landed every ``flush_rows`` rows, every few seconds, at the end and
-    when the worker drains; each landing checkpoints the next page's URL.
+    when the worker drains; each landing checkpoints the next page's URL. A list that
+    answers 404 is only reported gone once a live user still answers.
     """
     url = ctx.cursor or first_url
     check_on_api_host(url, ctx.settings.api_base)
     batch = Batch()
     last_flush = time.monotonic()
     while True:
-        got = (await ctx.api.fetch(url, model)).data
+        got = (await ctx.api.fetch(url, parser)).data
         ctx.metrics.pages.labels(ctx.lease.kind).inc()
         if got is GONE:
             await ctx.land(batch, url)
+            await ctx.confirm_absence()
             return False
-        page: Page[Any] = got
+        page: ListPage[Any] = got
         fetched_at = _now()
-        on_page(batch, list(page.collection), page.next_href, fetched_at)
+        on_page(batch, page.collection, page.next_href, fetched_at)
+        batch.extend(tables.skipped_items, _skipped_rows(ctx, url, page, fetched_at))
         next_href = page.next_href
         if next_href:
             try:
@@ -273,7 +353,7 @@ async def follow_list(ctx: UnitContext) -> UnitResult:
     resumed = ctx.cursor is not None
 
     def on_page(batch: Batch, items: list[User], next_href: str | None, at: datetime) -> None:
-        page_time, source = _page_time(next_href, False, len(items))
+        page_time, source = _page_time(ctx, next_href, False, len(items))
         for user in items:
             batch.add(tables.users, records.user_row(user, at))
             if payload.direction == "followers":
@@ -289,7 +369,7 @@ async def follow_list(ctx: UnitContext) -> UnitResult:
         limit=ctx.settings.page_limit,
         linked_partitioning=1,
     )
-    live = await _walk(ctx, first, UserPage, on_page)
+    live = await _walk(ctx, first, _USER_LIST, on_page)
     if not live:
         gone = Batch()
         gone.add(tables.user_ids_gone, records.gone_row(payload.user_id, _now()))
@@ -317,7 +397,7 @@ async def user_tracks(ctx: UnitContext) -> UnitResult:
     first = ctx.url(
         f"/users/{payload.user_id}/tracks", limit=ctx.settings.page_limit, linked_partitioning=1
     )
-    live = await _walk(ctx, first, TrackPage, on_page)
+    live = await _walk(ctx, first, _TRACK_LIST, on_page)
     if not live:
         gone = Batch()
         gone.add(tables.user_ids_gone, records.gone_row(payload.user_id, _now()))
@@ -339,7 +419,7 @@ async def track_list(ctx: UnitContext) -> UnitResult:
 
     def on_page(batch: Batch, items: list[User], next_href: str | None, at: datetime) -> None:
         # More than one item despite limit=1: the cursor only bounds them ('page').
-        page_time, source = _page_time(next_href, exact, len(items))
+        page_time, source = _page_time(ctx, next_href, exact, len(items))
         for user in items:
             batch.add(tables.users, records.user_row(user, at))
             when = page_time or user.created_at
@@ -350,7 +430,7 @@ async def track_list(ctx: UnitContext) -> UnitResult:
         limit=1 if exact else ctx.settings.page_limit,
         linked_partitioning=1,
     )
-    await _walk(ctx, first, UserPage, on_page)
+    await _walk(ctx, first, _USER_LIST, on_page)
     return UnitResult(ctx.rows)
 
 

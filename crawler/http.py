@@ -8,9 +8,18 @@ Every request goes through :meth:`ApiClient.fetch`:
   rediscovery carries the new id, and a ``next_href`` that dropped it gets it back;
 * connection errors, timeouts, 5xx and malformed bodies are retried with exponential
   backoff and full jitter (tenacity); 429 waits its ``Retry-After`` (reported to the
-  coordinator); 401/403 reports the id invalid and waits for the replacement;
+  coordinator), or, without one, a wait that starts at the policy's default (30 s on
+  the real host) and doubles while 429s keep coming;
+* a rejection is classified (:func:`classify_rejection`): an invalid client_id (401,
+  api-v2's JSON error) is reported and replaced once; a block (a DataDome or HTML
+  403, or one of unknown shape) pauses the fleet through the coordinator with growing
+  backoff, and the client_id is kept;
+* bodies are read under a size cap (:class:`~crawler.errors.BodyTooLarge` past it);
 * redirects are not followed: the API never redirects a JSON request, and following
   one could leave the API host.
+
+Requests go out through a :class:`~crawler.transport.Transport` with the web client's
+headers (:class:`~crawler.transport.BrowserProfile`), ``app_version`` included.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import aiohttp
 import structlog
@@ -37,6 +46,8 @@ from crawler.clientids import ClientIdProvider
 from crawler.cursors import check_on_api_host, with_client_id
 from crawler.deadlines import Deadlines
 from crawler.errors import (
+    Blocked,
+    BodyTooLarge,
     ClientIdRejected,
     MalformedBody,
     OffHostError,
@@ -46,15 +57,27 @@ from crawler.errors import (
 )
 from crawler.metrics import WorkerMetrics
 from crawler.ratelimit import TokenBucket
+from crawler.rejections import BlockBackoff, classify_rejection
+from crawler.transport import BrowserProfile, Transport
 from schemas.errors import PayloadError
 
 log = structlog.get_logger("crawler.http")
 
 T = TypeVar("T")
 
-Parser = type[BaseModel] | Callable[[Any], Any] | None
+
+class BodyParser(Protocol):
+    """A parser of raw body bytes (e.g. :class:`schemas.api_v2.ListPageParser`)."""
+
+    def parse_body(self, body: bytes) -> Any:
+        """The value of ``body``; raises :class:`PayloadError` when it does not fit."""
+        ...
+
+
+Parser = type[BaseModel] | BodyParser | Callable[[Any], Any] | None
 """How to turn a body into a value: a pydantic model (validated straight from the JSON
-bytes, the fast path), a function of the decoded JSON, or None for the decoded JSON."""
+bytes, the fast path), a :class:`BodyParser` of the bytes, a function of the decoded
+JSON, or None for the decoded JSON."""
 
 _STATUS = {code: str(code) for code in (200, 404, 429, 500, 502, 503)}
 
@@ -106,8 +129,14 @@ class RetryPolicy:
     max_retries: int = 6
     max_throttle_waits: int = 60
     max_rejections: int = 5
+    max_block_waits: int = 12
     backoff_base_s: float = 0.2
     backoff_max_s: float = 10.0
+    throttle_default_s: float = 1.0
+    throttle_max_s: float = 1800.0
+    block_base_s: float = 60.0
+    block_max_s: float = 1800.0
+    max_body_bytes: int = 32 * 1024 * 1024
 
 
 def parse_retry_after(value: str | None, default: float = 1.0) -> float:
@@ -135,32 +164,16 @@ def _http_date(value: str | None) -> datetime | None:
         return None
 
 
-def create_session(concurrency: int, timeout_s: float) -> aiohttp.ClientSession:
-    """The process's one platform session: a connection pool sized to the concurrency."""
-    connector = aiohttp.TCPConnector(
-        limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=300, keepalive_timeout=30
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 10.0)),
-        headers=None,
-        # api-v2 sets and needs no cookies: skip the jar's per-request filtering.
-        cookie_jar=aiohttp.DummyCookieJar(),
-        # The platform's JSON is decoded by us (to classify malformed bodies).
-        auto_decompress=True,
-        raise_for_status=False,
-    )
-
-
 class _Counters:
     """Failures of one request by kind (for the stop condition)."""
 
-    __slots__ = ("rejections", "throttles", "transient")
+    __slots__ = ("blocks", "rejections", "throttles", "transient")
 
     def __init__(self) -> None:
         self.transient = 0
         self.throttles = 0
         self.rejections = 0
+        self.blocks = 0
 
 
 class ApiClient:
@@ -168,32 +181,43 @@ class ApiClient:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        transport: Transport,
         api_base: str,
         client_ids: ClientIdProvider,
         *,
         concurrency: int,
+        timeout_s: float = 30.0,
         bucket: TokenBucket | None = None,
         policy: RetryPolicy | None = None,
         metrics: WorkerMetrics | None = None,
+        profile: BrowserProfile | None = None,
         on_throttle: Callable[[float], Awaitable[None]] | None = None,
+        on_block: Callable[[str], Awaitable[float]] | None = None,
     ) -> None:
-        self.session = session
+        self.transport = transport
         self.api_base = api_base
         self.client_ids = client_ids
         self.bucket = bucket or TokenBucket(0)
         self.policy = policy or RetryPolicy()
         self.metrics = metrics
+        self.profile = profile or BrowserProfile()
         self._on_throttle = on_throttle
+        self._on_block = on_block
+        self._local_blocks = BlockBackoff(self.policy.block_base_s, self.policy.block_max_s)
+        self._blocked_until = 0.0
+        self._throttle_streak = 0
+        self._recovering = False  # a 429 streak or a block to reset at the next 200
+        # When a known-live user last answered (the handlers' guard against a platform
+        # that answers 404 to everything).
+        self.live_confirmed_at = float("-inf")
+        self._max_bytes = self.policy.max_body_bytes
         self._slots = asyncio.Semaphore(concurrency)
         self._background: set[asyncio.Task[None]] = set()
         self._last_report = float("-inf")
         self._stats = metrics.requests if metrics is not None else None
-        # The session's total timeout is enforced by coarse deadlines instead of a timer
-        # per request (see crawler.deadlines); a new connection keeps its own timeout.
-        timeout = session.timeout
-        self._deadlines = Deadlines(timeout.total or math.inf)
-        self._no_timer = aiohttp.ClientTimeout(sock_connect=timeout.sock_connect)
+        # The request timeout is enforced by coarse deadlines instead of a timer per
+        # request (see crawler.deadlines).
+        self._deadlines = Deadlines(timeout_s or math.inf)
         base = URL(api_base)
         self._origin = f"{base.scheme}://{base.raw_authority}"
         self._scheme, self._authority = base.scheme, base.raw_authority
@@ -207,6 +231,8 @@ class ApiClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimited):
             return exc.retry_after  # the token bucket holds every other request too
+        if isinstance(exc, Blocked):
+            return exc.wait_s
         if isinstance(exc, ClientIdRejected):
             return 0.0  # the next attempt waits for the replacement id itself
         return float(self._backoff(state))
@@ -219,6 +245,9 @@ class ApiClient:
             if isinstance(exc, RateLimited):
                 counters.throttles += 1
                 return counters.throttles > policy.max_throttle_waits
+            if isinstance(exc, Blocked):
+                counters.blocks += 1
+                return counters.blocks > policy.max_block_waits
             if isinstance(exc, ClientIdRejected):
                 counters.rejections += 1
                 return counters.rejections > policy.max_rejections
@@ -232,6 +261,8 @@ class ApiClient:
         reason = (
             "throttled"
             if isinstance(exc, RateLimited)
+            else "blocked"
+            if isinstance(exc, Blocked)
             else "client_id"
             if isinstance(exc, ClientIdRejected)
             else "malformed"
@@ -344,7 +375,10 @@ class ApiClient:
         if not self.bucket.try_take():
             await self.bucket.acquire()
         client_id = self.client_ids.known or await self.client_ids.current()
-        target = self._yarl(with_client_id(url, client_id))
+        url_sent = with_client_id(url, client_id)
+        if "app_version=" not in url_sent:
+            url_sent += self.profile.query_suffix()
+        target = self._yarl(url_sent)
         deadlines = self._deadlines
         # A lane's request uses the lane's slot (no context manager: entering one is a
         # coroutine of its own, on every request of a sweep).
@@ -354,15 +388,13 @@ class ApiClient:
         started = time.monotonic()
         task = deadlines.start(lane.task if lane is not None else None)
         try:
-            async with self.session.get(
-                target, allow_redirects=False, timeout=self._no_timer
-            ) as resp:
-                status = resp.status
-                body = await resp.read()
-                headers = resp.headers
+            resp = await self.transport.get(target, max_bytes=self._max_bytes)
         except (aiohttp.ClientError, TimeoutError) as exc:
             message = f"{type(exc).__name__}: {exc}".rstrip(": ")
             raise self._no_response(url, message, started) from exc
+        except BodyTooLarge as exc:
+            self._record("too_large", started)
+            raise BodyTooLarge(f"GET {url}: {exc}") from exc
         except asyncio.CancelledError:
             if not deadlines.timed_out(task):
                 raise
@@ -372,17 +404,28 @@ class ApiClient:
             deadlines.finish(task)
             if slots is not None:
                 slots.release()
+        status, headers, body = resp.status, resp.headers, resp.body
         if self._stats is not None:
             self._stats.record(_STATUS.get(status) or str(status), time.monotonic() - started)
         if status == 200:  # the common case, without another coroutine
+            if self._recovering:
+                self._recovered()
             return Fetched(self._decode(url, body, headers.get("Content-Type", ""), parse), headers)
         data = await self._interpret(url, client_id, status, body, headers, parse, not_found_ok)
         return Fetched(data, headers)
 
+    def _recovered(self) -> None:
+        self._recovering = False
+        self._throttle_streak = 0
+        self._local_blocks.reset()
+
+    def _record(self, status: str, started: float) -> None:
+        if self._stats is not None:
+            self._stats.record(status, time.monotonic() - started)
+
     def _no_response(self, url: str, message: str, started: float) -> TransientError:
         """The retryable error of a request that got no response, counted as one."""
-        if self._stats is not None:
-            self._stats.record("error", time.monotonic() - started)
+        self._record("error", started)
         return TransientError(f"GET {url}: {message}")
 
     async def _interpret(
@@ -399,10 +442,24 @@ class ApiClient:
         if status == 404 and not_found_ok:
             return GONE
         if status in (401, 403):
+            kind, reason = classify_rejection(status, headers, body)
+            if kind == "blocked":
+                raise Blocked(url, reason, await self._blocked(reason))
             await self.client_ids.rejected(client_id)
-            raise ClientIdRejected(f"GET {url}: HTTP {status}: client_id refused")
+            raise ClientIdRejected(f"GET {url}: HTTP {status}: client_id refused ({reason})")
         if status == 429:
-            seconds = parse_retry_after(headers.get("Retry-After"))
+            header = headers.get("Retry-After")
+            if header:
+                seconds = parse_retry_after(header, self.policy.throttle_default_s)
+            else:
+                # No Retry-After (the platform's text "Please slow down."): a wait that
+                # doubles while 429s keep coming, reset by the next success.
+                seconds = min(
+                    self.policy.throttle_max_s,
+                    self.policy.throttle_default_s * 2.0 ** min(self._throttle_streak, 20),
+                )
+                self._throttle_streak += 1
+                self._recovering = True
             self.bucket.pause(seconds)
             self._report_throttle(seconds)
             raise RateLimited(url, seconds)
@@ -418,6 +475,29 @@ class ApiClient:
             raise UnexpectedResponse(f"GET {url}: HTTP {status} redirect to {location!r}")
         raise UnexpectedResponse(f"GET {url}: HTTP {status}: {body[:200]!r}")
 
+    async def _blocked(self, reason: str) -> float:
+        """Pause for a block, once for every request that meets it; returns the wait (s).
+
+        With a coordinator the pause is the fleet's (its backoff, for every worker);
+        without one it is this client's own growing backoff.
+        """
+        now = time.monotonic()
+        if now < self._blocked_until:
+            return self._blocked_until - now  # reported already: the same block
+        if self.metrics is not None:
+            self.metrics.blocks.inc()
+        log.warning("platform_blocked", reason=reason)
+        seconds = self._local_blocks.next_wait()
+        self._recovering = True
+        if self._on_block is not None:
+            try:
+                seconds = await self._on_block(reason)
+            except Exception as exc:  # the fleet's pause is lost, ours still holds
+                log.warning("block_report_failed", error=str(exc))
+        self._blocked_until = time.monotonic() + seconds
+        self.bucket.pause(seconds)
+        return seconds
+
     def _decode(self, url: str, body: bytes, content_type: str, parse: Parser) -> T | Any:
         if "html" in content_type.lower():
             raise MalformedBody(f"GET {url}: an HTML page instead of JSON")
@@ -429,6 +509,12 @@ class ApiClient:
                 where = ".".join(str(p) for p in first["loc"]) or "(body)"
                 what = "malformed JSON" if first["type"] == "json_invalid" else parse.__name__
                 raise MalformedBody(f"GET {url}: {what}: field {where}: {first['msg']}") from exc
+        parse_body = getattr(parse, "parse_body", None)
+        if parse_body is not None:
+            try:
+                return parse_body(body)
+            except PayloadError as exc:
+                raise MalformedBody(f"GET {url}: {exc}") from exc
         try:
             data = json.loads(body)
         except json.JSONDecodeError as exc:

@@ -71,6 +71,18 @@ class WorkerMetrics:
         self.retries = Counter(
             "soundfleet_worker_retries", "Request retries by reason", ["reason"], registry=r
         )
+        self.blocks = Counter(
+            "soundfleet_worker_blocks", "Bot-protection blocks met (one per pause)", registry=r
+        )
+        self.cursors = Counter(
+            "soundfleet_worker_cursors",
+            "next_href cursors read, by format and whether a time came from it",
+            ["format", "timed"],
+            registry=r,
+        )
+        self.items_skipped = Counter(
+            "soundfleet_worker_items_skipped", "List items no model fits, skipped", registry=r
+        )
         self.discoveries = Counter(
             "soundfleet_worker_discoveries", "client_id discoveries", ["source", "ok"], registry=r
         )

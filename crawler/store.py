@@ -32,7 +32,16 @@ _ORDER = (
     tables.reposts,
     tables.likes,
     tables.track_stats,
+    tables.skipped_items,
 )
+
+# Recently landed users not known gone, newest first (the 404 guard's witnesses).
+_KNOWN_LIVE = """
+SELECT u.id FROM users u
+WHERE NOT (u.id = ANY($2::bigint[]))
+  AND NOT EXISTS (SELECT 1 FROM user_ids_gone g WHERE g.id = u.id AND g.checked_at > u.fetched_at)
+ORDER BY u.fetched_at DESC LIMIT $1
+"""
 
 
 _DELETE_PROFILES = "DELETE FROM web_profiles WHERE user_id = ANY($1::bigint[])"
@@ -137,6 +146,11 @@ class Store:
             int(r[0])
             for r in await self._fetch("SELECT id FROM tracks WHERE user_id = $1", user_id)
         ]
+
+    async def known_live_users(self, limit: int, exclude: set[int]) -> list[int]:
+        """Up to ``limit`` users landed recently and not marked gone since."""
+        rows = await self._fetch(_KNOWN_LIVE, limit, sorted(exclude))
+        return [int(r[0]) for r in rows]
 
     async def ping(self) -> None:
         """Raise :class:`DatabaseError` unless the database answers."""

@@ -21,6 +21,7 @@ import signal
 import socket
 import uuid
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -28,6 +29,7 @@ from crawler.clientids import FleetClientIds
 from crawler.config import DISCOVERY_ORDER, WorkerSettings
 from crawler.discovery import Discoverer
 from crawler.errors import (
+    BodyTooLarge,
     CoordinatorError,
     DiscoveryError,
     LeaseLost,
@@ -35,10 +37,17 @@ from crawler.errors import (
 )
 from crawler.fleet import CoordinatorClient
 from crawler.handlers import HANDLERS, Drained, UnitContext, UnitResult
-from crawler.http import ApiClient, RetryPolicy, create_session
+from crawler.http import ApiClient, RetryPolicy
 from crawler.metrics import WorkerMetrics
 from crawler.ratelimit import TokenBucket
 from crawler.store import Store
+from crawler.transport import (
+    AiohttpTransport,
+    BrowserProfile,
+    ImpersonatingTransport,
+    Transport,
+    create_session,
+)
 from schemas.errors import DatabaseError, InputError, SoundfleetError
 from schemas.work import FleetAdvice, Lease
 from soundfleet.logs import short
@@ -62,8 +71,34 @@ def retry_policy(settings: WorkerSettings) -> RetryPolicy:
         max_retries=settings.max_retries,
         max_throttle_waits=settings.max_throttle_waits,
         max_rejections=settings.max_rejections,
+        max_block_waits=settings.max_block_waits,
         backoff_base_s=settings.backoff_base_s,
         backoff_max_s=settings.backoff_max_s,
+        throttle_default_s=settings.throttle_default_s or 1.0,
+        throttle_max_s=settings.throttle_max_s,
+        block_base_s=settings.block_base_s,
+        block_max_s=settings.block_max_s,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
+def browser_profile(settings: WorkerSettings) -> BrowserProfile:
+    """The web client's look the settings describe (Origin: the web client's own)."""
+    origin = settings.origin or settings.web_base
+    parts = urlsplit(origin)
+    return BrowserProfile(
+        user_agent=settings.user_agent,
+        origin=f"{parts.scheme}://{parts.netloc}",
+        accept_language=settings.accept_language,
+    )
+
+
+def open_transport(settings: WorkerSettings, profile: BrowserProfile) -> Transport:
+    """The configured HTTP client (:mod:`crawler.transport`)."""
+    if settings.transport == "impersonate":
+        return ImpersonatingTransport(profile, settings.concurrency, settings.request_timeout_s)
+    return AiohttpTransport(
+        create_session(settings.concurrency, settings.request_timeout_s, profile)
     )
 
 
@@ -135,22 +170,28 @@ class Worker:
                 loop.add_signal_handler(sig, self.request_drain)
         s = self.settings
         store = await Store.open(self.dsn, size=s.db_pool_size)
-        session = create_session(s.concurrency, s.request_timeout_s)
+        profile = browser_profile(s)
+        transport = open_transport(s, profile)
         try:
             async with CoordinatorClient(
                 s.coordinator_url, s.api_key or "", self.worker_id
             ) as coordinator:
-                discoverer = Discoverer(session, s.web_base, s.api_base, strategies(s), s.chromium)
+                discoverer = Discoverer(
+                    transport, s.web_base, s.api_base, strategies(s), s.chromium, profile
+                )
                 client_ids = FleetClientIds(coordinator, discoverer, self.metrics)
                 api = ApiClient(
-                    session,
+                    transport,
                     s.api_base,
                     client_ids,
                     concurrency=s.concurrency,
+                    timeout_s=s.request_timeout_s,
                     bucket=self.bucket,
                     policy=retry_policy(s),
                     metrics=self.metrics,
+                    profile=profile,
                     on_throttle=coordinator.throttled,
+                    on_block=coordinator.blocked,
                 )
                 self.log.info(
                     "worker_started",
@@ -162,7 +203,7 @@ class Worker:
                 await self._lease_loop(coordinator, client_ids, api, store, stop_after_idle)
                 await self._drain(coordinator)
         finally:
-            await session.close()
+            await transport.close()
             await store.close()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -306,7 +347,13 @@ class Worker:
             self.metrics.lease_losses.inc()
             outcome = "lost"
             ulog.warning("lease_lost")
-        except (TransientError, DatabaseError, DiscoveryError, CoordinatorError) as exc:
+        except (
+            TransientError,
+            BodyTooLarge,
+            DatabaseError,
+            DiscoveryError,
+            CoordinatorError,
+        ) as exc:
             beat.cancel()
             outcome = await self._fail(running, coordinator, ulog, exc, retryable=True)
         except (InputError, SoundfleetError) as exc:

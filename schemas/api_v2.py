@@ -13,6 +13,7 @@ Use :func:`parse` to validate a decoded JSON body into a model and get a
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -244,3 +245,80 @@ def parse_web_profiles(data: object) -> list[WebProfile]:
 def is_not_found_body(data: object) -> bool:
     """True for the empty object the platform sends with a 404."""
     return data == {}
+
+
+class SkippedItem(TypedDict):
+    """A list item that no model fits (a deleted user, an unknown ``kind``): kept raw."""
+
+    index: int
+    reason: str
+    raw: Any
+
+
+class ListPage(Generic[ItemT]):
+    """A list page read leniently: the items that fit, and those skipped with reasons."""
+
+    __slots__ = ("collection", "next_href", "skipped")
+
+    def __init__(
+        self, collection: list[ItemT], next_href: str | None, skipped: list[SkippedItem]
+    ) -> None:
+        self.collection = collection
+        self.next_href = next_href
+        self.skipped = skipped
+
+
+class ListPageParser(Generic[ItemT]):
+    """Parse a list page's bytes so that one odd item never fails the whole page.
+
+    The whole page is validated from the bytes first (the fast path, nearly every page);
+    only when that fails is the body decoded and each item validated on its own. An
+    envelope that is not a page (no ``collection`` list, a ``next_href`` that is not a
+    string) still fails, with :class:`PayloadError`: that body is malformed, not odd.
+    """
+
+    def __init__(self, model: type[ItemT]) -> None:
+        self.model = model
+        self._page: type[Page[ItemT]] = Page[model]  # type: ignore[valid-type]
+
+    def parse_body(self, body: bytes) -> ListPage[ItemT]:
+        """The page in ``body``; raises :class:`PayloadError` for a malformed envelope."""
+        try:
+            page = self._page.model_validate_json(body)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] == "json_invalid":
+                raise _describe(exc, "malformed JSON") from exc
+            return self.parse_data(json.loads(body))
+        return ListPage(list(page.collection), page.next_href, [])
+
+    def parse_data(self, data: object) -> ListPage[ItemT]:
+        """The page of decoded JSON ``data``, item by item."""
+        if not isinstance(data, dict):
+            raise PayloadError(f"{self._page.__name__}: expected an object, got {_kind(data)}")
+        items = data.get("collection")
+        if not isinstance(items, list):
+            raise PayloadError(f"{self._page.__name__}: field collection: expected a list")
+        next_href = data.get("next_href")
+        if next_href is not None and not isinstance(next_href, str):
+            raise PayloadError(f"{self._page.__name__}: field next_href: expected a string")
+        kept: list[ItemT] = []
+        skipped: list[SkippedItem] = []
+        expected = self.model.model_fields.get("kind")
+        want = expected.default if expected is not None else None
+        for index, item in enumerate(items):
+            kind = item.get("kind") if isinstance(item, dict) else None
+            if want is not None and kind is not None and kind != want:
+                skipped.append(
+                    {"index": index, "reason": f"kind {kind!r}, not {want}", "raw": item}
+                )
+                continue
+            try:
+                kept.append(self.model.model_validate(item))
+            except ValidationError as exc:
+                reason = str(_describe(exc, self.model.__name__))
+                skipped.append({"index": index, "reason": reason, "raw": item})
+        return ListPage(kept, next_href, skipped)
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REAL_API_HOST = "api-v2.soundcloud.com"
 
 
 class CoordinatorSettings(BaseSettings):
@@ -35,8 +40,43 @@ class CoordinatorSettings(BaseSettings):
         default=2.0, ge=0, description="First retry delay; doubles per attempt (with jitter)."
     )
     backoff_max_s: float = Field(default=600.0, ge=0, description="Cap of the retry delay.")
+    platform_api_base: str = Field(
+        default=f"https://{REAL_API_HOST}",
+        description=(
+            "The platform the fleet crawls; on the real host the politeness defaults are "
+            "the real platform's (budget_rps, rediscovery_interval_s)."
+        ),
+    )
+    egress_ips: int = Field(
+        default=1, ge=1, le=10_000, description="Distinct egress IPs the workers send from."
+    )
     budget_rps: float = Field(
-        default=20.0, gt=0, description="Fleet-wide request budget toward the platform (max)."
+        default=20.0,  # replaced by _platform_defaults when not set
+        gt=0,
+        description=(
+            "Fleet-wide request budget toward the platform (max). Default: 1 request/s per "
+            "egress IP on the real host (other tools see 429s beyond about 600 requests "
+            "per 10 minutes), 20/s elsewhere."
+        ),
+    )
+    block_base_s: float = Field(
+        default=60.0, gt=0, description="Fleet pause after a bot-protection block."
+    )
+    block_max_s: float = Field(
+        default=1800.0, gt=0, description="Longest block pause (the pause doubles per block)."
+    )
+    block_reset_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="A block this long after the last pause ended starts again from block_base_s.",
+    )
+    rediscovery_interval_s: float = Field(
+        default=2.0,  # replaced by _platform_defaults when not set
+        ge=0,
+        description=(
+            "At most one client_id rediscovery per this long, fleet-wide "
+            "(default 60 s on the real host, 2 s elsewhere)."
+        ),
     )
     budget_min_rps: float = Field(default=0.5, gt=0, description="AIMD floor of the budget.")
     budget_increase_rps_per_s: float = Field(
@@ -66,3 +106,27 @@ class CoordinatorSettings(BaseSettings):
         default=0.5, ge=0, description="Fleet advice (budget share, pause) is cached this long."
     )
     db_pool_size: int = Field(default=16, ge=1, le=200, description="Database connections.")
+
+    @property
+    def on_real_host(self) -> bool:
+        """True when the fleet crawls the real platform."""
+        return (urlsplit(self.platform_api_base).hostname or "").lower() == REAL_API_HOST
+
+    @model_validator(mode="before")
+    @classmethod
+    def _platform_defaults(cls, data: Any) -> Any:
+        # Defaults that depend on which platform is crawled, filled in before validation
+        # so that an explicit setting (init or environment) always wins.
+        if not isinstance(data, dict):
+            return data
+        base = str(data.get("platform_api_base") or f"https://{REAL_API_HOST}")
+        real = (urlsplit(base).hostname or "").lower() == REAL_API_HOST
+        if data.get("budget_rps") is None:
+            try:
+                egress = max(1, int(data.get("egress_ips") or 1))
+            except (TypeError, ValueError):
+                egress = 1  # the field's own validation names the bad value
+            data = {**data, "budget_rps": 1.0 * egress if real else 20.0}
+        if data.get("rediscovery_interval_s") is None:
+            data = {**data, "rediscovery_interval_s": 60.0 if real else 2.0}
+        return data

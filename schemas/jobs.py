@@ -277,6 +277,16 @@ class FleetView(BaseModel):
     max_budget_rps: float
     paused_until: datetime | None
     throttles: int = Field(description="429s reported since the fleet started")
+    blocked: bool = Field(default=False, description="a bot-protection pause is running")
+    blocked_since: datetime | None = Field(
+        default=None, description="start of the running block episode"
+    )
+    block_until: datetime | None = Field(
+        default=None, description="end of the last block pause: the next try"
+    )
+    block_level: int = Field(default=0, description="doublings of the block pause")
+    blocks: int = Field(default=0, description="block episodes and deepenings so far")
+    block_reason: str | None = None
     client_id: str | None
     discovery_worker: str | None
     workers: list[WorkerView]

@@ -171,6 +171,18 @@ likes = Table(
     comment="Like events of a track, with their time.",
 )
 
+skipped_items = Table(
+    "skipped_items",
+    metadata,
+    Column("page_url", Text, primary_key=True, comment="the list page, without client_id"),
+    Column("item_index", Integer, primary_key=True, autoincrement=False),
+    Column("unit_id", BigInteger),
+    Column("reason", Text, nullable=False),
+    Column("raw", JSONB, comment="the item as the platform sent it"),
+    _tz("fetched_at", nullable=False),
+    comment="List items no model fits (a deleted user, an unknown kind): skipped, kept raw.",
+)
+
 track_stats = Table(
     "track_stats",
     metadata,
@@ -315,8 +327,14 @@ fleet_state = Table(
     _tz("discovery_until"),
     Column("throttles", BigInteger, nullable=False, server_default="0"),
     _tz("updated_at", nullable=False, server_default=NOW),
+    _tz("blocked_since", comment="start of the current bot-protection block episode"),
+    _tz("block_until", comment="end of the current block pause (the next try)"),
+    Column("block_level", Integer, nullable=False, server_default="0", comment="doublings"),
+    Column("blocks", BigInteger, nullable=False, server_default="0"),
+    Column("block_reason", Text),
+    _tz("last_discovery_at", comment="when the last client_id rediscovery was granted"),
     CheckConstraint("id = 1", name="singleton"),
-    comment="One row: the fleet's politeness budget and the client_id discovery lock.",
+    comment="One row: the fleet's politeness budget, block state and discovery lock.",
 )
 
 # ----------------------------------------------------------------------------- scores

@@ -281,6 +281,23 @@ class ClientIdState(BaseModel):
     retry_after_s: float = Field(default=1.0, description="when neither: ask again after this long")
 
 
+class BlockReport(_Strict):
+    """``POST /v1/fleet/block``: the platform's bot protection refused this worker."""
+
+    worker_id: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=500, description="what the 403 looked like")
+
+
+class BlockState(BaseModel):
+    """The fleet's answer to a block: how long everyone pauses."""
+
+    new: bool = Field(description="false when the report joined a pause already running")
+    level: int = Field(description="doublings of the base pause so far in this episode")
+    blocked_since: datetime | None = Field(description="start of this block episode")
+    block_until: datetime | None = Field(description="end of the pause: the next try")
+    wait_s: float = Field(description="seconds from now until block_until")
+
+
 class ThrottleReport(_Strict):
     """``POST /v1/fleet/throttle``: the platform answered 429."""
 

@@ -110,7 +110,9 @@ class Fleet:
     def restart_coordinator(self, port: int) -> None:
         """Stop the coordinator and start it again on the same port (workers keep its URL)."""
         processes.stop(self.coordinator, grace_s=10)
-        self.coordinator = _start_coordinator(self.spec, self.dsn, self.log_dir, port)
+        self.coordinator = _start_coordinator(
+            self.spec, self.dsn, self.log_dir, f"{self.simulator.url}/api", port
+        )
 
 
 def scratch_database(admin_dsn: str, name: str) -> str:
@@ -152,9 +154,14 @@ def create_key(dsn: str, role: str, name: str) -> str:
 
 
 def _start_coordinator(
-    spec: FleetSpec, dsn: str, log_dir: Path, port: int = 0
+    spec: FleetSpec, dsn: str, log_dir: Path, api_base: str, port: int = 0
 ) -> processes.Service:
-    env = {**database.env_with_database(dsn), **dict(spec.coordinator_env)}
+    # The platform is our simulator: its politeness defaults, not the real host's.
+    env = {
+        **database.env_with_database(dsn),
+        "SOUNDFLEET_COORDINATOR_PLATFORM_API_BASE": api_base,
+        **dict(spec.coordinator_env),
+    }
     return processes.start(
         "coordinator",
         processes.soundfleet_argv("coordinator", "--port", str(port)),
@@ -182,7 +189,7 @@ def start_fleet(dsn: str, spec: FleetSpec, log_dir: Path) -> Fleet:
             "simulator", simulator_argv(spec), log_dir=log_dir, env=database.env_with_database(dsn)
         )
         started.append(sim)
-        coord = _start_coordinator(spec, dsn, log_dir)
+        coord = _start_coordinator(spec, dsn, log_dir, f"{sim.url}/api")
         started.append(coord)
         fleet = Fleet(
             dsn=dsn,

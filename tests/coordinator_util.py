@@ -37,8 +37,17 @@ def auth(key: str) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def app_client(dsn: str, **overrides: Any) -> AsyncIterator[TestClient[Any, Any]]:
     """A test client on a fresh coordinator app (caches off so tests see every write)."""
+    # The tests' platform is a loopback one (the simulator's defaults: 20 requests/s,
+    # no rediscovery interval); the real host's defaults are tested on their own.
     settings = CoordinatorSettings(
-        **{"key_cache_s": 0.0, "fleet_cache_s": 0.0, "db_pool_size": 8, **overrides}
+        **{
+            "key_cache_s": 0.0,
+            "fleet_cache_s": 0.0,
+            "db_pool_size": 8,
+            "platform_api_base": "http://127.0.0.1:8701/api",
+            "rediscovery_interval_s": 0.0,
+            **overrides,
+        }
     )
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings, dsn)))
     await client.start_server()

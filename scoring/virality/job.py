@@ -68,14 +68,26 @@ async def _read(conn: asyncpg.Connection, include_likes: bool) -> dict[str, Any]
         "  AND u.payload->>'list' = 'reposters' AND (u.payload->>'track_id')::bigint = t.id))"
         " ORDER BY t.id"
     )
-    share_sql = "SELECT track_id, user_id, extract(epoch FROM event_time) AS t FROM reposts"
+    # Only event times whose source can be trusted: from the item, a one-item page's
+    # cursor, or a page's cursor bound. A 'none' time (no cursor time: the listed
+    # user's creation stands in for the key) would date a share or a follow wrongly:
+    # such shares are dropped and such follows count in no audience as of a decision.
+    share_sql = (
+        "SELECT track_id, user_id, extract(epoch FROM event_time) AS t FROM reposts"
+        " WHERE time_source <> 'none'"
+    )
+    untimed_sql = "SELECT count(*) FILTER (WHERE time_source = 'none') FROM reposts"
     if include_likes:
         share_sql += (
             " UNION ALL SELECT track_id, user_id, extract(epoch FROM event_time) FROM likes"
+            " WHERE time_source <> 'none'"
         )
+        untimed_sql += " UNION ALL SELECT count(*) FILTER (WHERE time_source = 'none') FROM likes"
     shares = await conn.fetch(share_sql)
+    untimed = sum(int(r[0]) for r in await conn.fetch(untimed_sql))
     follows = await conn.fetch(
-        "SELECT follower_id, followee_id, extract(epoch FROM event_time) AS t FROM follows"
+        "SELECT follower_id, followee_id, CASE WHEN time_source = 'none' THEN NULL"
+        " ELSE extract(epoch FROM event_time) END AS t FROM follows"
     )
     ranks = await conn.fetch(
         "SELECT s.user_id, s.pagerank FROM user_graph_stats s WHERE s.run_id = ("
@@ -86,7 +98,15 @@ async def _read(conn: asyncpg.Connection, include_likes: bool) -> dict[str, Any]
         "SELECT extract(epoch FROM greatest((SELECT max(fetched_at) FROM reposts),"
         " (SELECT max(fetched_at) FROM tracks)))"
     )
-    return {"tracks": tracks, "shares": shares, "follows": follows, "ranks": ranks, "as_of": as_of}
+    return {
+        "tracks": tracks,
+        "shares": shares,
+        "follows": follows,
+        "ranks": ranks,
+        "as_of": as_of,
+        "untimed_shares": untimed,
+        "untimed_follows": sum(1 for r in follows if r["t"] is None),
+    }
 
 
 def _col(rows: list[asyncpg.Record], key: str, dtype: type) -> np.ndarray:
@@ -151,6 +171,8 @@ async def compute(conn: asyncpg.Connection, params: dict[str, Any]) -> ScoreResu
         criteria={"crowdcast": p.crowdcast_criterion},
     )
     metrics = ev.metrics
+    metrics["dropped_untimed_shares"] = raw["untimed_shares"]
+    metrics["untimed_follows"] = raw["untimed_follows"]
     metrics["pagerank_source"] = (
         "user_graph_stats" if ranks is not None else "computed from follows"
     )

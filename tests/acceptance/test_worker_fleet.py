@@ -83,6 +83,8 @@ def fleet(db_dsn: str, tmp_path: Path) -> Iterator[Fleet]:
         "DATABASE_URL": db_dsn,
         "SOUNDFLEET_COORDINATOR_LEASE_S": "3",
         "SOUNDFLEET_COORDINATOR_BUDGET_RPS": "10000",
+        # A simulated platform: rediscoveries as often as the rotations need.
+        "SOUNDFLEET_COORDINATOR_PLATFORM_API_BASE": "http://127.0.0.1/api",
         "SOUNDFLEET_COORDINATOR_BACKOFF_BASE_S": "0.2",
         "SOUNDFLEET_FLUSH_ROWS": "6",
         "SOUNDFLEET_LOG_FORMAT": "json",

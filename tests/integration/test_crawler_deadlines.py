@@ -10,7 +10,8 @@ import pytest
 from aiohttp import web
 
 from crawler.errors import TransientError
-from crawler.http import ApiClient, RetryPolicy, create_session
+from crawler.http import ApiClient, RetryPolicy
+from crawler.transport import AiohttpTransport, create_session
 
 
 class FixedId:
@@ -60,12 +61,14 @@ async def server() -> AsyncIterator[tuple[str, list[str], asyncio.Event]]:
 @contextlib.asynccontextmanager
 async def api_client(api: str, timeout_s: float, retries: int) -> AsyncIterator[ApiClient]:
     """An API client whose session times requests out after ``timeout_s``."""
-    session = create_session(4, timeout_s)
+    transport = AiohttpTransport(create_session(4, timeout_s))
     policy = RetryPolicy(max_retries=retries, backoff_base_s=0.01, backoff_max_s=0.02)
     try:
-        yield ApiClient(session, api, FixedId(), concurrency=4, policy=policy)
+        yield ApiClient(
+            transport, api, FixedId(), concurrency=4, timeout_s=timeout_s, policy=policy
+        )
     finally:
-        await session.close()
+        await transport.close()
 
 
 async def test_a_hung_request_times_out_and_its_task_carries_on(

@@ -30,9 +30,10 @@ from crawler.discovery import (
 )
 from crawler.errors import OffHostError, TransientError
 from crawler.handlers import HANDLERS, Drained, UnitContext, UnitResult
-from crawler.http import ApiClient, RetryPolicy, create_session
+from crawler.http import ApiClient, RetryPolicy
 from crawler.metrics import WorkerMetrics
 from crawler.store import Store
+from crawler.transport import AiohttpTransport, create_session
 from schemas.work import Lease
 from simulator.server import ServerConfig, Shared, Simulator
 from simulator.world import World
@@ -116,11 +117,13 @@ class Crawl:
         self.throttle_reports.append(retry_after_s)
 
     async def __aenter__(self) -> Crawl:
-        self.session = create_session(self.settings.concurrency, 30)
-        self.discoverer = Discoverer(self.session, self.s.web_base, self.s.api_base, ["hydration"])
+        self.transport = AiohttpTransport(create_session(self.settings.concurrency, 30))
+        self.discoverer = Discoverer(
+            self.transport, self.s.web_base, self.s.api_base, ["hydration"]
+        )
         self.client_ids = LocalClientIds(self.discoverer, self.metrics)
         self.api = ApiClient(
-            self.session,
+            self.transport,
             self.s.api_base,
             self.client_ids,
             concurrency=self.settings.concurrency,
@@ -132,7 +135,7 @@ class Crawl:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.session.close()
+        await self.transport.close()
         await self.store.close()
 
     def context(self, kind: str, payload: dict[str, Any], cursor: str | None = None) -> UnitContext:
@@ -407,15 +410,15 @@ async def test_off_host_next_href_is_refused(sim: Sim, db_dsn: str, db: asyncpg.
 
 
 async def test_hydration_and_bundles_each_find_the_current_client_id(sim: Sim) -> None:
-    session = create_session(4, 10)
+    transport = AiohttpTransport(create_session(4, 10))
     try:
         want = sim.sim.client_ids.current()
-        assert await discover_hydration(session, sim.web_base) == want
-        assert await discover_bundles(session, sim.web_base) == want
+        assert await discover_hydration(transport, sim.web_base) == want
+        assert await discover_bundles(transport, sim.web_base) == want
         sim.sim.client_ids.rotate()
-        assert await discover_bundles(session, sim.web_base) == sim.sim.client_ids.current()
+        assert await discover_bundles(transport, sim.web_base) == sim.sim.client_ids.current()
     finally:
-        await session.close()
+        await transport.close()
 
 
 def test_bundle_pattern_is_anchored() -> None:
