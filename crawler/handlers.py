@@ -33,7 +33,7 @@ from crawler.cursors import api_url, check_on_api_host, href_cursor, without_par
 from crawler.errors import OffHostError, PlatformAbsent
 from crawler.http import GONE, ApiClient
 from crawler.metrics import WorkerMetrics
-from crawler.store import Batch, Record, Row, Store
+from crawler.store import Batch, Record, Row, RowStore
 from schemas import records, tables
 from schemas.api_v2 import (
     ListPage,
@@ -84,7 +84,7 @@ class UnitContext:
         self,
         lease: Lease,
         api: ApiClient,
-        store: Store,
+        store: RowStore,
         settings: WorkerSettings,
         metrics: WorkerMetrics,
         draining: asyncio.Event,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy import Table
@@ -17,7 +17,7 @@ from sqlalchemy import Table
 from schemas import tables
 from schemas.errors import DatabaseError
 from soundfleet import database
-from soundfleet.sink import write_records, write_rows
+from soundfleet.sink import policy_for, write_records, write_rows
 
 Row = dict[str, Any]
 Record = tuple[Any, ...]
@@ -97,6 +97,78 @@ class Batch:
             if recs:
                 counts[t.name] = counts.get(t.name, 0) + len(recs)
         return counts
+
+
+class RowStore(Protocol):
+    """What the handlers need of a store: :class:`Store`, or :class:`MemoryStore`."""
+
+    async def land(self, batch: Batch) -> int:
+        """Land ``batch`` in one transaction; returns rows written."""
+        ...
+
+    async def listed_users(self, user_id: int, direction: str) -> list[int]:
+        """Users already landed in ``user_id``'s follower or following list."""
+        ...
+
+    async def user_track_ids(self, user_id: int) -> list[int]:
+        """Tracks already landed for ``user_id``."""
+        ...
+
+    async def known_live_users(self, limit: int, exclude: set[int]) -> list[int]:
+        """Up to ``limit`` users landed recently and not marked gone since."""
+        ...
+
+
+class MemoryStore:
+    """The in-memory twin of :class:`Store`: keeps landed rows in lists, per table.
+
+    Rows are checked as the database would check them (known columns, key columns
+    present), so a handler that builds a bad row fails here as it would on PostgreSQL.
+    Used by the replay suite (``benchmarks.replay``) and by tests that need no server.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[Row]] = defaultdict(list)
+
+    async def land(self, batch: Batch) -> int:
+        """Check and keep every row of ``batch``; returns how many."""
+        written = 0
+        for table, rows, laid_out in batch.tables():
+            known = set(table.columns.keys())
+            key = policy_for(table).key
+            as_dicts = list(rows)
+            if laid_out is not None:
+                columns, records = laid_out
+                as_dicts.extend(dict(zip(columns, r, strict=True)) for r in records)
+            for row in as_dicts:
+                unknown = set(row) - known
+                missing = [c for c in key if row.get(c) is None]
+                if unknown or missing:
+                    raise DatabaseError(
+                        f"{table.name}: row with unknown columns {sorted(unknown)} or "
+                        f"missing key columns {missing}"
+                    )
+            self.rows[table.name].extend(as_dicts)
+            written += len(as_dicts)
+        return written
+
+    async def listed_users(self, user_id: int, direction: str) -> list[int]:
+        """Users kept in ``user_id``'s follower or following list."""
+        mine, other = (
+            ("followee_id", "follower_id")
+            if direction == "followers"
+            else ("follower_id", "followee_id")
+        )
+        return sorted({r[other] for r in self.rows["follows"] if r[mine] == user_id})
+
+    async def user_track_ids(self, user_id: int) -> list[int]:
+        """Tracks kept for ``user_id``."""
+        return sorted({r["id"] for r in self.rows["tracks"] if r["user_id"] == user_id})
+
+    async def known_live_users(self, limit: int, exclude: set[int]) -> list[int]:
+        """Users kept, newest first, not excluded."""
+        seen = [r["id"] for r in reversed(self.rows["users"]) if r["id"] not in exclude]
+        return list(dict.fromkeys(seen))[:limit]
 
 
 class Store:

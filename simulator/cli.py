@@ -85,6 +85,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim.add_argument("--rate-limit", type=float, default=0.0, metavar="R", help="req/s/client")
     sim.add_argument("--processes", type=int, default=1)
     sim.add_argument("--admin-token", default=None)
+    real = sim.add_argument_group(
+        "real-platform profile",
+        "the failure modes of the real api-v2 (DataDome 403s, text 429s, millisecond "
+        "cursors, URN-only web-profiles); --profile real turns them all on",
+    )
+    real.add_argument("--profile", choices=("default", "real"), default="default")
+    real.add_argument(
+        "--bot-burst",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="real profile: requests per --bot-window per IP before the IP is blocked (0: no"
+        " burst blocks)",
+    )
+    real.add_argument("--bot-window", type=float, default=1.0, metavar="SEC")
+    real.add_argument("--bot-block", type=float, default=5.0, metavar="SEC", help="IP block")
+    real.add_argument(
+        "--bot-cookieless",
+        type=int,
+        default=50,
+        metavar="N",
+        help="requests an IP may send without the datadome cookie",
+    )
+    real.add_argument(
+        "--fault-429-text", type=_prob, default=None, metavar="P",
+        help="share of requests answered 429 'Please slow down.' without Retry-After"
+        " (real profile default 0.005)",
+    )  # fmt: skip
     sim.set_defaults(handler=_serve)
     actions = sim.add_subparsers(dest="simulator_command", metavar="ACTION")
     tr = actions.add_parser("truth", help="write the world's ground truth (Parquet + JSON)")
@@ -133,9 +161,22 @@ def _serve(args: argparse.Namespace) -> int:
         tracks=int(world.tracks.id.size),
         seconds=round(time.perf_counter() - t, 2),
     )
+    from simulator.botprotect import BotConfig
     from simulator.server import ServerConfig, serve_forever
 
     slow_p, slow_ms = args.fault_slow
+    real = args.profile == "real"
+    text_429 = args.fault_429_text if args.fault_429_text is not None else (0.005 if real else 0.0)
+    bots = (
+        BotConfig(
+            cookieless_allowance=args.bot_cookieless,
+            burst=args.bot_burst,
+            window_s=args.bot_window,
+            block_s=args.bot_block,
+        )
+        if real
+        else None
+    )
     cfg = ServerConfig(
         host=args.host,
         port=args.port,
@@ -148,6 +189,10 @@ def _serve(args: argparse.Namespace) -> int:
         fault_slow=slow_p,
         fault_slow_ms=slow_ms,
         rate_limit=args.rate_limit,
+        bot_protection=bots,
+        fault_429_text=text_429,
+        follow_cursor="ms" if real else "us",
+        urn_web_profiles_only=real,
         admin_token=args.admin_token,
         processes=args.processes,
         clock_start_us=None if args.start is None else int(args.start.timestamp() * 1_000_000),

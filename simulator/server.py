@@ -43,6 +43,7 @@ from aiohttp import web
 
 from schemas.errors import SoundfleetError
 from simulator import hashing, render
+from simulator.botprotect import BotConfig, BotProtection
 from simulator.world import GONE_RATE, S_CLIENT, S_FAULT, S_GONE, Csr, World
 
 log = structlog.get_logger("simulator.server")
@@ -81,9 +82,30 @@ class ServerConfig:
     fault_slow: float = 0.0
     fault_slow_ms: int = 0
     rate_limit: float = 0.0
+    # The real platform's failure modes (``--profile real``): DataDome in front of the
+    # API, text 429s without Retry-After, epoch-millisecond cursors on follow lists,
+    # web-profiles served only by URN.
+    bot_protection: BotConfig | None = None
+    fault_429_text: float = 0.0
+    follow_cursor: str = "us"
+    urn_web_profiles_only: bool = False
     admin_token: str | None = None
     processes: int = 1
     clock_start_us: int | None = None  # default: the world's start
+
+
+STAT_NAMES = (
+    "homepage",
+    "api_requests",
+    "blocked_no_browser",
+    "blocked_no_cookie",
+    "blocked_burst",
+    "blocked_ip",
+    "burst_blocks",
+    "text_429",
+    "retry_after_429",
+    "unauthorized",
+)
 
 
 class Shared:
@@ -94,6 +116,12 @@ class Shared:
         self.offset_us = multiprocessing.sharedctypes.RawValue("d", 0.0)
         self.bumps = multiprocessing.sharedctypes.RawValue("q", 0)
         self.bump_wall = multiprocessing.sharedctypes.RawValue("d", 0.0)
+        # What was served, for /_admin/stats (approximate across processes: no lock).
+        self.counts = {name: multiprocessing.sharedctypes.RawValue("q", 0) for name in STAT_NAMES}
+
+    def bump(self, name: str) -> None:
+        """Count one ``name`` event."""
+        self.counts[name].value += 1
 
 
 class Clock:
@@ -213,6 +241,31 @@ def _parse_iso_us(text: str) -> int:
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
+def _ms_boundary(
+    items: list[tuple[int, int]], csr: Csr | None, k: int, oldest_us: int
+) -> tuple[list[tuple[int, int]], str]:
+    """A page whose next cursor is in epoch milliseconds, without losing an item.
+
+    The next page holds the items older than the cursor's millisecond. So that no item
+    of the page's last millisecond falls between two pages, a page whose next-older item
+    shares that millisecond gives the whole millisecond to the next page and names the
+    millisecond after it as its cursor. (A page made only of one millisecond keeps its
+    microsecond cursor: trimming it would leave nothing.)
+    """
+    last_ms = oldest_us // 1000
+    assert csr is not None
+    lo = int(csr.ptr[k])
+    times = csr.t_us[lo : int(csr.ptr[k + 1])]
+    pos = int(times.searchsorted(oldest_us, side="left"))
+    older_same_ms = pos > 0 and int(times[pos - 1]) // 1000 == last_ms
+    if not older_same_ms:
+        return items, str(last_ms)
+    kept = [(other, t) for other, t in items if t // 1000 > last_ms]
+    if not kept:
+        return items, str(oldest_us)
+    return kept, str(last_ms + 1)
+
+
 class Simulator:
     """Request handlers over one :class:`World`."""
 
@@ -225,6 +278,8 @@ class Simulator:
         self.client_ids = ClientIds(world.seed, cfg.rotate_client_id_s, cfg.client_id_grace_s,
                                     shared)  # fmt: skip
         self.limiter = RateLimiter(cfg.rate_limit)
+        self.shared = shared
+        self.bots = BotProtection(world.seed, cfg.bot_protection) if cfg.bot_protection else None
         self._requests = itertools.count()
         live = world.live_ids()
         self.first_live = int(live[0]) if live.size else 1
@@ -239,17 +294,33 @@ class Simulator:
         """Wrap an API handler: client_id, rate limit, faults, 400s; ``fn`` returns JSON."""
 
         async def handler(request: web.Request) -> web.Response:
+            shared = self.shared
+            shared.bump("api_requests")
+            if self.bots is not None:
+                refused = self.bots.refusal(request)
+                if refused is not None:
+                    cause, forbidden = refused
+                    shared.bump("burst_blocks" if cause == "burst" else f"blocked_{cause}")
+                    if cause == "burst":
+                        shared.bump("blocked_burst")
+                    return forbidden
             client_id = request.query.get("client_id")
             if not client_id or not self.client_ids.valid(client_id):
+                shared.bump("unauthorized")
                 return _error(401, "invalid or missing client_id")
             wait = self.limiter.retry_after(client_id)
             if wait:
+                shared.bump("retry_after_429")
                 resp = _error(429, "rate limit exceeded")
                 resp.headers["Retry-After"] = str(wait)
                 return resp
             n = next(self._requests)
             seed = self.world.seed
             cfg = self.cfg
+            if cfg.fault_429_text and hashing.uniform(seed, S_FAULT + 200, n) < cfg.fault_429_text:
+                # The real platform's throttle: plain text, no Retry-After.
+                shared.bump("text_429")
+                return web.Response(status=429, text="Please slow down.")
             if cfg.fault_5xx and hashing.uniform(seed, S_FAULT, 3 * n) < cfg.fault_5xx:
                 status = (500, 502, 503)[hashing.key(seed, S_FAULT + 100, n) % 3]
                 return web.Response(status=status, text="<html><body>Service error</body></html>",
@@ -270,7 +341,11 @@ class Simulator:
                 body = body[: max(1, len(body) // 2)] if len(body) > 2 else b"{\x00"
             # The platform's clock, as a crawler sees it: the simulated time.
             headers = {"Date": formatdate(now_us / 1_000_000, usegmt=True)}
-            return web.Response(body=body, content_type=_JSON, charset="utf-8", headers=headers)
+            resp = web.Response(body=body, content_type=_JSON, charset="utf-8", headers=headers)
+            if self.bots is not None:
+                resp.headers["x-datadome"] = "protected"
+                self.bots.hand_cookie(request, resp)
+            return resp
 
         return handler
 
@@ -328,6 +403,8 @@ class Simulator:
             return None
         if not _US_CURSOR.match(raw):
             raise BadRequest(f"invalid offset {raw!r}")
+        if len(raw) == 13:  # epoch milliseconds (the follow lists' older form)
+            return int(raw) * 1000
         return int(raw)
 
     def _event_page(
@@ -375,10 +452,13 @@ class Simulator:
         w = self.world
         csr = (w.followers_of if followers else w.followings_of) if uid <= w.core else None
         items, nxt = self._event_page(csr, uid - 1, now_us, limit, offset)
+        cursor = None if nxt is None else str(nxt)
+        if nxt is not None and self.cfg.follow_cursor == "ms":
+            items, cursor = _ms_boundary(items, csr, uid - 1, nxt)
         name = "followers" if followers else "followings"
         href = None
-        if nxt is not None:
-            href = self._href(request, f"/users/{uid}/{name}", str(nxt), limit, True)
+        if cursor is not None:
+            href = self._href(request, f"/users/{uid}/{name}", cursor, limit, True)
         return self._users_page([other for other, _ in items], now_us, href)
 
     def get_followers(self, request: web.Request, now_us: int) -> Any:
@@ -474,6 +554,8 @@ class Simulator:
         return {"collection": collection, "next_href": nxt, "query_urn": None}
 
     def get_web_profiles(self, request: web.Request, now_us: int) -> Any:
+        if self.cfg.urn_web_profiles_only and _ID.match(request.match_info["id"]):
+            return None  # the real service answers the web client's URN form only
         uid = self._user_id(request, allow_urn=True)
         if not self._user_exists(uid, now_us):
             return None
@@ -547,6 +629,7 @@ class Simulator:
         return f"0-{tag[:4]}{tag[4:]}.js", f"49-{tag[::-1]}.js"
 
     async def homepage(self, request: web.Request) -> web.Response:
+        self.shared.bump("homepage")
         client_id = self.client_ids.current()
         hydration = [
             {"hydratable": "anonymousId", "data": "285105-278878-684219-149994"},
@@ -566,7 +649,10 @@ class Simulator:
             f'<script crossorigin src="/assets/{last}"></script>\n'
             "</body></html>"
         )
-        return web.Response(text=html, content_type="text/html")
+        resp = web.Response(text=html, content_type="text/html")
+        if self.bots is not None:
+            self.bots.hand_cookie(request, resp)  # DataDome's tag on the page sets it too
+        return resp
 
     async def asset(self, request: web.Request) -> web.Response:
         client_id = self.client_ids.current()
@@ -621,6 +707,11 @@ class Simulator:
         now = self.clock.now_us()
         return web.json_response({"now_us": now, "now": render.iso_ms(now)})
 
+    async def admin_stats(self, request: web.Request) -> web.Response:
+        if not self._admin_ok(request):
+            return _error(401, "admin token required")
+        return web.json_response({k: v.value for k, v in self.shared.counts.items()})
+
     async def admin_rotate(self, request: web.Request) -> web.Response:
         if not self._admin_ok(request):
             return _error(401, "admin token required")
@@ -651,6 +742,7 @@ class Simulator:
         if self.cfg.admin_token:
             r.add_route("*", "/_admin/clock", self.admin_clock)
             r.add_post("/_admin/rotate-client-id", self.admin_rotate)
+            r.add_get("/_admin/stats", self.admin_stats)
         return app
 
 

@@ -22,6 +22,11 @@ def fixtures_dir() -> Path:
     raise FileNotFoundError("shared/fixtures/soundcloud-api-v2 not found beside the checkout")
 
 
+def exchanges_dir() -> Path:
+    """``shared/fixtures/recorded-exchanges`` (the real recorded exchanges)."""
+    return fixtures_dir().parent / "recorded-exchanges"
+
+
 def load(name: str) -> Any:
     """The decoded JSON body of fixture ``name``."""
     return json.loads((fixtures_dir() / name).read_text())

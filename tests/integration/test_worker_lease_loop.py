@@ -72,6 +72,9 @@ class ScriptedCoordinator:
     async def throttled(self, retry_after_s: float | None) -> None:
         return None
 
+    async def blocked(self, reason: str) -> float:
+        return 60.0
+
 
 async def test_no_busy_leasing_while_the_last_units_run(
     db_dsn: str, monkeypatch: pytest.MonkeyPatch
