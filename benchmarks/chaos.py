@@ -15,8 +15,17 @@ and the embedded PostgreSQL once. At the end:
   distinct follower pairs;
 * no unit is left leased, and dead units only where the truth says the user is gone.
 
-Prints a JSON summary. ``python -m benchmarks.chaos`` is the full size (``make chaos``);
-the test suite runs :func:`run_chaos` at a small size.
+With ``--profile real`` the simulator plays the real platform's failure modes too
+(DataDome 403s for cookieless or bursting clients, per-IP blocks, 429s as plain text
+without Retry-After, epoch-millisecond follower cursors, URN-only web-profiles): the
+fleet must pause on each block instead of rediscovering, and still match the truth. The
+summary then reports what the bot protection served (``bot``), the fleet's block
+episodes and how many homepage fetches (rediscoveries) the fleet made.
+
+Prints a JSON summary. ``python -m benchmarks.chaos`` is the full size (``make chaos``;
+``make chaos-real`` the real-platform profile); the test suite runs :func:`run_chaos`
+at a small size. On any failure the scratch database is kept and the summary says how
+to open it.
 """
 
 from __future__ import annotations
@@ -25,8 +34,10 @@ import argparse
 import asyncio
 import json
 import random
+import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +78,14 @@ class ChaosConfig:
     worker_args: tuple[str, ...] = ("--units", "2", "--no-web-profiles")
     lease_s: float = 10.0
     timeout_s: float = 1800.0
+    depth: int = 2
+    # The real platform's profile (see the module doc) and its knobs.
+    profile: str = "default"
+    bot_burst: float = 600.0
+    bot_block_s: float = 3.0
+    budget_rps: float = 50_000.0
+    block_base_s: float = 1.0
+    block_max_s: float = 8.0
 
 
 def _pick_targets(world: World, cfg: ChaosConfig) -> tuple[list[int], list[int]]:
@@ -108,7 +127,7 @@ async def _drive(
                 "network",
                 {
                     "seeds": artists,
-                    "depth": 2,
+                    "depth": cfg.depth,
                     "direction": "followers",
                     "max_users": cfg.max_users,
                 },
@@ -259,72 +278,183 @@ def run_chaos(
     artists, tracks = _pick_targets(world, cfg)
     dsn = scratch_database(admin_dsn, f"soundfleet_chaos_{int(time.time())}")
     counters = {"worker_kills": 0, "coordinator_restarts": 0, "database_restarts": 0}
+    summary: dict[str, Any] = {"config": asdict(cfg)}
+    ok = False
     try:
         migrate_target(database.DatabaseTarget(dsn, embedded=True))
-        spec = FleetSpec(
-            coordinator_env=(
-                ("SOUNDFLEET_COORDINATOR_BUDGET_RPS", "50000"),
-                ("SOUNDFLEET_COORDINATOR_LEASE_S", str(cfg.lease_s)),
-            ),
-            seed=cfg.seed,
-            users=cfg.users,
-            workers=cfg.workers,
-            time_scale=0.0,
-            simulator_args=(
-                "--fault-5xx",
-                str(cfg.fault_5xx),
-                "--fault-malformed",
-                str(cfg.fault_malformed),
-                "--rate-limit",
-                str(cfg.rate_limit),
-                "--rotate-client-id",
-                str(cfg.rotate_client_id_s),
-            ),
-            worker_args=cfg.worker_args,
-        )
+        spec = _spec(cfg)
         t0 = time.monotonic()
         fleet = start_fleet(dsn, spec, log_dir)
         try:
             views = asyncio.run(_drive(fleet, cfg, artists, tracks, counters, pgdata))
+            summary["bot"] = _simulator_stats(fleet) if cfg.profile == "real" else None
         finally:
             fleet.stop()
         seconds = time.monotonic() - t0
         result = asyncio.run(compare(dsn, world, cfg, tracks))
+        ok = result["mismatches"] == 0 and all(v.state == "done" for v in views)
+        summary.update(
+            {
+                "seconds": round(seconds, 1),
+                **counters,
+                "jobs": {v.kind: v.state for v in views},
+                "rows_landed": sum(v.progress.rows_landed for v in views),
+                **result,
+            }
+        )
+        if cfg.profile == "real":
+            summary["rediscoveries"] = _rediscoveries(summary, cfg, seconds)
+            ok = ok and summary["rediscoveries"]["within_limit"]
     finally:
-        drop_database(admin_dsn, dsn)
+        if ok:
+            drop_database(admin_dsn, dsn)
+        else:
+            # Kept for a look: the run's rows, units and errors are all there.
+            summary["kept_database"] = make_url(dsn).render_as_string(hide_password=False)
+            summary["open_with"] = f"psql '{summary['kept_database']}'"
+    summary["ok"] = ok
+    return summary
+
+
+def _spec(cfg: ChaosConfig) -> FleetSpec:
+    simulator_args: tuple[str, ...] = (
+        "--fault-5xx",
+        str(cfg.fault_5xx),
+        "--fault-malformed",
+        str(cfg.fault_malformed),
+        "--rate-limit",
+        str(cfg.rate_limit),
+        "--rotate-client-id",
+        str(cfg.rotate_client_id_s),
+    )
+    coordinator_env: tuple[tuple[str, str], ...] = (
+        ("SOUNDFLEET_COORDINATOR_BUDGET_RPS", str(cfg.budget_rps)),
+        ("SOUNDFLEET_COORDINATOR_LEASE_S", str(cfg.lease_s)),
+    )
+    if cfg.profile == "real":
+        simulator_args += (
+            "--profile",
+            "real",
+            "--bot-burst",
+            str(cfg.bot_burst),
+            "--bot-block",
+            str(cfg.bot_block_s),
+            "--admin-token",
+            _ADMIN,
+        )
+        # Blocks of a few seconds (the simulator's), so the pauses are scaled to them.
+        coordinator_env += (
+            ("SOUNDFLEET_COORDINATOR_BLOCK_BASE_S", str(cfg.block_base_s)),
+            ("SOUNDFLEET_COORDINATOR_BLOCK_MAX_S", str(cfg.block_max_s)),
+        )
+    return FleetSpec(
+        coordinator_env=coordinator_env,
+        seed=cfg.seed,
+        users=cfg.users,
+        workers=cfg.workers,
+        time_scale=0.0,
+        simulator_args=simulator_args,
+        worker_args=cfg.worker_args,
+    )
+
+
+_ADMIN = "chaos-admin"
+
+
+def _simulator_stats(fleet: Fleet) -> dict[str, int]:
+    request = urllib.request.Request(
+        f"{fleet.simulator.url}/_admin/stats", headers={"Authorization": f"Bearer {_ADMIN}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        stats: dict[str, int] = json.loads(resp.read())
+    return stats
+
+
+def _rediscoveries(summary: dict[str, Any], cfg: ChaosConfig, seconds: float) -> dict[str, Any]:
+    """Homepage fetches against what the rotations and blocks could justify.
+
+    Every client_id rotation justifies one rediscovery, and so does every worker start
+    that found no valid id yet (the first); a block justifies none (a rediscovery during
+    a block fetches the homepage from a blocked address). The fleet may lose a rotation
+    race once more per rotation (two ids invalidated back to back).
+    """
+    bot = summary.get("bot") or {}
+    fetched = int(bot.get("homepage", 0))
+    rotations = int(seconds // cfg.rotate_client_id_s) if cfg.rotate_client_id_s else 0
+    allowed = 1 + 2 * rotations
     return {
-        "config": asdict(cfg),
-        "seconds": round(seconds, 1),
-        **counters,
-        "jobs": {v.kind: v.state for v in views},
-        "rows_landed": sum(v.progress.rows_landed for v in views),
-        **result,
-        "ok": result["mismatches"] == 0 and all(v.state == "done" for v in views),
+        "homepage_fetches": fetched,
+        "rotations": rotations,
+        "allowed": allowed,
+        "blocks_served": sum(int(v) for k, v in bot.items() if k.startswith("blocked_")),
+        "within_limit": fetched <= allowed,
     }
 
 
-def main() -> None:
-    """Full-size chaos run (embedded PostgreSQL: it is restarted mid-run)."""
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--users", type=int, default=ChaosConfig.users)
-    p.add_argument("--timeline-tracks", type=int, default=ChaosConfig.timeline_tracks)
-    p.add_argument("--kill-every", type=float, default=ChaosConfig.kill_every_s)
-    p.add_argument("--workers", type=int, default=ChaosConfig.workers)
-    args = p.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    """A chaos run of any size, seed and fault mix (embedded PostgreSQL: it is restarted)."""
+    d = ChaosConfig()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--users", type=int, default=d.users)
+    p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--artists", type=int, default=d.artists, help="network seeds")
+    p.add_argument("--depth", type=int, default=d.depth, help="network depth")
+    p.add_argument("--max-users", type=int, default=d.max_users, help="network max_users")
+    p.add_argument("--timeline-tracks", type=int, default=d.timeline_tracks)
+    p.add_argument("--chunk", type=int, default=d.chunk, help="sweep ids per unit")
+    p.add_argument("--kill-every", type=float, default=d.kill_every_s, metavar="SEC")
+    p.add_argument("--lease", type=float, default=d.lease_s, metavar="SEC")
+    p.add_argument("--fault-5xx", type=float, default=d.fault_5xx, metavar="P")
+    p.add_argument("--fault-malformed", type=float, default=d.fault_malformed, metavar="P")
+    p.add_argument("--rate-limit", type=float, default=d.rate_limit, metavar="RPS")
+    p.add_argument("--rotate-client-id", type=float, default=d.rotate_client_id_s, metavar="SEC")
+    p.add_argument("--max-attempts", type=int, default=d.max_attempts)
+    p.add_argument("--timeout", type=float, default=d.timeout_s, metavar="SEC")
+    p.add_argument("--profile", choices=("default", "real"), default=d.profile)
+    p.add_argument("--budget-rps", type=float, default=None, help="fleet budget")
+    p.add_argument("--bot-burst", type=float, default=d.bot_burst, metavar="RPS")
+    p.add_argument("--bot-block", type=float, default=d.bot_block_s, metavar="SEC")
+    p.add_argument("--no-restarts", action="store_true", help="no coordinator/PG restart")
+    args = p.parse_args(argv)
     settings = Settings(database_url=None)
     if Settings().database_url:
         print("chaos restarts PostgreSQL: it runs on the embedded server (DATABASE_URL ignored)")
     admin = database.resolve(settings).dsn
+    budget = args.budget_rps
+    if budget is None:
+        # Under the bot protection a budget above its burst limit is what gets blocked.
+        budget = 2 * args.bot_burst if args.profile == "real" else d.budget_rps
     cfg = ChaosConfig(
         users=args.users,
-        timeline_tracks=args.timeline_tracks,
-        kill_every_s=args.kill_every,
+        seed=args.seed,
         workers=args.workers,
+        artists=args.artists,
+        depth=args.depth,
+        max_users=args.max_users,
+        timeline_tracks=args.timeline_tracks,
+        chunk=args.chunk,
+        kill_every_s=args.kill_every,
+        lease_s=args.lease,
+        fault_5xx=args.fault_5xx,
+        fault_malformed=args.fault_malformed,
+        rate_limit=args.rate_limit,
+        rotate_client_id_s=args.rotate_client_id,
+        max_attempts=args.max_attempts,
+        timeout_s=args.timeout,
+        profile=args.profile,
+        budget_rps=budget,
+        bot_burst=args.bot_burst,
+        bot_block_s=args.bot_block,
+        restart_coordinator=not args.no_restarts,
     )
+    pgdata = None if args.no_restarts else database.embedded_pgdata(settings)
     with tempfile.TemporaryDirectory(prefix="soundfleet-chaos-") as tmp:
-        result = run_chaos(cfg, admin, Path(tmp), database.embedded_pgdata(settings))
+        result = run_chaos(cfg, admin, Path(tmp), pgdata)
     result["database"] = make_url(admin).render_as_string(hide_password=True)
     print(json.dumps(result, default=str))
+    if not result["ok"] and "open_with" in result:
+        print(f"chaos failed; its database is kept: {result['open_with']}", file=sys.stderr)
     raise SystemExit(0 if result["ok"] else 1)
 
 

@@ -517,6 +517,15 @@ class Coordinator:
         self._advice = None
         new = row["what"] != "same"
         if new:
+            # A block is congestion too (often a burst): the budget takes the AIMD cut.
+            await q.throttle(
+                conn,
+                s.budget_increase_rps_per_s,
+                s.budget_decrease_factor,
+                s.budget_min_rps,
+                s.budget_decrease_window_s,
+                None,
+            )
             self.metrics.blocks.inc()
             log.warning(
                 "fleet_blocked",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crawler.transport import DEFAULT_USER_AGENT, TransportName
@@ -165,10 +165,13 @@ class WorkerSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    @model_validator(mode="after")
-    def _real_host_defaults(self) -> WorkerSettings:
-        # On the real platform a 429 without Retry-After means minutes, not a second
-        # (other tools report about 600 requests per 10 minutes before 429s).
-        if self.throttle_default_s is None:
-            self.throttle_default_s = 30.0 if on_real_host(self.api_base) else 1.0
-        return self
+    def throttle_wait_s(self) -> float:
+        """First wait after a 429 without Retry-After: the setting, else by platform.
+
+        On the real platform that means minutes, not a second (other tools report about
+        600 requests per 10 minutes before 429s). Read at use, not at construction:
+        ``soundfleet worker`` applies its flags (``--api-base``) after the environment.
+        """
+        if self.throttle_default_s is not None:
+            return self.throttle_default_s
+        return 30.0 if on_real_host(self.api_base) else 1.0

@@ -74,7 +74,7 @@ def retry_policy(settings: WorkerSettings) -> RetryPolicy:
         max_block_waits=settings.max_block_waits,
         backoff_base_s=settings.backoff_base_s,
         backoff_max_s=settings.backoff_max_s,
-        throttle_default_s=settings.throttle_default_s or 1.0,
+        throttle_default_s=settings.throttle_wait_s(),
         throttle_max_s=settings.throttle_max_s,
         block_base_s=settings.block_base_s,
         block_max_s=settings.block_max_s,

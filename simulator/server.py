@@ -309,6 +309,10 @@ class Simulator:
                 shared.bump("unauthorized")
                 return _error(401, "invalid or missing client_id")
             wait = self.limiter.retry_after(client_id)
+            if wait and self.bots is not None:
+                # The real platform's throttle: plain text, no Retry-After.
+                shared.bump("text_429")
+                return web.Response(status=429, text="Please slow down.")
             if wait:
                 shared.bump("retry_after_429")
                 resp = _error(429, "rate limit exceeded")
