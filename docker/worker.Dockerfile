@@ -12,7 +12,9 @@ RUN python -m venv /opt/soundfleet
 # Runtime dependencies first (read from pyproject, pinned by constraints.txt) so that a
 # source edit does not re-download them; dev tools in constraints.txt are not installed.
 COPY pyproject.toml constraints.txt ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+# The worker also takes the impersonate extra (curl_cffi), so SOUNDFLEET_WORKER_TRANSPORT
+# can pick the browser-TLS client without a rebuild.
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['impersonate']))" > requirements.txt \
  && /opt/soundfleet/bin/pip install --no-cache-dir -c constraints.txt -r requirements.txt
 # Then the distribution itself (the build context is filtered by /.dockerignore).
 COPY . .

@@ -20,6 +20,20 @@ _LEVELS = {
 }
 
 
+class _StderrLogger(structlog.PrintLogger):
+    """Prints to whatever ``sys.stderr`` is at write time, not at configure time.
+
+    A logger cached on first use would otherwise keep a stream that a test harness (or
+    a daemon context) has since closed.
+    """
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = err = error = critical = exception = msg
+    fatal = failure = msg
+
+
 def configure_logging(
     level: str = "info", fmt: Literal["auto", "json", "console"] = "auto"
 ) -> None:
@@ -36,7 +50,7 @@ def configure_logging(
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_args: _StderrLogger(),
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(
