@@ -79,7 +79,7 @@ class BotProtection:
         ip = request.remote or "?"
         now = time.monotonic()
         if self._blocked_until.get(ip, 0.0) > now:
-            return "ip_blocked", self._forbidden()
+            return "ip", self._forbidden()
         agent = request.headers.get("User-Agent", "")
         if not agent.startswith("Mozilla/"):
             return "no_browser", self._forbidden()

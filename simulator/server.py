@@ -101,7 +101,6 @@ STAT_NAMES = (
     "blocked_no_cookie",
     "blocked_burst",
     "blocked_ip",
-    "burst_blocks",
     "text_429",
     "retry_after_429",
     "unauthorized",
@@ -300,9 +299,7 @@ class Simulator:
                 refused = self.bots.refusal(request)
                 if refused is not None:
                     cause, forbidden = refused
-                    shared.bump("burst_blocks" if cause == "burst" else f"blocked_{cause}")
-                    if cause == "burst":
-                        shared.bump("blocked_burst")
+                    shared.bump(f"blocked_{cause}")
                     return forbidden
             client_id = request.query.get("client_id")
             if not client_id or not self.client_ids.valid(client_id):

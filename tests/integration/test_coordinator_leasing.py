@@ -618,3 +618,114 @@ async def test_the_listener_reconnects_after_its_connection_is_cut(
     await api.submit("score", {"model": "spam"})
     status, data = await asyncio.wait_for(waiting, 10)
     assert (status, len(data["units"])) == (200, 1)
+
+
+# ----------------------------------------------------------------- bot-protection blocks
+
+
+@pytest.fixture
+async def blocky(db_dsn: str) -> Any:
+    """A coordinator with short block pauses and a rediscovery interval, as on the real host."""
+    keys = await make_keys(db_dsn)
+    async with app_client(
+        db_dsn,
+        block_base_s=0.3,
+        block_max_s=1.0,
+        block_reset_s=30.0,
+        rediscovery_interval_s=0.6,
+    ) as client:
+        yield Api(client, keys)
+
+
+async def _block(api: Api, worker: str, reason: str = "HTTP 403 from DataDome") -> Any:
+    status, data = await api.call(
+        "POST", "/v1/fleet/block", "worker", {"worker_id": worker, "reason": reason}
+    )
+    assert status == 200, data
+    return data
+
+
+async def _ask(api: Api, worker: str) -> Any:
+    status, data = await api.call(
+        "GET", "/v1/client-ids/current", "worker", params={"worker_id": worker}
+    )
+    assert status == 200, data
+    return data
+
+
+async def test_a_block_pauses_the_fleet_once_and_doubles_when_it_recurs(blocky: Api) -> None:
+    api = blocky
+    await api.lease("w1", ["user_range"])
+    reports = await asyncio.gather(*(_block(api, f"w{i}") for i in range(6)))
+    assert sum(r["new"] for r in reports) == 1  # one episode, however many workers met it
+    assert {r["level"] for r in reports} == {0}
+    assert all(0 < r["wait_s"] <= 0.3 for r in reports)
+    # No id is known and none was ever fetched, yet nobody may fetch the homepage from
+    # a blocked address.
+    assert not (await _ask(api, "w2"))["discover"]
+    _, fleet = await api.call("GET", "/v1/fleet", "worker")
+    assert fleet["blocked"] and fleet["block_level"] == 0 and fleet["blocks"] == 1
+    assert fleet["blocked_since"] is not None and fleet["block_until"] is not None
+    assert "DataDome" in fleet["block_reason"]
+    assert fleet["budget_rps"] == pytest.approx(10.0, abs=0.5)  # the AIMD cut
+    _, text = await api.call("GET", "/metrics", None)
+    assert "soundfleet_fleet_blocked 1.0" in text
+    assert "soundfleet_fleet_block_level 0.0" in text
+    # While blocked, crawl work is not handed out.
+    await api.submit("user_tracks", {"user_ids": [1]})
+    assert await api.lease("w1", ["user_tracks"]) == []
+    # Blocked again right after the pause: the pause doubles, up to its cap.
+    waits = []
+    for level in (1, 2, 3):
+        await asyncio.sleep(fleet_wait(await api.call("GET", "/v1/fleet", "worker")))
+        got = await _block(api, "w1")
+        assert got["new"] and got["level"] == level
+        waits.append(got["wait_s"])
+    assert waits[0] == pytest.approx(0.6, abs=0.1)
+    assert waits[1] == pytest.approx(1.0, abs=0.1) and waits[2] == pytest.approx(1.0, abs=0.1)
+    await asyncio.sleep(1.05)
+    _, fleet = await api.call("GET", "/v1/fleet", "worker")
+    assert not fleet["blocked"] and fleet["blocks"] == 4
+    assert len(await api.lease("w1", ["user_tracks"])) == 1
+
+
+def fleet_wait(answer: tuple[int, Any]) -> float:
+    """Seconds until the fleet's block pause ends (and a hair more)."""
+    from datetime import UTC, datetime
+
+    until = datetime.fromisoformat(answer[1]["block_until"])
+    return max(0.0, (until - datetime.now(UTC)).total_seconds()) + 0.05
+
+
+async def test_rediscovery_is_rationed_and_a_returned_id_is_taken_back(blocky: Api) -> None:
+    api = blocky
+    assert (await _ask(api, "w1"))["discover"]
+    status, _ = await api.call(
+        "POST",
+        "/v1/client-ids",
+        "worker",
+        {"value": "Id1aaaaaaaaaaaaa", "source": "hydration", "worker_id": "w1"},
+    )
+    assert status == 200
+    await api.call(
+        "POST", "/v1/client-ids/Id1aaaaaaaaaaaaa/invalidate", "worker", {"worker_id": "w2"}
+    )
+    # The last grant was under the interval ago: nobody may fetch the homepage yet.
+    early = await _ask(api, "w2")
+    assert not early["discover"] and early["client_id"] is None
+    assert 0 < early["retry_after_s"] <= 0.6
+    await asyncio.sleep(early["retry_after_s"] + 0.05)
+    assert (await _ask(api, "w2"))["discover"]
+    assert not (await _ask(api, "w3"))["discover"]  # still one at a time
+    # The homepage names the refused id again: it was a block, not a rotation.
+    status, state = await api.call(
+        "POST",
+        "/v1/client-ids",
+        "worker",
+        {"value": "Id1aaaaaaaaaaaaa", "source": "hydration", "worker_id": "w2"},
+    )
+    assert status == 200 and state["client_id"] == "Id1aaaaaaaaaaaaa"
+    _, fleet = await api.call("GET", "/v1/fleet", "worker")
+    assert fleet["client_id"] == "Id1aaaaaaaaaaaaa"
+    assert fleet["blocked"] and fleet["blocks"] == 1
+    assert "refused client_id" in fleet["block_reason"]

@@ -8,7 +8,7 @@ nothing in the landed rows; the SSRF guard must refuse off-host ``next_href``s.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +33,13 @@ from crawler.handlers import HANDLERS, Drained, UnitContext, UnitResult
 from crawler.http import ApiClient, RetryPolicy
 from crawler.metrics import WorkerMetrics
 from crawler.store import Store
-from crawler.transport import AiohttpTransport, create_session
+from crawler.transport import (
+    AiohttpTransport,
+    BrowserProfile,
+    ImpersonatingTransport,
+    Transport,
+    create_session,
+)
 from schemas.work import Lease
 from simulator.server import ServerConfig, Shared, Simulator
 from simulator.world import World
@@ -99,7 +105,21 @@ async def sim() -> AsyncIterator[Sim]:
 class Crawl:
     """What a worker would wire together, minus the coordinator."""
 
-    def __init__(self, s: Sim, dsn: str, concurrency: int = 16, **overrides: Any) -> None:
+    def __init__(
+        self,
+        s: Sim,
+        dsn: str,
+        concurrency: int = 16,
+        transport: str = "aiohttp",
+        profile: BrowserProfile | None = None,
+        policy: RetryPolicy | None = None,
+        on_block: Callable[[str], Awaitable[float]] | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.on_block = on_block
+        self.transport_kind = transport
+        self.policy = policy or RetryPolicy(max_retries=12, backoff_base_s=0.01, backoff_max_s=0.1)
+        self.profile = profile or BrowserProfile()
         self.settings = WorkerSettings(
             api_base=s.api_base,
             web_base=s.web_base,
@@ -117,9 +137,13 @@ class Crawl:
         self.throttle_reports.append(retry_after_s)
 
     async def __aenter__(self) -> Crawl:
-        self.transport = AiohttpTransport(create_session(self.settings.concurrency, 30))
+        self.transport: Transport = (
+            ImpersonatingTransport(self.profile, self.settings.concurrency, 30)
+            if self.transport_kind == "impersonate"
+            else AiohttpTransport(create_session(self.settings.concurrency, 30, self.profile))
+        )
         self.discoverer = Discoverer(
-            self.transport, self.s.web_base, self.s.api_base, ["hydration"]
+            self.transport, self.s.web_base, self.s.api_base, ["hydration"], profile=self.profile
         )
         self.client_ids = LocalClientIds(self.discoverer, self.metrics)
         self.api = ApiClient(
@@ -127,9 +151,11 @@ class Crawl:
             self.s.api_base,
             self.client_ids,
             concurrency=self.settings.concurrency,
-            policy=RetryPolicy(max_retries=12, backoff_base_s=0.01, backoff_max_s=0.1),
+            policy=self.policy,
             metrics=self.metrics,
+            profile=self.profile,
             on_throttle=self._throttled,
+            on_block=self.on_block,
         )
         self.store = await Store.open(self.dsn, size=2)
         return self
@@ -350,25 +376,37 @@ async def test_exhausted_retries_fail_with_a_precise_error(db_dsn: str) -> None:
         await s.close()
 
 
+class _RotatingTransport:
+    """The crawl's transport, rotating the simulator's client_id before every ``every``-th page."""
+
+    def __init__(self, inner: Transport, s: Sim, every: int) -> None:
+        self.inner, self.s, self.every, self.pages = inner, s, every, 0
+
+    async def get(self, url: Any, *, max_bytes: int) -> Any:
+        if "/reposters" in str(url):
+            self.pages += 1
+            if self.pages % self.every == 0:
+                self.s.sim.client_ids.rotate()
+        return await self.inner.get(url, max_bytes=max_bytes)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 async def test_client_id_rotation_mid_crawl(db_dsn: str, db: asyncpg.Connection) -> None:
     s = await start_sim(client_id_grace_s=0.0)
     w = s.world
     track = int(np.argmax(np.bincount(w.reposts.dst)))
     try:
-        async with Crawl(s, db_dsn, concurrency=2) as crawl:
+        async with Crawl(s, db_dsn, concurrency=2, page_limit=1) as crawl:
             first = await crawl.client_ids.current()
-            unit = asyncio.create_task(
-                crawl.run("track_list", {"track_id": track, "list": "reposters"})
-            )
-            while not unit.done() and len(await rows(db, "SELECT 1 FROM users")) == 0:
-                s.sim.client_ids.rotate()  # rotate until it lands mid-unit
-                await asyncio.sleep(0.02)
-            s.sim.client_ids.rotate()
-            await unit
+            crawl.api.transport = _RotatingTransport(crawl.transport, s, every=3)
+            await crawl.run("track_list", {"track_id": track, "list": "reposters"})
             assert await crawl.client_ids.current() != first
-            assert retries(crawl.metrics, "client_id") >= 1
+            assert retries(crawl.metrics, "client_id") >= 2
     finally:
         await s.close()
+    assert int((w.reposts.dst == track).sum()) > 6  # pages of one: rotated twice mid-unit
     assert len(await rows(db, "SELECT * FROM reposts")) == int((w.reposts.dst == track).sum())
 
 
@@ -437,3 +475,145 @@ async def test_browser_discovery_in_real_chromium(sim: Sim) -> None:
         sim.web_base, sim.api_base, chromium=Path(chromium()), timeout=60
     )
     assert found == sim.sim.client_ids.current()
+
+
+# ------------------------------------------------------------------------- the real platform
+
+
+def _real_profile(**bot: Any) -> dict[str, Any]:
+    from simulator.botprotect import BotConfig
+
+    return {
+        "bot_protection": BotConfig(**{"cookieless_allowance": 3, **bot}),
+        "follow_cursor": "ms",
+        "urn_web_profiles_only": True,
+    }
+
+
+def _fast_policy(**overrides: Any) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=12,
+        backoff_base_s=0.01,
+        backoff_max_s=0.1,
+        throttle_default_s=0.01,
+        block_base_s=0.05,
+        block_max_s=0.4,
+        **overrides,
+    )
+
+
+def _counter(metrics: WorkerMetrics, name: str) -> float:
+    return metrics.registry.get_sample_value(name) or 0.0
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "impersonate"])
+async def test_the_real_profile_lands_the_truth(
+    db_dsn: str, db: asyncpg.Connection, transport: str
+) -> None:
+    """DataDome, text 429s, ms cursors and URN-only web-profiles: the same rows land."""
+    s = await start_sim(fault_429_text=0.05, **_real_profile())
+    w = s.world
+    popular = int(np.argmax(np.bincount(w.follows.dst)))
+    try:
+        crawl = Crawl(s, db_dsn, 4, transport, policy=_fast_policy(), id_batch=40, page_limit=20)
+        async with crawl:
+            await crawl.run("user_range", {"id_from": 1, "id_to": 81})
+            await crawl.run(
+                "follow_list",
+                {"user_id": popular, "direction": "followers", "depth": 0, "expand": False},
+            )
+            assert "datadome=" in crawl.transport.cookie_header(s.api_base + "/users/1")
+    finally:
+        await s.close()
+    ids = np.arange(1, 81)
+    gone = set(ids[w.is_gone(ids)].tolist())
+    assert {r[0] for r in await rows(db, "SELECT id FROM users WHERE id <= 80")} == (
+        set(ids.tolist()) - gone
+    )
+    assert {r[0] for r in await rows(db, "SELECT id FROM user_ids_gone")} == gone
+    from simulator import render
+
+    landed = [int(i) for i in ids if int(i) not in gone]
+    want_profiles = {(u, p["url"]) for u in landed for p in render.web_profiles(w, u)}
+    assert await rows(db, "SELECT user_id, url FROM web_profiles") == want_profiles
+    f = w.follows
+    sel = f.dst == popular
+    newest = {int(src): int(t) for src, t in zip(f.src[sel], f.t_us[sel], strict=True)}
+    follows = await db.fetch(
+        "SELECT follower_id, event_time, time_source FROM follows WHERE followee_id = $1", popular
+    )
+    assert {r["follower_id"] for r in follows} == set(newest)
+    # A page's cursor (epoch ms) bounds its items from below: never later than an item.
+    slack = timedelta(milliseconds=1)
+    assert all(
+        r["event_time"] <= _t(newest[r["follower_id"]]) + slack
+        for r in follows
+        if r["time_source"] == "page"
+    )
+    assert {r["time_source"] for r in follows} <= {"page", "none"}
+    assert retries(crawl.metrics, "client_id") == 0  # nothing here refuses the id
+    assert retries(crawl.metrics, "throttled") > 0
+    assert _counter(crawl.metrics, "soundfleet_worker_blocks_total") == 0
+
+
+async def test_a_burst_block_pauses_and_keeps_the_client_id(
+    db_dsn: str, db: asyncpg.Connection
+) -> None:
+    s = await start_sim(**_real_profile(burst=15, block_s=0.2))
+    try:
+        async with Crawl(s, db_dsn, 8, policy=_fast_policy(), id_batch=40) as crawl:
+            first = await crawl.client_ids.current()
+            await crawl.run("user_range", {"id_from": 1, "id_to": 121})
+            assert await crawl.client_ids.current() == first
+    finally:
+        await s.close()
+    ids = np.arange(1, 121)
+    live = set(ids[~s.world.is_gone(ids)].tolist())
+    assert {r[0] for r in await rows(db, "SELECT id FROM users WHERE id <= 120")} == live
+    assert _counter(crawl.metrics, "soundfleet_worker_blocks_total") >= 1
+    assert retries(crawl.metrics, "blocked") >= 1
+    assert retries(crawl.metrics, "client_id") == 0
+
+
+async def test_a_client_that_stays_blocked_fails_with_the_block_reason(db_dsn: str) -> None:
+    """No browser User-Agent: every request is a DataDome 403; the id is never refused."""
+    from crawler.errors import Blocked
+
+    s = await start_sim(**_real_profile())
+    blocks: list[str] = []
+
+    async def on_block(reason: str) -> float:
+        blocks.append(reason)
+        return 0.01
+
+    try:
+        agent = BrowserProfile(user_agent="python-requests/2.32")
+        policy = _fast_policy(max_block_waits=3)
+        async with Crawl(s, db_dsn, profile=agent, policy=policy, on_block=on_block) as crawl:
+            crawl.client_ids.advise(s.sim.client_ids.current())
+            with pytest.raises(Blocked, match="DataDome"):
+                await crawl.run("user_range", {"id_from": 1, "id_to": 3})
+            assert retries(crawl.metrics, "client_id") == 0
+    finally:
+        await s.close()
+    assert blocks and all("DataDome" in b for b in blocks)
+
+
+async def test_a_platform_that_answers_404_to_everything_marks_nothing_gone(
+    sim: Sim, db_dsn: str, db: asyncpg.Connection
+) -> None:
+    """A worker pointed at the simulator's root instead of its API: 404 for every id."""
+    from crawler.errors import PlatformAbsent
+
+    async with Crawl(sim, db_dsn, id_batch=20) as crawl:
+        await crawl.run("user_range", {"id_from": 1, "id_to": 41})  # a first, right crawl
+    before = await rows(db, "SELECT id FROM user_ids_gone")
+    wrong = Sim(sim.world, sim.sim, sim.runner, sim.web_base + "/nothing-here")
+    async with Crawl(wrong, db_dsn, id_batch=20) as crawl:
+        crawl.client_ids.advise(sim.sim.client_ids.current())
+        with pytest.raises(PlatformAbsent, match="answer 404 too"):
+            await crawl.run("user_range", {"id_from": 41, "id_to": 201})
+    assert await rows(db, "SELECT id FROM user_ids_gone") == before
+    assert len(await rows(db, "SELECT id FROM users")) == len(
+        [i for i in range(1, 41) if not sim.world.is_gone(np.array([i]))[0]]
+    )

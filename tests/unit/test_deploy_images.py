@@ -143,7 +143,8 @@ def test_worker_image_has_chromium_and_a_health_check() -> None:
 
 
 def test_build_stage_installs_exactly_the_pinned_runtime_dependencies(tmp_path: Path) -> None:
-    # Run the Dockerfile's own requirements step on our pyproject.
+    # Run the Dockerfile's own requirements step on our pyproject: the runtime
+    # dependencies and the impersonate extra (the worker's optional browser-TLS client).
     ins = instructions(DOCKER / "worker.Dockerfile")
     step = next(rest for word, rest in ins if word == "RUN" and "tomllib" in rest)
     script = step.split(" > requirements.txt")[0]
@@ -153,7 +154,8 @@ def test_build_stage_installs_exactly_the_pinned_runtime_dependencies(tmp_path: 
     out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     requirements = [line for line in out.splitlines() if line]
     with (ROOT / "pyproject.toml").open("rb") as f:
-        assert requirements == tomllib.load(f)["project"]["dependencies"]
+        project = tomllib.load(f)["project"]
+    assert requirements == project["dependencies"] + project["optional-dependencies"]["impersonate"]
     pinned = {
         re.split(r"[=\[]", line)[0].lower().replace("_", "-")
         for line in (ROOT / "constraints.txt").read_text().splitlines()

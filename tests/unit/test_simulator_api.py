@@ -7,6 +7,7 @@ bad input, client_id handling and faults.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -597,5 +598,86 @@ async def test_date_header_is_the_platform_clock() -> None:
             assert resp.status == 200
             date = parsedate_to_datetime(resp.headers["Date"])
         assert abs(date.timestamp() * 1e6 - (w.start_us + 7 * 86_400_000_000)) < 5e6
+    finally:
+        await s.close()
+
+
+# ------------------------------------------------------------------ the real profile
+
+
+async def test_millisecond_cursors_page_every_follower_once() -> None:
+    """Follow lists with 13-digit cursors (the real followers form): nothing lost or doubled."""
+    s = await serve(follow_cursor="ms")
+    try:
+        f = s.world.follows
+        target = int(np.argmax(np.bincount(f.dst)))
+        sel = f.dst == target
+        truth = f.src[sel][::-1].tolist()  # newest first
+        for limit in (1, 3, 50):
+            items, hrefs = await page_all(s, f"/users/{target}/followers", limit)
+            assert [u["id"] for u in items] == truth, limit
+            offsets = [parse_qs(urlsplit(h).query)["offset"][0] for h in hrefs if h]
+            assert offsets and all(len(o) in (13, 16) for o in offsets)
+            assert sum(len(o) == 13 for o in offsets) > len(offsets) / 2
+    finally:
+        await s.close()
+
+
+async def test_bot_protection_refuses_like_datadome() -> None:
+    from crawler.rejections import classify_rejection
+    from simulator.botprotect import BotConfig
+
+    s = await serve(bot_protection=BotConfig(cookieless_allowance=2, burst=20, block_s=0.3))
+    browser = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0"}
+    try:
+        status, _, _ = await s.get("/users/1")  # aiohttp's own User-Agent
+        assert status == 403
+        async with s.session.get(s.api + "/users/1", params={"client_id": s.cid}) as resp:
+            assert resp.headers["x-datadome"] == "protected"
+            kind, _ = classify_rejection(resp.status, resp.headers, await resp.read())
+            assert kind == "blocked"
+        # Without the cookie: a small allowance, then refused; the cookie comes with a 200.
+        async with s.session.get(
+            s.api + "/users/1", params={"client_id": s.cid}, headers=browser
+        ) as resp:
+            assert resp.status == 200
+            cookie = resp.cookies["datadome"].value
+        assert (await s.get("/users/1", headers=browser))[0] == 200
+        assert (await s.get("/users/1", headers=browser))[0] == 403
+        with_cookie = {**browser, "Cookie": f"datadome={cookie}"}
+        assert (await s.get("/users/1", headers=with_cookie))[0] == 200
+        # A burst past 20 requests a second blocks the address, cookie or not, for 0.3 s.
+        statuses = [(await s.get("/users/1", headers=with_cookie))[0] for _ in range(40)]
+        assert 403 in statuses
+        assert (await s.get("/users/1", headers=with_cookie))[0] == 403
+        await asyncio.sleep(0.35)
+        assert (await s.get("/users/1", headers=with_cookie))[0] == 200
+        _, _, stats = await s.get(
+            s.base + "/_admin/stats", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert stats["blocked_no_browser"] >= 1 and stats["blocked_no_cookie"] >= 1
+        assert stats["blocked_burst"] >= 1
+    finally:
+        await s.close()
+
+
+async def test_text_429_has_no_retry_after() -> None:
+    s = await serve(fault_429_text=1.0)
+    try:
+        async with s.session.get(s.api + "/users/1", params={"client_id": s.cid}) as resp:
+            assert resp.status == 429
+            assert "Retry-After" not in resp.headers
+            assert (await resp.text()) == "Please slow down."
+    finally:
+        await s.close()
+
+
+async def test_web_profiles_by_urn_only() -> None:
+    s = await serve(urn_web_profiles_only=True)
+    try:
+        uid = next(u for u, k in s.world.spam_labels().items() if k == "link_spam")
+        assert (await s.get(f"/users/{uid}/web-profiles"))[0] == 404
+        status, _, profiles = await s.get(f"/users/soundcloud:users:{uid}/web-profiles")
+        assert status == 200 and profiles
     finally:
         await s.close()
