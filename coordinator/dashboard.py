@@ -30,6 +30,7 @@ progress{width:12em}.state-done{color:#1a7f37}.state-failed,.state-dead{color:#c
 .state-running{color:#0969da}.muted{color:#57606a}.error{color:#cf222e;font-family:monospace}
 .cards{display:flex;gap:1em;flex-wrap:wrap}.card{background:#fff;border:1px solid #d8dee4;
 padding:.6em 1em;border-radius:6px}.card b{display:block;font-size:1.3em}
+.card.alert{border-color:#cf222e;background:#ffebe9;color:#82071e}
 """
 
 
@@ -99,6 +100,16 @@ async def _fleet_html(coord: Coordinator) -> str:
         else "not paused"
     )
     client_id = (fleet.client_id[:6] + "…") if fleet.client_id else "none"
+    if fleet.blocked and fleet.block_until is not None:
+        since = f"{fleet.blocked_since:%H:%M:%S}" if fleet.blocked_since else "?"
+        block = (
+            f"<div class='card alert' id='blocked'>BLOCKED by bot protection"
+            f"<b>since {since} · next try {fleet.block_until:%H:%M:%S}</b>"
+            f"{_e(fleet.block_reason or '')} · level {fleet.block_level} · "
+            f"{fleet.blocks} blocks so far</div>"
+        )
+    else:
+        block = f"<div class='card' id='blocked'>blocks<b>{fleet.blocks}</b>not blocked</div>"
     cards = (
         f"<div class='cards' id='fleet'>"
         f"<div class='card'>workers<b id='workers-alive'>{len(fleet.workers)}</b></div>"
@@ -106,7 +117,7 @@ async def _fleet_html(coord: Coordinator) -> str:
         f"req/s</b></div>"
         f"<div class='card'>429s reported<b>{fleet.throttles}</b></div>"
         f"<div class='card'>politeness<b>{_e(paused)}</b></div>"
-        f"<div class='card'>client_id<b>{_e(client_id)}</b></div></div>"
+        f"<div class='card'>client_id<b>{_e(client_id)}</b></div>{block}</div>"
     )
     rows = (
         "".join(

@@ -625,7 +625,7 @@ UPDATE fleet_state f SET
     paused_until = CASE WHEN $5::float8 IS NULL THEN f.paused_until
                         ELSE greatest(coalesce(f.paused_until, now()),
                                       now() + make_interval(secs => $5::float8)) END,
-    throttles = f.throttles + 1
+    throttles = f.throttles + $6
 WHERE f.id = 1
 """
 
@@ -744,9 +744,12 @@ async def throttle(
     floor_rps: float,
     window_s: float,
     retry_after_s: float | None,
+    counted: bool = True,
 ) -> None:
-    """Apply one reported 429 to the fleet budget."""
-    await conn.execute(THROTTLE, increase_rps_per_s, factor, floor_rps, window_s, retry_after_s)
+    """Apply one reported 429 (or a block, not ``counted`` as a 429) to the fleet budget."""
+    await conn.execute(
+        THROTTLE, increase_rps_per_s, factor, floor_rps, window_s, retry_after_s, int(counted)
+    )
 
 
 async def current_client_id(conn: asyncpg.Connection) -> str | None:

@@ -525,6 +525,7 @@ class Coordinator:
                 s.budget_min_rps,
                 s.budget_decrease_window_s,
                 None,
+                counted=False,
             )
             self.metrics.blocks.inc()
             log.warning(

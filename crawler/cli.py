@@ -26,7 +26,7 @@ from soundfleet.requirements import describe_validation_error, load_settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the ``worker`` command."""
+    """Add the ``worker`` and ``smoke`` commands."""
     p = sub.add_parser(
         "worker",
         help="run a crawler worker: lease units from the coordinator, crawl, land rows",
@@ -74,6 +74,87 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="probe: exit 0 if the coordinator and the database answer, else 1",
     )
     p.set_defaults(handler=_handle)
+    _register_smoke(sub)
+
+
+def _register_smoke(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "smoke",
+        help="a few polite requests to the REAL platform (needs --live)",
+        description=(
+            "Discovery, one user, one page of each list and web-profiles both ways, at "
+            "one request a second and never more than --max-requests: prints each "
+            "status, the cursor forms and the bot-protection headers. It contacts the "
+            "real SoundCloud, so it refuses to run without --live."
+        ),
+    )
+    p.add_argument("--live", action="store_true", help="yes, send requests to the platform")
+    p.add_argument("--max-requests", type=int, default=20, metavar="N", help="cap (1-100)")
+    p.add_argument("--user", default="soundcloud", help="permalink or numeric id to look at")
+    p.add_argument("--transport", choices=("aiohttp", "impersonate"), default="aiohttp")
+    p.add_argument("--user-agent", metavar="UA", help="browser User-Agent to send")
+    p.add_argument("--api-base", default="https://api-v2.soundcloud.com", metavar="URL")
+    p.add_argument("--web-base", default="https://soundcloud.com", metavar="URL")
+    p.add_argument("--json", action="store_true", help="print the run as JSON")
+    p.set_defaults(handler=_smoke)
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    import json
+
+    from crawler.smoke import SmokeConfig, run_smoke, summary
+    from crawler.transport import (
+        AiohttpTransport,
+        BrowserProfile,
+        ImpersonatingTransport,
+        create_session,
+    )
+
+    if not args.live:
+        print(
+            "soundfleet smoke: refusing to run: it sends requests to the real platform "
+            f"({args.api_base}); pass --live to confirm",
+            file=sys.stderr,
+        )
+        return 2
+    if not 1 <= args.max_requests <= 100:
+        raise ConfigError("--max-requests must be between 1 and 100")
+    configure_logging("warning")
+    profile = BrowserProfile(**({"user_agent": args.user_agent} if args.user_agent else {}))
+    cfg = SmokeConfig(
+        api_base=args.api_base,
+        web_base=args.web_base,
+        user=args.user,
+        max_requests=args.max_requests,
+    )
+
+    async def run() -> dict[str, Any]:
+        transport = (
+            ImpersonatingTransport(profile, 1, 30)
+            if args.transport == "impersonate"
+            else AiohttpTransport(create_session(1, 30, profile))
+        )
+        try:
+            return summary(await run_smoke(cfg, transport, profile))
+        finally:
+            await transport.close()
+
+    result = asyncio.run(run())
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for step in result["steps"]:
+        cursor = f" cursor={step['cursor_format']}" if step["cursor_format"] else ""
+        print(f"{step['status'] or '-':>4} {step['name']:<24} {step['outcome']}{cursor}")
+        if step["headers"] or step["cookies_set"]:
+            shown = ", ".join(f"{k}: {v}" for k, v in step["headers"].items())
+            cookies = ",".join(step["cookies_set"])
+            print(f"     {shown}" + (f"; sets cookies {cookies}" if cookies else ""))
+    print(
+        f"{result['requests']} requests; cursor forms {result['cursor_formats'] or 'none'}; "
+        f"blocked: {result['blocked']}; throttled: {result['throttled']}"
+    )
+    return 0
 
 
 def settings_from(args: argparse.Namespace) -> WorkerSettings:

@@ -80,7 +80,17 @@ class CoordinatorSettings(BaseSettings):
     )
     budget_min_rps: float = Field(default=0.5, gt=0, description="AIMD floor of the budget.")
     budget_increase_rps_per_s: float = Field(
-        default=0.2, ge=0, description="AIMD additive increase while no 429 arrives."
+        default=0.2,  # replaced by _platform_defaults when not set
+        ge=0,
+        description=(
+            "AIMD additive increase while no 429 arrives. Default: the budget over "
+            "budget_recovery_s (a halved budget is back in half that time)."
+        ),
+    )
+    budget_recovery_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds the default increase takes from zero to the full budget.",
     )
     budget_decrease_factor: float = Field(
         default=0.5, gt=0, lt=1, description="AIMD multiplicative decrease on a 429."
@@ -91,7 +101,12 @@ class CoordinatorSettings(BaseSettings):
         description="429s within this long after a decrease count as the same congestion event.",
     )
     worker_alive_s: float = Field(
-        default=30.0, gt=0, description="A worker seen this recently gets a budget share."
+        default=30.0,  # replaced by _platform_defaults when not set
+        gt=0,
+        description=(
+            "A worker seen this recently gets a budget share. Default: two thirds of "
+            "lease_s (two heartbeats), so a killed worker's share is handed on soon."
+        ),
     )
     discovery_timeout_s: float = Field(
         default=90.0, gt=0, description="How long one worker may hold the client_id discovery."
@@ -129,4 +144,23 @@ class CoordinatorSettings(BaseSettings):
             data = {**data, "budget_rps": 1.0 * egress if real else 20.0}
         if data.get("rediscovery_interval_s") is None:
             data = {**data, "rediscovery_interval_s": 60.0 if real else 2.0}
+        if data.get("budget_increase_rps_per_s") is None:
+            budget = _number(data.get("budget_rps"), 20.0)
+            data = {
+                **data,
+                "budget_increase_rps_per_s": budget / _number(data.get("budget_recovery_s"), 120.0),
+            }
+        if data.get("worker_alive_s") is None:
+            # Workers heartbeat every third of a lease: two missed beats mean gone.
+            data = {**data, "worker_alive_s": max(3.0, _number(data.get("lease_s"), 60.0) * 2 / 3)}
         return data
+
+
+def _number(value: Any, default: float) -> float:
+    """``value`` as a positive float, ``default`` when it is none (the field's own
+    validation names a bad value)."""
+    try:
+        number = float(value) if value is not None else default
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default

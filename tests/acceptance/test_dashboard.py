@@ -51,7 +51,7 @@ async def _api(
 
 
 async def _make_activity(c: dict[str, Any]) -> None:
-    """Two jobs, a live worker, and one unit that died with an error."""
+    """Two jobs, a live worker, one unit that died with an error, a bot-protection block."""
     base = c["url"]
     async with aiohttp.ClientSession() as s:
         await _api(
@@ -87,6 +87,13 @@ async def _make_activity(c: dict[str, Any]) -> None:
                 "error": "HTTP 503 from the platform, three times",
                 "retryable": True,
             },
+        )
+        await _api(
+            s,
+            c["worker"],
+            "POST",
+            f"{base}/v1/fleet/block",
+            {"worker_id": "dash-worker-1", "reason": "HTTP 403 from DataDome bot protection"},
         )
 
 
@@ -143,6 +150,8 @@ async def test_dashboard_in_chromium(coordinator: dict[str, Any]) -> None:
             assert str(dead[0]["id"]) in dead_text
             assert "HTTP 503 from the platform" in dead_text
             assert await page.inner_text("#workers-alive") == "1"
+            blocked = await page.inner_text("#blocked")
+            assert "BLOCKED" in blocked and "DataDome" in blocked and "next try" in blocked
             await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         finally:
             await browser.close()

@@ -49,3 +49,34 @@ def test_asyncpg_and_socket_urls_are_accepted() -> None:
     assert parse_database_url("postgresql+asyncpg://u@h/db") == "postgresql://u@h/db"
     sock = "postgresql://postgres:@/postgres?host=/tmp/pg"
     assert parse_database_url(sock).startswith("postgresql://postgres")
+
+
+def test_the_real_host_gets_polite_defaults_and_loopback_keeps_fast_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crawler.config import WorkerSettings
+    from schemas.coordinator import CoordinatorSettings
+
+    real = CoordinatorSettings()
+    assert real.on_real_host
+    assert real.budget_rps == 1.0  # about 600 requests per 10 minutes per address
+    assert real.rediscovery_interval_s == 60.0
+    assert real.budget_increase_rps_per_s == pytest.approx(1.0 / 120)
+    assert CoordinatorSettings(egress_ips=8).budget_rps == 8.0
+    local = CoordinatorSettings(platform_api_base="http://127.0.0.1:8701/api", lease_s=9)
+    assert not local.on_real_host
+    assert (local.budget_rps, local.rediscovery_interval_s) == (20.0, 2.0)
+    assert local.worker_alive_s == pytest.approx(6.0)  # two heartbeats of a 9 s lease
+    # An explicit setting always wins, from the environment too.
+    monkeypatch.setenv("SOUNDFLEET_COORDINATOR_BUDGET_RPS", "3")
+    monkeypatch.setenv("SOUNDFLEET_COORDINATOR_BUDGET_INCREASE_RPS_PER_S", "0.5")
+    env = CoordinatorSettings()
+    assert (env.budget_rps, env.budget_increase_rps_per_s) == (3.0, 0.5)
+    monkeypatch.setenv("SOUNDFLEET_COORDINATOR_BUDGET_RPS", "lots")
+    with pytest.raises(ValueError, match="budget_rps"):
+        CoordinatorSettings()
+    worker = WorkerSettings(api_key="k")
+    assert worker.throttle_wait_s() == 30.0
+    assert worker.user_agent.startswith("Mozilla/5.0")
+    loop = WorkerSettings(api_key="k", api_base="http://127.0.0.1:8701/api")
+    assert loop.throttle_wait_s() == 1.0
