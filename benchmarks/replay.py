@@ -109,6 +109,14 @@ class Exchange:
         return urlsplit(self.url).path or "/"
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+
+
+def _path_shape(path: str) -> str:
+    """A path with its ids and UUIDs as placeholders (``/media/…:tracks:{n}/{uuid}/stream``)."""
+    return re.sub(r"[0-9]+", "{n}", _UUID.sub("{uuid}", path))[:80]
+
+
 def _headers(raw: Any) -> dict[str, str]:
     """Response headers as one string per name (the recordings keep lists, or a
     stringified map of lists)."""
@@ -433,7 +441,7 @@ def check_body(report: Report, ex: Exchange) -> tuple[Endpoint, re.Match[str]] |
     found = endpoint_of(ex.path)
     body = ex.body.encode("utf-8")
     if found is None:
-        report.not_crawled[re.sub(r"[0-9]+", "{n}", ex.path)[:80]] += 1
+        report.not_crawled[_path_shape(ex.path)] += 1
         try:
             json.loads(body)
         except ValueError as exc:

@@ -71,6 +71,11 @@ class Metrics:
             "Current fleet-wide request budget toward the platform.",
             registry=self.registry,
         )
+        self.budget_max = Gauge(
+            "soundfleet_budget_max_rps",
+            "The fleet-wide budget's ceiling (budget_rps as configured).",
+            registry=self.registry,
+        )
         self.throttles_total = Gauge(
             "soundfleet_fleet_throttles",
             "429s recorded fleet-wide since the fleet started.",

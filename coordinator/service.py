@@ -781,6 +781,7 @@ class Coordinator:
             self.metrics.workers_alive.set(advice["alive"])
             self.metrics.budget.set(float(advice["budget"]))
         if head is not None:
+            self.metrics.budget_max.set(float(head["max_budget_rps"]))
             self.metrics.throttles_total.set(head["throttles"])
             since, until = head["blocked_since"], head["block_until"]
             self.metrics.blocked.set(1 if since is not None else 0)

@@ -205,6 +205,9 @@ class ApiClient:
         self._on_block = on_block
         self._local_blocks = BlockBackoff(self.policy.block_base_s, self.policy.block_max_s)
         self._blocked_until = 0.0
+        # Until the first request is answered (see _attempt); None afterwards.
+        self._first_answer: asyncio.Event | None = asyncio.Event()
+        self._first_sent = False
         self._throttle_streak = 0
         self._recovering = False  # a 429 streak or a block to reset at the next 200
         # When a known-live user last answered (the handlers' guard against a platform
@@ -385,6 +388,20 @@ class ApiClient:
         slots = self._slots if lane is None else None
         if slots is not None:
             await slots.acquire()
+        first = False
+        if self._first_answer is not None:
+            # The first request goes alone: its answer sets the bot protection's cookie,
+            # which every other request then carries (a fan-out of cookieless requests
+            # from a new worker is what a bot looks like).
+            if self._first_sent:
+                try:
+                    await self._first_answer.wait()
+                except BaseException:
+                    if slots is not None:
+                        slots.release()
+                    raise
+            else:
+                self._first_sent = first = True
         started = time.monotonic()
         task = deadlines.start(lane.task if lane is not None else None)
         try:
@@ -404,6 +421,9 @@ class ApiClient:
             deadlines.finish(task)
             if slots is not None:
                 slots.release()
+            if first and self._first_answer is not None:
+                self._first_answer.set()
+                self._first_answer = None
         status, headers, body = resp.status, resp.headers, resp.body
         if self._stats is not None:
             self._stats.record(_STATUS.get(status) or str(status), time.monotonic() - started)

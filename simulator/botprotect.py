@@ -5,8 +5,10 @@ SoundCloud's api-v2 sits behind DataDome (``shared/fixtures/recorded-exchanges``
 cookie). What a client meets there, and what this module reproduces per client IP:
 
 * no browser User-Agent (``Mozilla/…``): a 403 at once;
-* no ``datadome`` cookie (or one this server did not issue to that IP): allowed for a
-  few requests while the cookie is handed out, then 403;
+* no ``datadome`` cookie (or one this server did not issue to that IP): allowed for
+  ``cookieless_allowance`` requests per ``cookieless_window_s`` from one IP (new clients
+  behind it pick the cookie up from their first answer), then 403: a client that never
+  keeps the cookie, or fans out before its first answer, runs through that at once;
 * a burst above ``burst`` requests per ``window_s``: the IP is blocked for ``block_s``
   (every request 403s), then let through again;
 * the 403 body is DataDome's JSON (``{"url": "https://geo.captcha-delivery.com/…"}``)
@@ -35,6 +37,7 @@ class BotConfig:
     """How strict the simulated bot protection is."""
 
     cookieless_allowance: int = 50
+    cookieless_window_s: float = 60.0
     burst: float = 0.0  # requests per window per IP (0: no burst blocks)
     window_s: float = 1.0
     block_s: float = 5.0
@@ -65,7 +68,7 @@ class BotProtection:
     def __init__(self, seed: int, cfg: BotConfig) -> None:
         self.seed = seed
         self.cfg = cfg
-        self._cookieless: dict[str, int] = {}
+        self._cookieless: dict[str, tuple[float, float]] = {}
         self._tokens: dict[str, tuple[float, float]] = {}
         self._blocked_until: dict[str, float] = {}
         self._n = 0
@@ -83,15 +86,25 @@ class BotProtection:
         agent = request.headers.get("User-Agent", "")
         if not agent.startswith("Mozilla/"):
             return "no_browser", self._forbidden()
-        if request.cookies.get(COOKIE) != self.cookie_for(ip):
-            seen = self._cookieless.get(ip, 0) + 1
-            self._cookieless[ip] = seen
-            if seen > self.cfg.cookieless_allowance:
-                return "no_cookie", self._forbidden()
+        if request.cookies.get(COOKIE) != self.cookie_for(ip) and not self._take_cookieless(
+            ip, now
+        ):
+            return "no_cookie", self._forbidden()
         if self.cfg.burst > 0 and not self._take(ip, now):
             self._blocked_until[ip] = now + self.cfg.block_s
             return "burst", self._forbidden()
         return None
+
+    def _take_cookieless(self, ip: str, now: float) -> bool:
+        """One cookieless request of ``ip``'s allowance (a bucket refilled over the window)."""
+        allowance = float(self.cfg.cookieless_allowance)
+        tokens, last = self._cookieless.get(ip, (allowance, now))
+        tokens = min(allowance, tokens + (now - last) * allowance / self.cfg.cookieless_window_s)
+        if tokens < 1.0:
+            self._cookieless[ip] = (tokens, now)
+            return False
+        self._cookieless[ip] = (tokens - 1.0, now)
+        return True
 
     def _take(self, ip: str, now: float) -> bool:
         rate = self.cfg.burst / self.cfg.window_s

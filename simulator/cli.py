@@ -106,8 +106,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=50,
         metavar="N",
-        help="requests an IP may send without the datadome cookie",
+        help="requests an IP may send without the datadome cookie per --bot-cookieless-window",
     )
+    real.add_argument("--bot-cookieless-window", type=float, default=60.0, metavar="SEC")
     real.add_argument(
         "--fault-429-text", type=_prob, default=None, metavar="P",
         help="share of requests answered 429 'Please slow down.' without Retry-After"
@@ -170,6 +171,7 @@ def _serve(args: argparse.Namespace) -> int:
     bots = (
         BotConfig(
             cookieless_allowance=args.bot_cookieless,
+            cookieless_window_s=args.bot_cookieless_window,
             burst=args.bot_burst,
             window_s=args.bot_window,
             block_s=args.bot_block,

@@ -617,3 +617,20 @@ async def test_a_platform_that_answers_404_to_everything_marks_nothing_gone(
     assert len(await rows(db, "SELECT id FROM users")) == len(
         [i for i in range(1, 41) if not sim.world.is_gone(np.array([i]))[0]]
     )
+
+
+async def test_a_new_client_waits_for_its_first_answer_before_fanning_out(
+    db_dsn: str, db: asyncpg.Connection
+) -> None:
+    """One cookieless request allowed: the first goes alone and brings the cookie back."""
+    s = await start_sim(**_real_profile(cookieless_allowance=1))
+    try:
+        async with Crawl(s, db_dsn, 16, policy=_fast_policy(), id_batch=64) as crawl:
+            crawl.client_ids.advise(s.sim.client_ids.current())  # no homepage visit
+            await crawl.run("user_range", {"id_from": 1, "id_to": 65})
+    finally:
+        await s.close()
+    assert _counter(crawl.metrics, "soundfleet_worker_blocks_total") == 0
+    ids = np.arange(1, 65)
+    live = set(ids[~s.world.is_gone(ids)].tolist())
+    assert {r[0] for r in await rows(db, "SELECT id FROM users WHERE id <= 64")} == live
