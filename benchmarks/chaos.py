@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import make_url
 
+from schemas.coordinator import CoordinatorSettings
 from schemas.errors import SoundfleetError
 from schemas.settings import Settings
 from simulator.world import World
@@ -412,12 +413,20 @@ def _rediscoveries(summary: dict[str, Any], cfg: ChaosConfig, seconds: float) ->
     fetched = int(bot.get("homepage", 0))
     rotations = int(seconds // cfg.rotate_client_id_s) if cfg.rotate_client_id_s else 0
     allowed = 1 + 2 * rotations
+    gap_ms = int(bot.get("homepage_min_gap_ms", -1))
+    # The coordinator grants one rediscovery per interval (its default off the real
+    # host); a gap a little under it is two grants racing two processes' clocks.
+    interval_s = CoordinatorSettings(platform_api_base="http://127.0.0.1:1").rediscovery_interval_s
     return {
         "homepage_fetches": fetched,
         "rotations": rotations,
         "allowed": allowed,
-        "blocks_served": sum(int(v) for k, v in bot.items() if k.startswith("blocked_")),
-        "within_limit": fetched <= allowed,
+        "min_gap_s": None if gap_ms < 0 else gap_ms / 1000,
+        "interval_s": interval_s,
+        "blocks_served": sum(
+            int(v) for k, v in bot.items() if k.startswith("blocked_") and isinstance(v, int)
+        ),
+        "within_limit": fetched <= allowed and (gap_ms < 0 or gap_ms >= 900 * interval_s),
     }
 
 
@@ -437,7 +446,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lease", type=float, default=d.lease_s, metavar="SEC")
     p.add_argument("--fault-5xx", type=float, default=d.fault_5xx, metavar="P")
     p.add_argument("--fault-malformed", type=float, default=d.fault_malformed, metavar="P")
-    p.add_argument("--rate-limit", type=float, default=d.rate_limit, metavar="RPS")
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        metavar="RPS",
+        help=f"per client_id (default {d.rate_limit:g}; real profile: 0.8 of --bot-burst)",
+    )
     p.add_argument("--rotate-client-id", type=float, default=d.rotate_client_id_s, metavar="SEC")
     p.add_argument("--max-attempts", type=int, default=d.max_attempts)
     p.add_argument("--timeout", type=float, default=d.timeout_s, metavar="SEC")
@@ -455,6 +470,11 @@ def main(argv: list[str] | None = None) -> None:
     if budget is None:
         # Under the bot protection a budget above its burst limit is what gets blocked.
         budget = 2 * args.bot_burst if args.profile == "real" else d.budget_rps
+    rate_limit = args.rate_limit
+    if rate_limit is None:
+        # The platform's limiter below its bot protection's burst threshold: the fleet
+        # has to find the limit from text 429s (no Retry-After) before it bursts.
+        rate_limit = 0.8 * args.bot_burst if args.profile == "real" else d.rate_limit
     cfg = ChaosConfig(
         users=args.users,
         seed=args.seed,
@@ -468,7 +488,7 @@ def main(argv: list[str] | None = None) -> None:
         lease_s=args.lease,
         fault_5xx=args.fault_5xx,
         fault_malformed=args.fault_malformed,
-        rate_limit=args.rate_limit,
+        rate_limit=rate_limit,
         rotate_client_id_s=args.rotate_client_id,
         max_attempts=args.max_attempts,
         timeout_s=args.timeout,

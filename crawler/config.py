@@ -141,6 +141,14 @@ class WorkerSettings(BaseSettings):
         ),
     )
     page_limit: int = Field(default=200, ge=1, le=200, description="`limit` of list pages.")
+    max_pages: int = Field(
+        default=100_000,
+        ge=1,
+        description=(
+            "List units: pages one lease may walk before the unit fails as a loop "
+            "(100,000 pages of 200 is a 20M-follower list)."
+        ),
+    )
     id_batch: int = Field(
         # 500: half a default unit, so a unit still checkpoints midway, with half the
         # landing statements per user of 250 (PostgreSQL's CPU per user fell by ~20%).

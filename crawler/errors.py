@@ -54,6 +54,11 @@ class OffHostError(InputError):
     """A URL the platform handed us (``next_href``, redirect) points off the API host."""
 
 
+class PagingLoop(InputError):
+    """A list that does not end: a ``next_href`` met twice in one unit, or more pages
+    than ``max_pages`` (the unit fails, not retried: the platform would loop again)."""
+
+
 class UnexpectedResponse(InputError):
     """A status the crawler has no recovery for (400, 410, a redirect, ...)."""
 

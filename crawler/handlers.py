@@ -30,7 +30,7 @@ import structlog
 
 from crawler.config import WorkerSettings
 from crawler.cursors import api_url, check_on_api_host, href_cursor, without_params
-from crawler.errors import OffHostError, PlatformAbsent
+from crawler.errors import OffHostError, PagingLoop, PlatformAbsent
 from crawler.http import GONE, ApiClient
 from crawler.metrics import WorkerMetrics
 from crawler.store import Batch, Record, Row, RowStore
@@ -313,7 +313,14 @@ async def _walk(
     check_on_api_host(url, ctx.settings.api_base)
     batch = Batch()
     last_flush = time.monotonic()
+    # Loop guard: a platform (or an attacker) whose next_href leads back to a page
+    # already walked would keep the unit leased forever, heartbeats and all.
+    seen = {_page_key(url)}
+    max_pages = ctx.settings.max_pages
     while True:
+        if len(seen) > max_pages:
+            await ctx.land(batch, url)
+            raise PagingLoop(f"more than {max_pages} pages in one lease (max_pages): {url[:200]}")
         got = (await ctx.api.fetch(url, parser)).data
         ctx.metrics.pages.labels(ctx.lease.kind).inc()
         if got is GONE:
@@ -335,6 +342,12 @@ async def _walk(
         if next_href is None:
             await ctx.land(batch, None)
             return True
+        key = _page_key(next_href)
+        if key in seen:
+            ctx.log.error("next_href_repeated", url=next_href[:200])
+            await ctx.land(batch, url)
+            raise PagingLoop(f"next_href repeats a page of this unit: {next_href[:200]}")
+        seen.add(key)
         due = len(batch) >= ctx.settings.flush_rows or (
             time.monotonic() - last_flush >= _FLUSH_EVERY_S
         )
@@ -344,6 +357,11 @@ async def _walk(
             last_flush = time.monotonic()
             ctx.stop_if_draining()
         url = next_href
+
+
+def _page_key(url: str) -> int:
+    """A page's identity for the loop guard: its URL without the client's own parameters."""
+    return hash(without_params(url, ("client_id", "app_version", "app_locale")))
 
 
 async def follow_list(ctx: UnitContext) -> UnitResult:

@@ -111,8 +111,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     real.add_argument("--bot-cookieless-window", type=float, default=60.0, metavar="SEC")
     real.add_argument(
         "--fault-429-text", type=_prob, default=None, metavar="P",
-        help="share of requests answered 429 'Please slow down.' without Retry-After"
-        " (real profile default 0.005)",
+        help="share of requests answered 429 'Please slow down.' without Retry-After, at"
+        " any rate (default 0: the real profile's text 429s come from --rate-limit, as the"
+        " real platform's come from its limiter)",
     )  # fmt: skip
     sim.set_defaults(handler=_serve)
     actions = sim.add_subparsers(dest="simulator_command", metavar="ACTION")
@@ -167,7 +168,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     slow_p, slow_ms = args.fault_slow
     real = args.profile == "real"
-    text_429 = args.fault_429_text if args.fault_429_text is not None else (0.005 if real else 0.0)
+    text_429 = args.fault_429_text or 0.0
     bots = (
         BotConfig(
             cookieless_allowance=args.bot_cookieless,

@@ -117,10 +117,25 @@ class Shared:
         self.bump_wall = multiprocessing.sharedctypes.RawValue("d", 0.0)
         # What was served, for /_admin/stats (approximate across processes: no lock).
         self.counts = {name: multiprocessing.sharedctypes.RawValue("q", 0) for name in STAT_NAMES}
+        # Wall time of the last homepage visit and the shortest gap between two (ms; -1:
+        # fewer than two): how often the fleet rediscovered, fleet-wide.
+        self.homepage_at = multiprocessing.sharedctypes.RawValue("d", 0.0)
+        self.homepage_min_gap_ms = multiprocessing.sharedctypes.RawValue("q", -1)
 
     def bump(self, name: str) -> None:
         """Count one ``name`` event."""
         self.counts[name].value += 1
+
+    def homepage_visited(self) -> None:
+        """Count a homepage visit and keep the shortest gap between two."""
+        now = time.time()
+        last = self.homepage_at.value
+        if last:
+            gap = int((now - last) * 1000)
+            if self.homepage_min_gap_ms.value < 0 or gap < self.homepage_min_gap_ms.value:
+                self.homepage_min_gap_ms.value = gap
+        self.homepage_at.value = now
+        self.bump("homepage")
 
 
 class Clock:
@@ -630,7 +645,7 @@ class Simulator:
         return f"0-{tag[:4]}{tag[4:]}.js", f"49-{tag[::-1]}.js"
 
     async def homepage(self, request: web.Request) -> web.Response:
-        self.shared.bump("homepage")
+        self.shared.homepage_visited()
         client_id = self.client_ids.current()
         hydration = [
             {"hydratable": "anonymousId", "data": "285105-278878-684219-149994"},
@@ -711,7 +726,9 @@ class Simulator:
     async def admin_stats(self, request: web.Request) -> web.Response:
         if not self._admin_ok(request):
             return _error(401, "admin token required")
-        return web.json_response({k: v.value for k, v in self.shared.counts.items()})
+        stats = {k: v.value for k, v in self.shared.counts.items()}
+        stats["homepage_min_gap_ms"] = self.shared.homepage_min_gap_ms.value
+        return web.json_response(stats)
 
     async def admin_rotate(self, request: web.Request) -> web.Response:
         if not self._admin_ok(request):

@@ -40,3 +40,42 @@ def test_chaos_run_equals_truth(admin_dsn: str, tmp_path: Path) -> None:
     assert result["units_by_state"].get("leased", 0) == 0
     assert result["dead_units"] == []
     assert result["mismatches"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_chaos_under_the_real_platforms_bot_protection(admin_dsn: str, tmp_path: Path) -> None:
+    """DataDome-shaped 403s, text 429s, ms cursors, URN web-profiles, kills: the truth."""
+    cfg = ChaosConfig(
+        users=3_000,
+        workers=2,
+        depth=1,
+        max_users=300,
+        timeline_tracks=6,
+        kill_every_s=6.0,
+        chunk=100,
+        rotate_client_id_s=15.0,
+        timeout_s=480.0,
+        profile="real",
+        # The fleet's budget is twice what the bot protection lets through before it
+        # blocks the address, and the limiter below that answers in plain text.
+        bot_burst=150.0,
+        rate_limit=120.0,
+        budget_rps=300.0,
+        restart_coordinator=False,
+        worker_args=("--units", "2"),  # web-profiles too (URN-only on this profile)
+    )
+    result = run_chaos(cfg, admin_dsn, tmp_path / "logs", None)
+    assert result["jobs"] == {"user_sweep": "done", "network": "done", "track_timelines": "done"}, (
+        result
+    )
+    assert not result["timed_out"]
+    assert result["worker_kills"] >= 2
+    for table in ("users", "user_ids_gone", "reposts", "likes", "follower_pairs"):
+        assert (result[table]["missing"], result[table]["extra"]) == (0, 0), (table, result)
+    assert result["dead_units"] == [] and result["mismatches"] == 0
+    bot = result["bot"]
+    assert bot["text_429"] > 0, bot  # the limiter was met, in the real platform's form
+    assert bot["blocked_no_browser"] == 0, bot
+    assert result["rediscoveries"]["within_limit"], result["rediscoveries"]
+    assert result["ok"]

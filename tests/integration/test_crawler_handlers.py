@@ -634,3 +634,44 @@ async def test_a_new_client_waits_for_its_first_answer_before_fanning_out(
     ids = np.arange(1, 65)
     live = set(ids[~s.world.is_gone(ids)].tolist())
     assert {r[0] for r in await rows(db, "SELECT id FROM users WHERE id <= 64")} == live
+
+
+@pytest.mark.parametrize("loop", ["self", "cycle", "endless"])
+async def test_a_list_that_never_ends_fails_the_unit(
+    sim: Sim, db_dsn: str, db: asyncpg.Connection, loop: str
+) -> None:
+    """A next_href back to its own page, a two-page cycle, or pages without end."""
+    from crawler.errors import PagingLoop
+    from simulator import render
+
+    w = sim.world
+    served: list[str] = []
+
+    async def page(request: web.Request) -> web.Response:
+        served.append(request.query.get("offset", "0"))
+        offset = int(request.query.get("offset", "0"))
+        following = {"self": offset, "cycle": 1 - offset, "endless": offset + 1}[loop]
+        base = f"http://127.0.0.1:{request.url.port}/api/tracks/1/reposters"
+        return web.json_response(
+            {
+                "collection": [render.full_user(w, 1 + offset % 3, w.end_us)],
+                "next_href": f"{base}?offset={following}&limit=1&client_id=x",
+            }
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/tracks/{id}/reposters", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    evil = Sim(sim.world, sim.sim, runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
+    try:
+        async with Crawl(evil, db_dsn, max_pages=50) as crawl:
+            crawl.client_ids.advise("abcdefgh12345678")
+            with pytest.raises(PagingLoop, match="repeats|max_pages"):
+                await crawl.run("track_list", {"track_id": 1, "list": "reposters"})
+    finally:
+        await runner.cleanup()
+    # The first URL is the handler's own (no offset): the loop shows from the second.
+    assert len(served) == {"self": 2, "cycle": 3, "endless": 50}[loop]
