@@ -669,7 +669,7 @@ async def test_a_list_that_never_ends_fails_the_unit(
     try:
         async with Crawl(evil, db_dsn, max_pages=50) as crawl:
             crawl.client_ids.advise("abcdefgh12345678")
-            with pytest.raises(PagingLoop, match="repeats|max_pages"):
+            with pytest.raises(PagingLoop, match=r"repeats|max_pages"):
                 await crawl.run("track_list", {"track_id": 1, "list": "reposters"})
     finally:
         await runner.cleanup()
