@@ -124,6 +124,7 @@ UPDATE work_units w SET
     last_error = $4,
     lease_expires_at = NULL,
     cursor = coalesce($8, w.cursor),
+    rows_landed = coalesce((w.progress->>'base')::bigint, 0) + $9,
     updated_at = now(),
     done_at = CASE WHEN $5 AND w.attempt < w.max_attempts AND j.state <> 'cancelled'
                    THEN NULL ELSE now() END
@@ -140,6 +141,7 @@ UPDATE work_units w SET
     lease_expires_at = NULL,
     not_before = now(),
     cursor = coalesce($4, w.cursor),
+    rows_landed = coalesce((w.progress->>'base')::bigint, 0) + $5,
     max_attempts = w.max_attempts + 1,
     updated_at = now()
 WHERE w.id = $1 AND w.attempt = $2 AND w.worker_id = $3 AND coalesce(w.state, '') = 'leased'
@@ -271,8 +273,10 @@ async def fail(
     backoff_base_s: float,
     backoff_max_s: float,
     cursor: str | None,
+    rows: int = 0,
 ) -> asyncpg.Record | None:
-    """Record a failure: retry later, or `failed`/`dead`; None when the token is stale."""
+    """Record a failure (with the rows the attempt landed): retry later, or
+    `failed`/`dead`; None when the token is stale."""
     return await conn.fetchrow(
         FAIL,
         unit_id,
@@ -283,14 +287,20 @@ async def fail(
         backoff_base_s,
         backoff_max_s,
         cursor,
+        rows,
     )
 
 
 async def release(
-    conn: asyncpg.Connection, unit_id: int, token: int, worker_id: str, cursor: str | None
+    conn: asyncpg.Connection,
+    unit_id: int,
+    token: int,
+    worker_id: str,
+    cursor: str | None,
+    rows: int = 0,
 ) -> asyncpg.Record | None:
     """Give a unit back for immediate re-claim; None when the token is stale."""
-    row = await conn.fetchrow(RELEASE, unit_id, token, worker_id, cursor)
+    row = await conn.fetchrow(RELEASE, unit_id, token, worker_id, cursor, rows)
     if row is not None:
         await announce_work(conn)
     return row

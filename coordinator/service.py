@@ -436,6 +436,7 @@ class Coordinator:
                 self.settings.backoff_base_s,
                 self.settings.backoff_max_s,
                 None,
+                req.rows,
             )
             if row is None:
                 raise await self._refusal(conn, unit_id, req.token)
@@ -448,7 +449,7 @@ class Coordinator:
     async def release(self, unit_id: int, req: ReleaseRequest) -> UnitStateResponse:
         """Give a unit back for immediate re-claim, keeping its cursor."""
         async with self.pool.acquire() as conn:
-            row = await q.release(conn, unit_id, req.token, req.worker_id, req.cursor)
+            row = await q.release(conn, unit_id, req.token, req.worker_id, req.cursor, req.rows)
             if row is None:
                 raise await self._refusal(conn, unit_id, req.token)
         self.metrics.completions.labels("released").inc()

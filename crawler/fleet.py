@@ -152,17 +152,23 @@ class CoordinatorClient:
         return await self._must("POST", f"/v1/leases/{unit_id}/complete", body, UnitStateResponse)
 
     async def fail(
-        self, unit_id: int, token: int, error: str, retryable: bool
+        self, unit_id: int, token: int, error: str, retryable: bool, rows: int = 0
     ) -> UnitStateResponse:
         """Report a unit failed (retried with backoff by the coordinator if retryable)."""
         body = FailRequest(
-            worker_id=self.worker_id, token=token, error=error[:4000], retryable=retryable
+            worker_id=self.worker_id,
+            token=token,
+            error=error[:4000],
+            retryable=retryable,
+            rows=rows,
         )
         return await self._must("POST", f"/v1/leases/{unit_id}/fail", body, UnitStateResponse)
 
-    async def release(self, unit_id: int, token: int, cursor: str | None) -> UnitStateResponse:
-        """Give a unit back with its resume cursor (SIGTERM drain)."""
-        body = ReleaseRequest(worker_id=self.worker_id, token=token, cursor=cursor)
+    async def release(
+        self, unit_id: int, token: int, cursor: str | None, rows: int = 0
+    ) -> UnitStateResponse:
+        """Give a unit back with its resume cursor and the rows it landed (SIGTERM drain)."""
+        body = ReleaseRequest(worker_id=self.worker_id, token=token, cursor=cursor, rows=rows)
         return await self._must("POST", f"/v1/leases/{unit_id}/release", body, UnitStateResponse)
 
     async def client_id(self) -> ClientIdState:

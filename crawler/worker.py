@@ -380,7 +380,9 @@ class Worker:
         error = f"{type(exc).__name__}: {exc}"
         ulog.warning("unit_failed", error=error[:500], retryable=retryable, rows=running.ctx.rows)
         try:
-            await coordinator.fail(running.lease.unit_id, running.lease.token, error, retryable)
+            await coordinator.fail(
+                running.lease.unit_id, running.lease.token, error, retryable, running.ctx.rows
+            )
         except LeaseLost:
             self.metrics.lease_losses.inc()
             return "lost"
@@ -398,7 +400,7 @@ class Worker:
     ) -> None:
         """Give ``lease`` back at ``cursor`` (its last committed checkpoint)."""
         try:
-            await coordinator.release(lease.unit_id, lease.token, cursor)
+            await coordinator.release(lease.unit_id, lease.token, cursor, rows)
             ulog.info("unit_released", cursor=cursor, rows=rows)
         except LeaseLost:
             self.metrics.lease_losses.inc()

@@ -239,6 +239,7 @@ class FailRequest(_Strict):
     token: int
     error: str = Field(max_length=4000)
     retryable: bool = True
+    rows: int = Field(default=0, ge=0, description="rows this attempt landed before failing")
 
 
 class ReleaseRequest(_Strict):
@@ -247,6 +248,7 @@ class ReleaseRequest(_Strict):
     worker_id: str
     token: int
     cursor: str | None = None
+    rows: int = Field(default=0, ge=0, description="rows this attempt landed")
 
 
 class UnitStateResponse(BaseModel):

@@ -76,6 +76,27 @@ async def test_lease_expiry_reissues_with_a_new_token_and_fences_the_old_holder(
     assert (job["state"], job["rows_landed"]) == ("done", 12)
 
 
+async def test_rows_landed_are_kept_on_every_outcome(api: Api, db: asyncpg.Connection) -> None:
+    """A unit that lands rows and then fails or is released keeps them in its count."""
+    await api.submit("user_tracks", {"user_ids": [1]})
+    [unit] = await api.lease("w-a", ["user_tracks"])
+    body = {"worker_id": "w-a", "token": unit["token"], "error": "HTTP 503", "rows": 2}
+    status, _ = await api.call("POST", f"/v1/leases/{unit['unit_id']}/fail", "worker", body)
+    assert status == 200
+    assert await db.fetchval("SELECT rows_landed FROM work_units") == 2
+    await db.execute("UPDATE work_units SET not_before = now()")
+    [unit] = await api.lease("w-b", ["user_tracks"])
+    body = {"worker_id": "w-b", "token": unit["token"], "cursor": "https://a/p?offset=9", "rows": 3}
+    status, _ = await api.call("POST", f"/v1/leases/{unit['unit_id']}/release", "worker", body)
+    assert status == 200
+    assert await db.fetchval("SELECT rows_landed FROM work_units") == 5
+    [unit] = await api.lease("w-c", ["user_tracks"])
+    status, _ = await api.complete("w-c", unit, rows=1)
+    assert status == 200
+    assert await db.fetchval("SELECT rows_landed FROM work_units") == 6
+    assert await db.fetchval("SELECT rows_landed FROM jobs") == 6
+
+
 async def test_unknown_unit_is_404(api: Api) -> None:
     status, data = await api.call(
         "POST", "/v1/leases/999999/complete", "worker", {"worker_id": "w", "token": 1}
