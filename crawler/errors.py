@@ -71,5 +71,9 @@ class LeaseLost(ConflictError):
     """The coordinator re-issued this unit's lease (409): stop working on it."""
 
 
+class StaleLease(LeaseLost):
+    """A batch's lease ran out or was re-issued before it landed: nothing was written."""
+
+
 class CoordinatorError(SoundfleetError):
     """The coordinator is unreachable or answered something unexpected."""

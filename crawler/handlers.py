@@ -30,10 +30,10 @@ import structlog
 
 from crawler.config import WorkerSettings
 from crawler.cursors import api_url, check_on_api_host, href_cursor, without_params
-from crawler.errors import OffHostError, PagingLoop, PlatformAbsent
+from crawler.errors import OffHostError, PagingLoop, PlatformAbsent, StaleLease
 from crawler.http import GONE, ApiClient
 from crawler.metrics import WorkerMetrics
-from crawler.store import Batch, Record, Row, RowStore
+from crawler.store import Batch, Fence, Record, Row, RowStore
 from schemas import records, tables
 from schemas.api_v2 import (
     ListPage,
@@ -88,8 +88,12 @@ class UnitContext:
         settings: WorkerSettings,
         metrics: WorkerMetrics,
         draining: asyncio.Event,
+        fence: Fence | None = None,
     ) -> None:
         self.lease = lease
+        # The worker lands under its lease (Store.land's fence); tests without a
+        # coordinator land unfenced.
+        self.fence = fence
         self.api = api
         self.store = store
         self.settings = settings
@@ -108,7 +112,11 @@ class UnitContext:
     async def land(self, batch: Batch, cursor: str | None) -> None:
         """Commit ``batch``, then move the resume point to ``cursor``."""
         if len(batch):
-            self.rows += await self.store.land(batch)
+            try:
+                self.rows += await self.store.land(batch, self.fence)
+            except StaleLease:
+                self.metrics.fenced_rows.inc(len(batch))
+                raise
             for name, count in batch.counts().items():
                 self.metrics.rows.labels(name).inc(count)
         self.cursor = cursor

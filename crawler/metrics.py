@@ -89,6 +89,11 @@ class WorkerMetrics:
         self.lease_losses = Counter(
             "soundfleet_worker_lease_losses", "Units whose lease was re-issued", registry=r
         )
+        self.fenced_rows = Counter(
+            "soundfleet_worker_fenced_rows",
+            "Rows refused at landing because their lease had run out or moved on",
+            registry=r,
+        )
         self.units = Counter(
             "soundfleet_worker_units", "Units finished by outcome", ["kind", "outcome"], registry=r
         )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 from sqlalchemy import Table
 
+from crawler.errors import StaleLease
 from schemas import tables
 from schemas.errors import DatabaseError
 from soundfleet import database
@@ -45,6 +46,22 @@ ORDER BY u.fetched_at DESC LIMIT $1
 
 
 _DELETE_PROFILES = "DELETE FROM web_profiles WHERE user_id = ANY($1::bigint[])"
+
+# The landing transaction's fence: the unit is still leased to this attempt and the
+# lease has not run out. FOR SHARE holds a re-claim (an UPDATE of the row) until the
+# batch commits, so a batch is either landed under a live lease or not at all.
+_FENCE = """
+SELECT 1 FROM work_units
+WHERE id = $1 AND attempt = $2 AND state = 'leased' AND lease_expires_at > now()
+FOR SHARE
+"""
+
+
+class Fence(NamedTuple):
+    """The lease a batch is landed under: its unit and attempt (the lease token)."""
+
+    unit_id: int
+    token: int
 
 
 class Batch:
@@ -102,8 +119,8 @@ class Batch:
 class RowStore(Protocol):
     """What the handlers need of a store: :class:`Store`, or :class:`MemoryStore`."""
 
-    async def land(self, batch: Batch) -> int:
-        """Land ``batch`` in one transaction; returns rows written."""
+    async def land(self, batch: Batch, fence: Fence | None = None) -> int:
+        """Land ``batch`` in one transaction (under ``fence``'s lease); returns rows written."""
         ...
 
     async def listed_users(self, user_id: int, direction: str) -> list[int]:
@@ -130,8 +147,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self.rows: dict[str, list[Row]] = defaultdict(list)
 
-    async def land(self, batch: Batch) -> int:
-        """Check and keep every row of ``batch``; returns how many."""
+    async def land(self, batch: Batch, fence: Fence | None = None) -> int:
+        """Check and keep every row of ``batch``; returns how many (no leases here)."""
         written = 0
         for table, rows, laid_out in batch.tables():
             known = set(table.columns.keys())
@@ -186,13 +203,23 @@ class Store:
         """Close the pool."""
         await self._pool.close()
 
-    async def land(self, batch: Batch) -> int:
-        """Land every table of ``batch`` in one transaction; returns rows written."""
+    async def land(self, batch: Batch, fence: Fence | None = None) -> int:
+        """Land every table of ``batch`` in one transaction; returns rows written.
+
+        With ``fence``, the transaction first proves the lease is still live and this
+        attempt's; if not, nothing is written and :class:`StaleLease` is raised (a
+        worker frozen past its lease must not overwrite a fresher attempt's rows).
+        """
         if not len(batch) and not batch.profiles_of:
             return 0
         written = 0
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                if fence is not None and await conn.fetchval(_FENCE, *fence) is None:
+                    raise StaleLease(
+                        f"unit {fence.unit_id}: lease {fence.token} is no longer live; "
+                        f"{len(batch)} rows refused"
+                    )
                 if batch.profiles_of:
                     await conn.execute(_DELETE_PROFILES, sorted(batch.profiles_of))
                 for table, rows, laid_out in batch.tables():

@@ -40,7 +40,7 @@ from crawler.handlers import HANDLERS, Drained, UnitContext, UnitResult
 from crawler.http import ApiClient, RetryPolicy
 from crawler.metrics import WorkerMetrics
 from crawler.ratelimit import TokenBucket
-from crawler.store import Store
+from crawler.store import Fence, Store
 from crawler.transport import (
     AiohttpTransport,
     BrowserProfile,
@@ -277,7 +277,8 @@ class Worker:
         store: Store,
         slots_free: asyncio.Event,
     ) -> None:
-        ctx = UnitContext(lease, api, store, self.settings, self.metrics, self.draining)
+        fence = Fence(lease.unit_id, lease.token)
+        ctx = UnitContext(lease, api, store, self.settings, self.metrics, self.draining, fence)
         running = _Running(lease, ctx)
         self._running[lease.unit_id] = running
         self.metrics.units_active.set(len(self._running))
