@@ -268,6 +268,10 @@ class ListPage(Generic[ItemT]):
         self.skipped = skipped
 
 
+MAX_PAGE_ITEMS = 1000
+"""Items a list page may hold before it is refused (pages are asked for 200 at most)."""
+
+
 class ListPageParser(Generic[ItemT]):
     """Parse a list page's bytes so that one odd item never fails the whole page.
 
@@ -277,8 +281,9 @@ class ListPageParser(Generic[ItemT]):
     string) still fails, with :class:`PayloadError`: that body is malformed, not odd.
     """
 
-    def __init__(self, model: type[ItemT]) -> None:
+    def __init__(self, model: type[ItemT], max_items: int = MAX_PAGE_ITEMS) -> None:
         self.model = model
+        self.max_items = max_items
         self._page: type[Page[ItemT]] = Page[model]  # type: ignore[valid-type]
 
     def parse_body(self, body: bytes) -> ListPage[ItemT]:
@@ -289,7 +294,16 @@ class ListPageParser(Generic[ItemT]):
             if exc.errors()[0]["type"] == "json_invalid":
                 raise _describe(exc, "malformed JSON") from exc
             return self.parse_data(json.loads(body))
+        self._check_size(len(page.collection))
         return ListPage(list(page.collection), page.next_href, [])
+
+    def _check_size(self, items: int) -> None:
+        # api-v2 pages hold at most `limit` (<= 200) items: thousands are not a page.
+        if items > self.max_items:
+            raise PayloadError(
+                f"{self._page.__name__}: {items} items in one page, over the cap of "
+                f"{self.max_items}"
+            )
 
     def parse_data(self, data: object) -> ListPage[ItemT]:
         """The page of decoded JSON ``data``, item by item."""
@@ -301,6 +315,7 @@ class ListPageParser(Generic[ItemT]):
         next_href = data.get("next_href")
         if next_href is not None and not isinstance(next_href, str):
             raise PayloadError(f"{self._page.__name__}: field next_href: expected a string")
+        self._check_size(len(items))
         kept: list[ItemT] = []
         skipped: list[SkippedItem] = []
         expected = self.model.model_fields.get("kind")

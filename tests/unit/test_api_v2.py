@@ -113,3 +113,42 @@ def test_hydration_without_api_client() -> None:
 def test_hydration_with_bad_shape() -> None:
     with pytest.raises(PayloadError, match="__sc_hydration"):
         api_v2.parse_hydration({"not": "a list"})
+
+
+def _page(items: list[object], next_href: object = None) -> bytes:
+    import json
+
+    return json.dumps({"collection": items, "next_href": next_href}).encode()
+
+
+def test_a_list_page_lands_without_its_odd_items() -> None:
+    parser = api_v2.ListPageParser(api_v2.MiniUser)
+    good = {"id": 1, "kind": "user", "username": "a"}
+    page = parser.parse_body(
+        _page([good, {"kind": "user"}, {"id": 3, "kind": "playlist"}, "deleted", good], "h")
+    )
+    assert [u.id for u in page.collection] == [1, 1]
+    assert page.next_href == "h"
+    assert [s["index"] for s in page.skipped] == [1, 2, 3]
+    assert all(s["reason"] for s in page.skipped)
+    assert page.skipped[2]["raw"] == "deleted"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b'{"next_href": null}', b'{"collection": {}}', b'{"collection": [], "next_href": 5}',
+     b"{not json"],
+)  # fmt: skip
+def test_a_body_that_is_not_a_page_fails_naming_why(body: bytes) -> None:
+    with pytest.raises(PayloadError):
+        api_v2.ListPageParser(api_v2.MiniUser).parse_body(body)
+
+
+def test_a_page_over_the_item_cap_is_refused() -> None:
+    parser = api_v2.ListPageParser(api_v2.MiniUser, max_items=5)
+    assert len(parser.parse_body(_page([{"id": i} for i in range(5)])).collection) == 5
+    with pytest.raises(PayloadError, match="6 items in one page, over the cap of 5"):
+        parser.parse_body(_page([{"id": i} for i in range(6)]))
+    with pytest.raises(PayloadError, match="over the cap"):  # on the item-by-item path too
+        parser.parse_body(_page([{"id": i} for i in range(5)] + ["odd"]))
+    assert api_v2.MAX_PAGE_ITEMS >= 5 * 200
