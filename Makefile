@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: chaos soak bench-vs-scrapy install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
+.PHONY: chaos chaos-real soak bench-vs-scrapy install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -73,9 +73,17 @@ bench: bench-ingest bench-simulator bench-leasing bench-revisit bench-sweep benc
 clean:
 	rm -rf $(VENV) .pytest_pgdata .mypy_cache .ruff_cache .pytest_cache
 
-# Full-size chaos run (kills workers, restarts the coordinator and the embedded PostgreSQL).
+# Full-size chaos runs (kills workers, restarts the coordinator and the embedded
+# PostgreSQL): the default fault mix, then the real platform's profile (DataDome 403s,
+# text 429s, ms cursors, URN web-profiles) on a 20,000-id sweep and a depth-1 crawl.
+CHAOS_REAL_ARGS ?= --profile real --users 20000 --depth 1 --max-users 2000 \
+	--timeline-tracks 0 --kill-every 6 --bot-burst 300
 chaos: install
 	$(PY) -m benchmarks.chaos
+	$(PY) -m benchmarks.chaos $(CHAOS_REAL_ARGS)
+
+chaos-real: install
+	$(PY) -m benchmarks.chaos $(CHAOS_REAL_ARGS)
 
 # Memory and connection growth of a fleet crawling for SOAK_MINUTES.
 SOAK_MINUTES ?= 10

@@ -66,6 +66,10 @@ class ChaosConfig:
     max_users: int = 3_000
     timeline_tracks: int = 50
     kill_every_s: float = 10.0
+    # This share of the kills is a SIGSTOP for sigstop_s instead: the worker wakes past
+    # its leases with rows in hand, which the fenced landing must refuse.
+    sigstop_share: float = 0.0
+    sigstop_s: float = 10.0
     fault_5xx: float = 0.02
     fault_malformed: float = 0.01
     rate_limit: float = 1500.0
@@ -117,7 +121,6 @@ async def _drive(
 ) -> tuple[list[Any], bool]:
     """Drive the jobs to their end under the kills; the views, and whether time ran out."""
     assert fleet.coordinator.url is not None
-    port = int(fleet.coordinator.url.rsplit(":", 1)[1])
     rng = random.Random(cfg.seed)
     async with CoordinatorClient(fleet.coordinator.url, fleet.researcher_key) as client:
         jobs = [
@@ -146,39 +149,72 @@ async def _drive(
                 )
             )
         ids = [j.id for j in jobs]
-        deadline = time.monotonic() + cfg.timeout_s
-        next_kill = time.monotonic() + cfg.kill_every_s
-        # Besides the timer, a kill at each of these fractions of the units: a short run
-        # (CI-sized) still loses workers mid-crawl however fast it goes.
-        milestones = [0.1, 0.25, 0.45, 0.7]
-        next_sample = time.monotonic()
-        while True:
-            views = [await _job(client, i) for i in ids]
-            if all(v.state in ("done", "failed", "cancelled") for v in views):
-                return views, False
-            if time.monotonic() >= next_sample:
-                await _sample_fleet(client, views, trace)
-                next_sample = time.monotonic() + 5.0
-            if time.monotonic() > deadline:
-                return views, True  # compared all the same: what was missing, and where
-            total = sum(v.progress.total for v in views) or 1
-            finished = sum(v.progress.done + v.progress.dead for v in views) / total
-            due = bool(milestones) and finished >= milestones[0]
-            if due:
-                milestones.pop(0)
-            if (due or time.monotonic() >= next_kill) and fleet.workers:
-                victim = rng.choice(fleet.workers)
+        frozen: list[tuple[processes.Service, float]] = []
+        try:
+            return await _loop(fleet, cfg, client, ids, trace, counters, pgdata, rng, frozen)
+        finally:
+            for worker, _ in frozen:  # nothing stays stopped past the run
+                processes.thaw(worker)
+
+
+async def _loop(
+    fleet: Fleet,
+    cfg: ChaosConfig,
+    client: CoordinatorClient,
+    ids: list[int],
+    trace: list[Any],
+    counters: dict[str, int],
+    pgdata: Path | None,
+    rng: random.Random,
+    frozen: list[tuple[processes.Service, float]],
+) -> tuple[list[Any], bool]:
+    """Watch the jobs; kill or freeze workers, restart the coordinator and PostgreSQL."""
+    assert fleet.coordinator.url is not None
+    port = int(fleet.coordinator.url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + cfg.timeout_s
+    next_kill = time.monotonic() + cfg.kill_every_s
+    # Besides the timer, a kill at each of these fractions of the units: a short run
+    # (CI-sized) still loses workers mid-crawl however fast it goes.
+    milestones = [0.1, 0.25, 0.45, 0.7]
+    next_sample = time.monotonic()
+    while True:
+        views = [await _job(client, i) for i in ids]
+        if all(v.state in ("done", "failed", "cancelled") for v in views):
+            return views, False
+        if time.monotonic() >= next_sample:
+            await _sample_fleet(client, views, trace)
+            next_sample = time.monotonic() + 5.0
+        if time.monotonic() > deadline:
+            return views, True  # compared all the same: what was missing, and where
+        total = sum(v.progress.total for v in views) or 1
+        finished = sum(v.progress.done + v.progress.dead for v in views) / total
+        due = bool(milestones) and finished >= milestones[0]
+        if due:
+            milestones.pop(0)
+        for entry in list(frozen):
+            if time.monotonic() >= entry[1]:
+                processes.thaw(entry[0])
+                frozen.remove(entry)
+        awake = [w for w in fleet.workers if all(w is not f for f, _ in frozen)]
+        if (due or time.monotonic() >= next_kill) and awake:
+            victim = rng.choice(awake)
+            if rng.random() < cfg.sigstop_share:
+                # Frozen, not replaced: it wakes past its leases with rows in hand.
+                processes.freeze(victim)
+                frozen.append((victim, time.monotonic() + cfg.sigstop_s))
+                counters["worker_freezes"] += 1
+            else:
                 processes.kill(victim)
                 fleet.replace_worker(victim)
                 counters["worker_kills"] += 1
-                next_kill = time.monotonic() + cfg.kill_every_s
-            if cfg.restart_coordinator and not counters["coordinator_restarts"] and finished > 0.3:
-                fleet.restart_coordinator(port)
-                counters["coordinator_restarts"] += 1
-            if pgdata is not None and not counters["database_restarts"] and finished > 0.6:
-                database.restart_embedded(pgdata)
-                counters["database_restarts"] += 1
-            await asyncio.sleep(0.5)
+            next_kill = time.monotonic() + cfg.kill_every_s
+        if cfg.restart_coordinator and not counters["coordinator_restarts"] and finished > 0.3:
+            fleet.restart_coordinator(port)
+            counters["coordinator_restarts"] += 1
+        if pgdata is not None and not counters["database_restarts"] and finished > 0.6:
+            database.restart_embedded(pgdata)
+            counters["database_restarts"] += 1
+        await asyncio.sleep(0.5)
 
 
 async def _sample_fleet(client: CoordinatorClient, views: list[Any], trace: list[Any]) -> None:
@@ -303,7 +339,12 @@ def run_chaos(
     world = World.generate(cfg.seed, cfg.users)
     artists, tracks = _pick_targets(world, cfg)
     dsn = scratch_database(admin_dsn, f"soundfleet_chaos_{int(time.time())}")
-    counters = {"worker_kills": 0, "coordinator_restarts": 0, "database_restarts": 0}
+    counters = {
+        "worker_kills": 0,
+        "worker_freezes": 0,
+        "coordinator_restarts": 0,
+        "database_restarts": 0,
+    }
     summary: dict[str, Any] = {"config": asdict(cfg)}
     ok = False
     try:
@@ -333,6 +374,7 @@ def run_chaos(
                 **result,
             }
         )
+        summary["fenced"] = _fenced(log_dir)
         if cfg.profile == "real":
             summary["rediscoveries"] = _rediscoveries(summary, cfg, seconds)
             ok = ok and summary["rediscoveries"]["within_limit"]
@@ -401,6 +443,20 @@ def _simulator_stats(fleet: Fleet) -> dict[str, int]:
     return stats
 
 
+def _fenced(log_dir: Path) -> dict[str, int]:
+    """Batches (and rows) the workers' fenced landing refused, from their logs."""
+    batches = rows = 0
+    for log in log_dir.glob("worker-*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if '"rows_fenced"' in line:
+                batches += 1
+                try:
+                    rows += int(json.loads(line).get("rows", 0))
+                except ValueError:
+                    continue
+    return {"batches": batches, "rows": rows}
+
+
 def _rediscoveries(summary: dict[str, Any], cfg: ChaosConfig, seconds: float) -> dict[str, Any]:
     """Homepage fetches against what the rotations and blocks could justify.
 
@@ -443,6 +499,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timeline-tracks", type=int, default=d.timeline_tracks)
     p.add_argument("--chunk", type=int, default=d.chunk, help="sweep ids per unit")
     p.add_argument("--kill-every", type=float, default=d.kill_every_s, metavar="SEC")
+    p.add_argument(
+        "--sigstop-share",
+        type=float,
+        default=d.sigstop_share,
+        metavar="P",
+        help="share of the kills that are a SIGSTOP for --sigstop-s instead",
+    )
+    p.add_argument("--sigstop-s", type=float, default=d.sigstop_s, metavar="SEC")
     p.add_argument("--lease", type=float, default=d.lease_s, metavar="SEC")
     p.add_argument("--fault-5xx", type=float, default=d.fault_5xx, metavar="P")
     p.add_argument("--fault-malformed", type=float, default=d.fault_malformed, metavar="P")
@@ -485,6 +549,8 @@ def main(argv: list[str] | None = None) -> None:
         timeline_tracks=args.timeline_tracks,
         chunk=args.chunk,
         kill_every_s=args.kill_every,
+        sigstop_share=args.sigstop_share,
+        sigstop_s=args.sigstop_s,
         lease_s=args.lease,
         fault_5xx=args.fault_5xx,
         fault_malformed=args.fault_malformed,

@@ -116,6 +116,7 @@ class UnitContext:
                 self.rows += await self.store.land(batch, self.fence)
             except StaleLease:
                 self.metrics.fenced_rows.inc(len(batch))
+                self.log.warning("rows_fenced", rows=len(batch))
                 raise
             for name, count in batch.counts().items():
                 self.metrics.rows.labels(name).inc(count)

@@ -145,6 +145,18 @@ def kill(service: Service) -> None:
     service.proc.wait(10)
 
 
+def freeze(service: Service) -> None:
+    """SIGSTOP the service's process group: it holds its leases but runs nothing (chaos)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(service.proc.pid, signal.SIGSTOP)
+
+
+def thaw(service: Service) -> None:
+    """SIGCONT a frozen service's process group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(service.proc.pid, signal.SIGCONT)
+
+
 def stop_all(services: Sequence[Service], *, grace_s: float = 10.0) -> None:
     """Stop services in the given order (workers first, then what they depend on)."""
     for service in services:
