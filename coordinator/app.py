@@ -229,7 +229,7 @@ async def current_client_id(request: web.Request) -> web.StreamResponse:
 async def report_client_id(request: web.Request) -> web.StreamResponse:
     """``POST /v1/client-ids``."""
     req = await body(request, ClientIdReport)
-    return json_response(await _coord(request).report_client_id(req))
+    return json_response(await _coord(request).report_client_id(req, principal(request)))
 
 
 async def invalidate_client_id(request: web.Request) -> web.StreamResponse:
@@ -242,7 +242,7 @@ async def invalidate_client_id(request: web.Request) -> web.StreamResponse:
 async def throttle(request: web.Request) -> web.StreamResponse:
     """``POST /v1/fleet/throttle``."""
     req = await body(request, ThrottleReport)
-    return json_response(await _coord(request).throttle(req))
+    return json_response(await _coord(request).throttle(req, principal(request)))
 
 
 async def block(request: web.Request) -> web.StreamResponse:
@@ -253,7 +253,7 @@ async def block(request: web.Request) -> web.StreamResponse:
 
 async def fleet(request: web.Request) -> web.StreamResponse:
     """``GET /v1/fleet``."""
-    return json_response(await _coord(request).fleet())
+    return json_response(await _coord(request).fleet(principal(request)))
 
 
 # ---------------------------------------------------------------------- operators

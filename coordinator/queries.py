@@ -714,6 +714,10 @@ ON CONFLICT (value) DO UPDATE SET invalidated_at = NULL, discovered_at = now(),
     source = EXCLUDED.source, reported_by = EXCLUDED.reported_by
 """
 
+HOLDS_DISCOVERY = """
+SELECT discovery_worker = $1 AND discovery_until >= now() FROM fleet_state WHERE id = 1
+"""
+
 CLEAR_DISCOVERY = """
 UPDATE fleet_state SET discovery_worker = NULL, discovery_until = NULL WHERE id = 1
 """
@@ -792,6 +796,11 @@ async def block(
 async def client_id_refused(conn: asyncpg.Connection, value: str) -> bool:
     """True when ``value`` is known and was reported invalid."""
     return bool(await conn.fetchval(CLIENT_ID_REFUSED, value))
+
+
+async def holds_discovery(conn: asyncpg.Connection, worker_id: str) -> bool:
+    """True while ``worker_id`` holds the fleet's discovery grant."""
+    return bool(await conn.fetchval(HOLDS_DISCOVERY, worker_id))
 
 
 async def report_client_id(

@@ -24,7 +24,7 @@ import structlog
 from coordinator import expand
 from coordinator import queries as q
 from coordinator.auth import Principal, hash_key
-from coordinator.errors import FieldsError
+from coordinator.errors import FieldsError, HttpError
 from coordinator.metrics import Metrics
 from schemas.coordinator import CoordinatorSettings
 from schemas.errors import ConflictError, NotFoundError
@@ -482,14 +482,26 @@ class Coordinator:
         wait = await q.discovery_wait(conn, interval)
         return ClientIdState(client_id=None, discover=False, retry_after_s=max(0.2, min(wait, 5.0)))
 
-    async def report_client_id(self, req: ClientIdReport) -> ClientIdState:
+    async def report_client_id(
+        self, req: ClientIdReport, who: Principal | None = None
+    ) -> ClientIdState:
         """Store a discovered client_id; it becomes the fleet's current one.
 
-        A rediscovery that finds the id the fleet had just reported refused shows that
-        the refusal was not about the id: it is taken back, and counted as a block (the
-        fleet pauses), since the web client itself would still send it.
+        Only the worker holding the discovery grant may report one (a worker key cannot
+        set the fleet's id at will; an admin key can). A rediscovery that finds the id
+        the fleet had just reported refused shows that the refusal was not about the id:
+        it is taken back, and counted as a block (the fleet pauses), since the web
+        client itself would still send it.
         """
         async with self.pool.acquire() as conn:
+            if (who is None or not who.is_admin) and not await q.holds_discovery(
+                conn, req.worker_id
+            ):
+                raise HttpError(
+                    f"worker {req.worker_id!r} does not hold the client_id discovery: only "
+                    "the granted discoverer (GET /v1/client-ids/current) may report an id",
+                    403,
+                )
             refused = await q.client_id_refused(conn, req.value)
             await q.report_client_id(conn, req.value, req.source, req.worker_id)
             self._advice = None
@@ -546,9 +558,17 @@ class Coordinator:
 
     # ----------------------------------------------------------------- budget
 
-    async def throttle(self, req: ThrottleReport) -> FleetAdvice:
-        """Apply a reported 429: AIMD decrease and a fleet-wide pause for Retry-After."""
+    async def throttle(self, req: ThrottleReport, who: Principal | None = None) -> FleetAdvice:
+        """Apply a reported 429: AIMD decrease and a fleet-wide pause for Retry-After.
+
+        A worker key's pause is cut to ``worker_pause_max_s``: one key must not be able
+        to stop the whole fleet for an hour.
+        """
         s = self.settings
+        if req.retry_after_s is not None and (who is None or not who.is_admin):
+            req = req.model_copy(
+                update={"retry_after_s": min(req.retry_after_s, s.worker_pause_max_s)}
+            )
         async with self.pool.acquire() as conn:
             await q.throttle(
                 conn,
@@ -569,8 +589,16 @@ class Coordinator:
         )
         return advice
 
-    async def fleet(self) -> FleetView:
-        """The fleet's state for operators."""
+    async def fleet(self, who: Principal | None = None) -> FleetView:
+        """The fleet's state: everything for workers and operators (``who`` None or not a
+        researcher); for a researcher the politeness figures without worker internals."""
+        view = await self._fleet_view()
+        if who is not None and who.role == "researcher":
+            return view.model_copy(update={"workers": [], "discovery_worker": None,
+                                           "client_id": None})  # fmt: skip
+        return view
+
+    async def _fleet_view(self) -> FleetView:
         s = self.settings
         async with self.pool.acquire() as conn:
             head, workers = await q.fleet_view(conn, s.budget_increase_rps_per_s, s.worker_alive_s)

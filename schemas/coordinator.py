@@ -108,6 +108,14 @@ class CoordinatorSettings(BaseSettings):
             "lease_s (two heartbeats), so a killed worker's share is handed on soon."
         ),
     )
+    worker_pause_max_s: float = Field(
+        default=600.0,
+        ge=0,
+        description=(
+            "Longest fleet pause a worker key can cause with one 429 report (its "
+            "Retry-After is cut to this); admin keys are not capped."
+        ),
+    )
     discovery_timeout_s: float = Field(
         default=90.0, gt=0, description="How long one worker may hold the client_id discovery."
     )

@@ -750,3 +750,48 @@ async def test_rediscovery_is_rationed_and_a_returned_id_is_taken_back(blocky: A
     assert fleet["client_id"] == "Id1aaaaaaaaaaaaa"
     assert fleet["blocked"] and fleet["blocks"] == 1
     assert "refused client_id" in fleet["block_reason"]
+
+
+# ----------------------------------------------------------------- least privilege
+
+
+async def test_a_worker_key_cannot_stop_or_steer_the_fleet(api: Api) -> None:
+    from datetime import UTC, datetime
+
+    await api.lease("w1", ["user_range"])
+    # One 429 report of an hour pauses the fleet for worker_pause_max_s (600 s) at most.
+    status, _ = await api.call(
+        "POST", "/v1/fleet/throttle", "worker", {"worker_id": "w1", "retry_after_s": 3600}
+    )
+    assert status == 200
+    _, fleet = await api.call("GET", "/v1/fleet", "worker")
+    paused = datetime.fromisoformat(fleet["paused_until"]) - datetime.now(UTC)
+    assert 590 < paused.total_seconds() <= 600
+    status, _ = await api.call(
+        "POST", "/v1/fleet/throttle", "admin", {"worker_id": "ops", "retry_after_s": 3600}
+    )
+    _, fleet = await api.call("GET", "/v1/fleet", "worker")
+    assert (datetime.fromisoformat(fleet["paused_until"]) - datetime.now(UTC)).seconds > 3500
+    # Only the granted discoverer may set the fleet's client_id; an admin may always.
+    report = {"value": "Forged0000000000", "source": "hydration", "worker_id": "w1"}
+    status, data = await api.call("POST", "/v1/client-ids", "worker", report)
+    assert status == 403 and "does not hold the client_id discovery" in data["message"]
+    assert (await _ask(api, "w2"))["discover"]
+    report = {**report, "worker_id": "w2", "value": "Granted000000000"}
+    assert (await api.call("POST", "/v1/client-ids", "worker", report))[0] == 200
+    status, data = await api.call("POST", "/v1/client-ids", "worker", report)
+    assert status == 403  # the grant ends with the report
+    admin = {**report, "worker_id": "ops", "value": "ByAdmin000000000"}
+    assert (await api.call("POST", "/v1/client-ids", "admin", admin))[0] == 200
+    _, fleet = await api.call("GET", "/v1/fleet", "worker")
+    assert fleet["client_id"] == "ByAdmin000000000"
+
+
+async def test_researchers_see_the_fleet_without_its_internals(api: Api) -> None:
+    await api.lease("w1", ["user_range"])
+    status, mine = await api.call("GET", "/v1/fleet", "researcher")
+    assert status == 200
+    assert mine["workers"] == [] and mine["client_id"] is None
+    assert mine["discovery_worker"] is None and mine["budget_rps"] > 0
+    _, full = await api.call("GET", "/v1/fleet", "worker")
+    assert [w["id"] for w in full["workers"]] == ["w1"]
