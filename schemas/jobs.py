@@ -38,7 +38,9 @@ class UserSweepSpec(_Spec):
 
     id_from: UserId
     id_to: UserId = Field(description="exclusive upper bound")
-    chunk: int = Field(default=1000, ge=1, le=100_000, description="ids per work unit")
+    chunk: int = Field(
+        default=1000, ge=1, le=100_000, strict=True, description="ids per work unit"
+    )
     shuffle: bool = Field(default=False, description="lease the ranges in random order")
 
     @model_validator(mode="after")
@@ -64,9 +66,9 @@ class NetworkSpec(_Spec):
     """
 
     seeds: list[UserId | Permalink] = Field(min_length=1, max_length=10_000)
-    depth: int = Field(default=1, ge=0, le=3)
+    depth: int = Field(default=1, ge=0, le=3, strict=True)
     direction: Literal["followers", "followings", "both"] = "both"
-    max_users: int = Field(default=10_000, ge=1, le=MAX_UNITS_PER_JOB // 2)
+    max_users: int = Field(default=10_000, ge=1, le=MAX_UNITS_PER_JOB // 2, strict=True)
 
 
 class UserTracksSpec(_Spec):

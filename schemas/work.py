@@ -32,7 +32,8 @@ TrackList = Literal["reposters", "likers"]
 Timestamps = Literal["exact", "page"]
 ScoreModel = Literal["network", "spam", "virality", "revisit"]
 
-UserId = Annotated[int, Field(ge=1, le=2**53)]
+# Strict: JSON's true is not the id 1, nor "7" the id 7.
+UserId = Annotated[int, Field(ge=1, le=2**53, strict=True)]
 
 
 class _Strict(BaseModel):
