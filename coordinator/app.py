@@ -303,6 +303,7 @@ ROUTE_TABLE: tuple[Route, ...] = (
         JobSubmit,
         JobView,
         201,
+        errors=(429,),
         tags=("jobs",),
     ),
     Route(
@@ -373,6 +374,7 @@ ROUTE_TABLE: tuple[Route, ...] = (
         ScoringRunSubmit,
         JobView,
         201,
+        errors=(429,),
         tags=("scoring",),
     ),
     Route(

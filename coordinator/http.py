@@ -117,6 +117,7 @@ _STATUS_CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    429: "quota_exceeded",
 }
 
 

@@ -361,6 +361,17 @@ FROM generate_series($2::bigint, $3::bigint - 1, $4::bigint) AS s
 ORDER BY CASE WHEN $7 THEN random() ELSE 0 END, s
 """
 
+# What one key has in flight, under a per-key transaction lock so that two concurrent
+# submissions cannot both pass the quota.
+KEY_LOAD = """
+SELECT pg_advisory_xact_lock(hashtext('soundfleet-quota'), $1::int),
+       (SELECT count(*) FROM jobs WHERE owner_key_id = $1 AND state IN ('queued', 'running'))
+           AS active_jobs,
+       (SELECT count(*) FROM work_units u JOIN jobs j ON j.id = u.job_id
+        WHERE j.owner_key_id = $1 AND j.state IN ('queued', 'running') AND u.state = 'queued')
+           AS queued_units
+"""
+
 INSERT_JOB = """
 INSERT INTO jobs (kind, spec, state, owner_key_id, priority)
 VALUES ($1, $2::jsonb, 'queued', $3, $4)
@@ -395,6 +406,12 @@ class UnitRows:
     keys: list[str]
     depths: list[int]
     delays_s: list[float]
+
+
+async def key_load(conn: asyncpg.Connection, key_id: int) -> tuple[int, int]:
+    """(active jobs, queued units) of ``key_id``, locking its submissions until commit."""
+    row = await conn.fetchrow(KEY_LOAD, key_id)
+    return int(row["active_jobs"]), int(row["queued_units"])
 
 
 async def insert_job(

@@ -639,6 +639,25 @@ class Coordinator:
                 seeds: list[int] = []
                 if isinstance(job, NetworkJob):
                     seeds = await self._resolve_seeds(conn, job.spec)
+                units: q.UnitRows | None = None
+                if isinstance(job, UserSweepJob):
+                    spec = job.spec
+                    new_units = -(-(spec.id_to - spec.id_from) // spec.chunk)
+                else:
+                    if isinstance(job, NetworkJob):
+                        units = expand.network_seeds(job.spec, seeds)
+                    elif isinstance(job, UserTracksJob):
+                        units = expand.user_tracks_job(job.spec)
+                    elif isinstance(job, TrackTimelinesJob):
+                        units = expand.track_timelines(job.spec)
+                    elif isinstance(job, PlayPollJob):
+                        units = expand.play_polls(job.spec)
+                    else:
+                        assert isinstance(job, ScoreJob)
+                        units = expand.score(job.spec)
+                    new_units = len(units.payloads)
+                if not principal.is_admin:
+                    await self._check_quota(conn, principal, new_units)
                 job_id = await q.insert_job(
                     conn, job.kind, job.spec.model_dump_json(), principal.key_id, job.priority
                 )
@@ -655,20 +674,29 @@ class Coordinator:
                         spec.shuffle,
                     )
                 else:
-                    if isinstance(job, NetworkJob):
-                        units = expand.network_seeds(job.spec, seeds)
-                    elif isinstance(job, UserTracksJob):
-                        units = expand.user_tracks_job(job.spec)
-                    elif isinstance(job, TrackTimelinesJob):
-                        units = expand.track_timelines(job.spec)
-                    elif isinstance(job, PlayPollJob):
-                        units = expand.play_polls(job.spec)
-                    else:
-                        assert isinstance(job, ScoreJob)
-                        units = expand.score(job.spec)
+                    assert units is not None
                     n = await q.insert_units(conn, job_id, units, job.priority, max_attempts)
             log.info("job_submitted", job_id=job_id, kind=job.kind, units=n, owner=principal.name)
             return await self._view(conn, job_id)
+
+    async def _check_quota(
+        self, conn: asyncpg.Connection, principal: Principal, new_units: int
+    ) -> None:
+        """Refuse (429) a submission past the key's quota of active jobs or queued units."""
+        s = self.settings
+        active, queued = await q.key_load(conn, principal.key_id)
+        if active >= s.quota_active_jobs:
+            raise HttpError(
+                f"key {principal.name!r} has {active} active jobs, its quota is "
+                f"{s.quota_active_jobs}: wait for one to finish or cancel one",
+                429,
+            )
+        if queued + new_units > s.quota_queued_units:
+            raise HttpError(
+                f"key {principal.name!r} has {queued:,} units queued; this job adds "
+                f"{new_units:,}, past its quota of {s.quota_queued_units:,} queued units",
+                429,
+            )
 
     async def _resolve_seeds(self, conn: asyncpg.Connection, spec: NetworkSpec) -> list[int]:
         names = [s for s in spec.seeds if isinstance(s, str)]

@@ -108,6 +108,14 @@ class CoordinatorSettings(BaseSettings):
             "lease_s (two heartbeats), so a killed worker's share is handed on soon."
         ),
     )
+    quota_active_jobs: int = Field(
+        default=50, ge=1, description="Jobs one non-admin key may have queued or running."
+    )
+    quota_queued_units: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="Units one non-admin key may have waiting (queued) across its jobs.",
+    )
     worker_pause_max_s: float = Field(
         default=600.0,
         ge=0,

@@ -38,9 +38,7 @@ class UserSweepSpec(_Spec):
 
     id_from: UserId
     id_to: UserId = Field(description="exclusive upper bound")
-    chunk: int = Field(
-        default=1000, ge=1, le=100_000, strict=True, description="ids per work unit"
-    )
+    chunk: int = Field(default=1000, ge=1, le=100_000, strict=True, description="ids per work unit")
     shuffle: bool = Field(default=False, description="lease the ranges in random order")
 
     @model_validator(mode="after")

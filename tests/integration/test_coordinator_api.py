@@ -436,3 +436,25 @@ async def test_keys_cli_lists_and_revokes_and_revoked_keys_stop_working(
     assert (status, data["error"]) == (401, "unauthorized")
     assert await asyncio.to_thread(main, ["keys", "revoke", worker_id]) == 1
     assert "already revoked" in capsys.readouterr().err
+
+
+async def test_per_key_quotas_refuse_with_429_and_write_nothing(
+    db_dsn: str, db: asyncpg.Connection
+) -> None:
+    keys = await make_keys(db_dsn)
+    async with app_client(db_dsn, quota_active_jobs=2, quota_queued_units=25) as client:
+        api = Api(client, keys)
+        sweep = {"kind": "user_sweep", "spec": {"id_from": 1, "id_to": 2001, "chunk": 100}}
+        assert (await api.call("POST", "/v1/jobs", "researcher", sweep))[0] == 201  # 20 units
+        big = {"kind": "user_sweep", "spec": {"id_from": 1, "id_to": 1001, "chunk": 100}}
+        status, data = await api.call("POST", "/v1/jobs", "researcher", big)
+        assert status == 429 and data["error"] == "quota_exceeded"
+        assert "20 units queued; this job adds 10, past its quota of 25" in data["message"]
+        small = {"kind": "user_tracks", "spec": {"user_ids": [1, 2, 3]}}
+        assert (await api.call("POST", "/v1/jobs", "researcher", small))[0] == 201
+        status, data = await api.call("POST", "/v1/jobs", "researcher", small)
+        assert status == 429 and "2 active jobs, its quota is 2" in data["message"]
+        # Another key has its own quota; an admin has none.
+        assert (await api.call("POST", "/v1/jobs", "researcher2", small))[0] == 201
+        assert (await api.call("POST", "/v1/jobs", "admin", big))[0] == 201
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 4
