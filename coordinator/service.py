@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +71,10 @@ from schemas.work import (
 log = structlog.get_logger("coordinator")
 
 
+_KEYS_KEPT = 10_000
+_BAD_KEYS_KEPT = 1_000
+
+
 @dataclass
 class _Advice:
     budget: float
@@ -89,7 +93,10 @@ class Coordinator:
         self.metrics = metrics
         self._advice: _Advice | None = None
         self._seen: dict[str, float] = {}
-        self._keys: dict[str, tuple[float, Principal | None]] = {}
+        # Known keys and refused ones apart: a flood of distinct bad keys fills (and
+        # recycles) only its own bounded cache, never the one the fleet's keys live in.
+        self._keys: dict[str, tuple[float, Principal]] = {}
+        self._bad_keys: OrderedDict[str, float] = OrderedDict()
         self._running: set[int] = set()
         # Long-poll: lease calls that found nothing wait on this event; it is set (and
         # replaced) when a NOTIFY says units became leasable, or at shutdown.
@@ -137,12 +144,23 @@ class Coordinator:
         cached = self._keys.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
+        refused_until = self._bad_keys.get(digest)
+        if refused_until is not None and refused_until > now:
+            return None
         async with self.pool.acquire() as conn:
             row = await q.lookup_key(conn, digest)
-        principal = Principal(row["id"], row["name"], row["role"]) if row else None
-        if len(self._keys) > 10_000:
-            self._keys.clear()
-        self._keys[digest] = (now + self.settings.key_cache_s, principal)
+        expires = now + self.settings.key_cache_s
+        if row is None:
+            self._bad_keys[digest] = expires
+            self._bad_keys.move_to_end(digest)
+            while len(self._bad_keys) > _BAD_KEYS_KEPT:
+                self._bad_keys.popitem(last=False)
+            return None
+        principal = Principal(row["id"], row["name"], row["role"])
+        self._keys.pop(digest, None)
+        if len(self._keys) >= _KEYS_KEPT:  # only real keys get here: thousands of them
+            self._keys = {d: e for d, e in self._keys.items() if e[0] > now}
+        self._keys[digest] = (expires, principal)
         return principal
 
     # ---------------------------------------------------------------- workers

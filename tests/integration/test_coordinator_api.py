@@ -458,3 +458,21 @@ async def test_per_key_quotas_refuse_with_429_and_write_nothing(
         assert (await api.call("POST", "/v1/jobs", "researcher2", small))[0] == 201
         assert (await api.call("POST", "/v1/jobs", "admin", big))[0] == 201
     assert await db.fetchval("SELECT count(*) FROM jobs") == 4
+
+
+async def test_a_flood_of_bad_keys_cannot_flush_the_key_cache(
+    db_dsn: str, db: asyncpg.Connection
+) -> None:
+    keys = await make_keys(db_dsn)
+    async with app_client(db_dsn, key_cache_s=60.0) as client:
+        api = Api(client, keys)
+        assert (await api.call("GET", "/v1/jobs", "researcher"))[0] == 200  # now cached
+        # Revoked in the database: only the cache still knows the key, which shows
+        # whether the flood below evicted it.
+        await db.execute("UPDATE api_keys SET revoked_at = now() WHERE name = 'researcher'")
+        for i in range(10_050):  # past the 10,000 entries that used to flush the cache
+            resp = await client.get("/v1/jobs", headers=auth(f"sf_bad_key_{i:05d}"))
+            assert resp.status == 401
+        assert (await api.call("GET", "/v1/jobs", "researcher"))[0] == 200
+        resp = await client.get("/v1/jobs", headers=auth("sf_bad_key_10049"))
+        assert resp.status == 401
