@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: chaos chaos-real soak bench-vs-scrapy install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
+.PHONY: chaos chaos-real bench-hostile soak bench-vs-scrapy install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-sweep: install
 
 bench-leasing: install
 	$(PY) -m benchmarks.leasing
+
+# A 300 MB body and a looping next_href against a real worker: memory, reasons, the rest.
+bench-hostile: install
+	$(PY) -m benchmarks.hostile
 
 bench-revisit: install
 	$(PY) -m benchmarks.revisit

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -297,7 +298,8 @@ def _skipped_rows(ctx: UnitContext, url: str, page: ListPage[Any], at: datetime)
             "item_index": item["index"],
             "unit_id": ctx.lease.unit_id,
             "reason": item["reason"][:2000],
-            "raw": item["raw"],
+            # JSON text: the column is jsonb, and the raw item may be any JSON value.
+            "raw": json.dumps(item["raw"], separators=(",", ":"), default=str),
             "fetched_at": at,
         }
         for item in page.skipped
@@ -329,7 +331,8 @@ async def _walk(
     while True:
         if len(seen) > max_pages:
             await ctx.land(batch, url)
-            raise PagingLoop(f"more than {max_pages} pages in one lease (max_pages): {url[:200]}")
+            shown = without_params(url, _CLIENT_PARAMS)[:200]
+            raise PagingLoop(f"more than {max_pages} pages in one lease (max_pages): {shown}")
         got = (await ctx.api.fetch(url, parser)).data
         ctx.metrics.pages.labels(ctx.lease.kind).inc()
         if got is GONE:
@@ -353,9 +356,10 @@ async def _walk(
             return True
         key = _page_key(next_href)
         if key in seen:
-            ctx.log.error("next_href_repeated", url=next_href[:200])
+            shown = without_params(next_href, _CLIENT_PARAMS)[:200]
+            ctx.log.error("next_href_repeated", url=shown)
             await ctx.land(batch, url)
-            raise PagingLoop(f"next_href repeats a page of this unit: {next_href[:200]}")
+            raise PagingLoop(f"next_href repeats a page of this unit: {shown}")
         seen.add(key)
         due = len(batch) >= ctx.settings.flush_rows or (
             time.monotonic() - last_flush >= _FLUSH_EVERY_S
@@ -370,7 +374,7 @@ async def _walk(
 
 def _page_key(url: str) -> int:
     """A page's identity for the loop guard: its URL without the client's own parameters."""
-    return hash(without_params(url, ("client_id", "app_version", "app_locale")))
+    return hash(without_params(url, _CLIENT_PARAMS))
 
 
 async def follow_list(ctx: UnitContext) -> UnitResult:

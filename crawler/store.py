@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import JSONB
 
 from crawler.errors import StaleLease
 from schemas import tables
@@ -152,6 +153,8 @@ class MemoryStore:
         written = 0
         for table, rows, laid_out in batch.tables():
             known = set(table.columns.keys())
+            # jsonb goes to PostgreSQL as JSON text: anything else fails there.
+            json_columns = [c.name for c in table.columns if isinstance(c.type, JSONB)]
             key = policy_for(table).key
             as_dicts = list(rows)
             if laid_out is not None:
@@ -165,6 +168,12 @@ class MemoryStore:
                         f"{table.name}: row with unknown columns {sorted(unknown)} or "
                         f"missing key columns {missing}"
                     )
+                for name in json_columns:
+                    if row.get(name) is not None and not isinstance(row[name], str):
+                        raise DatabaseError(
+                            f"{table.name}.{name}: jsonb needs JSON text, got "
+                            f"{type(row[name]).__name__}"
+                        )
             self.rows[table.name].extend(as_dicts)
             written += len(as_dicts)
         return written

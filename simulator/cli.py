@@ -62,6 +62,16 @@ def _world_args(parser: argparse.ArgumentParser, inherit: bool = False) -> None:
     )
 
 
+def _ids(value: str) -> tuple[int, ...]:
+    try:
+        ids = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ids like 1,2,3, got {value!r}") from None
+    if any(i < 1 for i in ids):
+        raise argparse.ArgumentTypeError(f"ids are positive, got {value!r}")
+    return ids
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``simulator`` command (and its ``truth`` action)."""
     sim = sub.add_parser("simulator", help="serve a simulated api-v2 world, or write its truth")
@@ -85,6 +95,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim.add_argument("--rate-limit", type=float, default=0.0, metavar="R", help="req/s/client")
     sim.add_argument("--processes", type=int, default=1)
     sim.add_argument("--admin-token", default=None)
+    hostile = sim.add_argument_group(
+        "hostile platform", "answers a well-behaved platform never gives (for chaos runs)"
+    )
+    hostile.add_argument(
+        "--hostile-body-tracks",
+        type=_ids,
+        default=(),
+        metavar="ID,ID",
+        help="these tracks' reposters/likers stream a body of --hostile-body-mb (no length)",
+    )
+    hostile.add_argument("--hostile-body-mb", type=int, default=300, metavar="MB")
+    hostile.add_argument(
+        "--hostile-loop-tracks",
+        type=_ids,
+        default=(),
+        metavar="ID,ID",
+        help="these tracks' reposters/likers pages name themselves as next_href",
+    )
     real = sim.add_argument_group(
         "real-platform profile",
         "the failure modes of the real api-v2 (DataDome 403s, text 429s, millisecond "
@@ -198,6 +226,9 @@ def _serve(args: argparse.Namespace) -> int:
         urn_web_profiles_only=real,
         admin_token=args.admin_token,
         processes=args.processes,
+        hostile_body_tracks=args.hostile_body_tracks,
+        hostile_body_mb=args.hostile_body_mb,
+        hostile_loop_tracks=args.hostile_loop_tracks,
         clock_start_us=None if args.start is None else int(args.start.timestamp() * 1_000_000),
     )
 

@@ -51,6 +51,7 @@ log = structlog.get_logger("simulator.server")
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 _JSON = "application/json"
+_TRACK_LIST = re.compile(r"^/tracks/(\d+)/(?:reposters|likers)$")
 _ID = re.compile(r"^[0-9]{1,18}\Z")
 _USER_URN = re.compile(r"^soundcloud:users:([0-9]{1,18})\Z")
 _US_CURSOR = re.compile(r"^[0-9]{1,19}\Z")
@@ -81,6 +82,11 @@ class ServerConfig:
     fault_malformed: float = 0.0
     fault_slow: float = 0.0
     fault_slow_ms: int = 0
+    # A hostile platform, per track: its reposters/likers answer a body of this many MB
+    # (streamed, no Content-Length), or a page whose next_href is the page itself.
+    hostile_body_tracks: tuple[int, ...] = ()
+    hostile_body_mb: int = 300
+    hostile_loop_tracks: tuple[int, ...] = ()
     rate_limit: float = 0.0
     # The real platform's failure modes (``--profile real``): DataDome in front of the
     # API, text 429s without Retry-After, epoch-millisecond cursors on follow lists,
@@ -252,7 +258,7 @@ def _parse_iso_us(text: str) -> int:
     return int(dt.timestamp()) * 1_000_000 + dt.microsecond
 
 
-Handler = Callable[[web.Request], Awaitable[web.Response]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _ms_boundary(
@@ -307,7 +313,7 @@ class Simulator:
     def api(self, fn: Callable[[web.Request, int], Any]) -> Handler:
         """Wrap an API handler: client_id, rate limit, faults, 400s; ``fn`` returns JSON."""
 
-        async def handler(request: web.Request) -> web.Response:
+        async def handler(request: web.Request) -> web.StreamResponse:
             shared = self.shared
             shared.bump("api_requests")
             if self.bots is not None:
@@ -343,6 +349,9 @@ class Simulator:
                                     content_type="text/html")  # fmt: skip
             if cfg.fault_slow and hashing.uniform(seed, S_FAULT, 3 * n + 1) < cfg.fault_slow:
                 await asyncio.sleep(cfg.fault_slow_ms / 1000)
+            hostile = self._hostile(request)
+            if hostile is not None:
+                return await hostile
             now_us = self.clock.now_us()
             try:
                 result = fn(request, now_us)
@@ -364,6 +373,50 @@ class Simulator:
             return resp
 
         return handler
+
+    def _hostile(self, request: web.Request) -> Awaitable[web.StreamResponse] | None:
+        """The hostile answer this request gets, if its track is one of them."""
+        cfg = self.cfg
+        if not (cfg.hostile_body_tracks or cfg.hostile_loop_tracks):
+            return None
+        path = request.path
+        match = (
+            _TRACK_LIST.match(path[len(self.prefix) :]) if path.startswith(self.prefix) else None
+        )
+        if match is None:
+            return None
+        tid = int(match.group(1))
+        if tid in cfg.hostile_body_tracks:
+            return self._huge_body(request, cfg.hostile_body_mb)
+        if tid in cfg.hostile_loop_tracks:
+            return self._self_loop(request)
+        return None
+
+    async def _huge_body(self, request: web.Request, megabytes: int) -> web.StreamResponse:
+        # Valid-looking JSON that never ends within any sane cap: one user repeated.
+        resp = web.StreamResponse(headers={"Content-Type": _JSON})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        user = _dump(render.mini_user(self.world, 1, self.clock.now_us()))
+        chunk = b",".join([user] * max(1, 65_536 // len(user))) + b","
+        await resp.write(b'{"collection": [')
+        sent = 0
+        try:
+            while sent < megabytes * 1_048_576:
+                await resp.write(chunk)
+                sent += len(chunk)
+            await resp.write(user + b'], "next_href": null}')
+        except (ConnectionResetError, RuntimeError):
+            return resp  # the client gave up, as it should
+        await resp.write_eof()
+        return resp
+
+    async def _self_loop(self, request: web.Request) -> web.StreamResponse:
+        page = {
+            "collection": [render.mini_user(self.world, 1, self.clock.now_us())],
+            "next_href": str(request.url),
+        }
+        return web.Response(body=_dump(page), content_type=_JSON)
 
     def _limit(self, request: web.Request) -> int:
         raw = request.query.get("limit")

@@ -8,6 +8,7 @@ nothing in the landed rows; the SSRF guard must refuse off-host ``next_href``s.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -675,3 +676,36 @@ async def test_a_list_that_never_ends_fails_the_unit(
         await runner.cleanup()
     # The first URL is the handler's own (no offset): the loop shows from the second.
     assert len(served) == {"self": 2, "cycle": 3, "endless": 50}[loop]
+
+
+async def test_odd_items_are_kept_raw_in_postgresql_and_the_page_lands(
+    sim: Sim, db_dsn: str, db: asyncpg.Connection
+) -> None:
+    from simulator import render
+
+    w = sim.world
+
+    async def page(request: web.Request) -> web.Response:
+        good = render.full_user(w, 2, w.end_us)
+        odd = [{"kind": "user", "id": 3}, {"kind": "station", "urn": "x"}, "gone", 7]
+        return web.json_response({"collection": [good, *odd], "next_href": None})
+
+    app = web.Application()
+    app.router.add_get("/api/tracks/{id}/reposters", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    odd_platform = Sim(w, sim.sim, runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
+    try:
+        async with Crawl(odd_platform, db_dsn) as crawl:
+            crawl.client_ids.advise("abcdefgh12345678")
+            await crawl.run("track_list", {"track_id": 1, "list": "reposters"})
+    finally:
+        await runner.cleanup()
+    assert await rows(db, "SELECT user_id FROM reposts") == {(2,)}
+    kept = await db.fetch("SELECT item_index, reason, raw FROM skipped_items ORDER BY 1")
+    assert [r["item_index"] for r in kept] == [1, 2, 3, 4]
+    assert json.loads(kept[1]["raw"]) == {"kind": "station", "urn": "x"}
+    assert json.loads(kept[2]["raw"]) == "gone" and json.loads(kept[3]["raw"]) == 7
+    assert all(r["reason"] for r in kept)
