@@ -97,6 +97,8 @@ class Coordinator:
         # recycles) only its own bounded cache, never the one the fleet's keys live in.
         self._keys: dict[str, tuple[float, Principal]] = {}
         self._bad_keys: OrderedDict[str, float] = OrderedDict()
+        self._gauges_lock = asyncio.Lock()
+        self._gauges_until = float("-inf")
         self._running: set[int] = set()
         # Long-poll: lease calls that found nothing wait on this event; it is set (and
         # replaced) when a NOTIFY says units became leasable, or at shutdown.
@@ -843,7 +845,16 @@ class Coordinator:
             return await q.alembic_revision(conn)
 
     async def refresh_gauges(self) -> None:
-        """Read fleet-wide gauges from the database (called at scrape time)."""
+        """Read fleet-wide gauges from the database (at scrape time, at most once per
+        ``metrics_cache_s``; concurrent scrapes share one read)."""
+        async with self._gauges_lock:
+            now = time.monotonic()
+            if now < self._gauges_until:
+                return
+            await self._read_gauges()
+            self._gauges_until = time.monotonic() + self.settings.metrics_cache_s
+
+    async def _read_gauges(self) -> None:
         s = self.settings
         async with self.pool.acquire() as conn:
             rows = await q.units_by_state(conn)

@@ -136,6 +136,14 @@ class CoordinatorSettings(BaseSettings):
     fleet_cache_s: float = Field(
         default=0.5, ge=0, description="Fleet advice (budget share, pause) is cached this long."
     )
+    metrics_cache_s: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "/metrics reads its fleet-wide gauges from the database at most this often "
+            "(a GROUP BY over every unit: a scrape storm costs one query per interval)."
+        ),
+    )
     db_pool_size: int = Field(default=16, ge=1, le=200, description="Database connections.")
 
     @property

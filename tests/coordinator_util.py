@@ -43,6 +43,7 @@ async def app_client(dsn: str, **overrides: Any) -> AsyncIterator[TestClient[Any
         **{
             "key_cache_s": 0.0,
             "fleet_cache_s": 0.0,
+            "metrics_cache_s": 0.0,
             "db_pool_size": 8,
             "platform_api_base": "http://127.0.0.1:8701/api",
             "rediscovery_interval_s": 0.0,

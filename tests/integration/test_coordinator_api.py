@@ -476,3 +476,16 @@ async def test_a_flood_of_bad_keys_cannot_flush_the_key_cache(
         assert (await api.call("GET", "/v1/jobs", "researcher"))[0] == 200
         resp = await client.get("/v1/jobs", headers=auth("sf_bad_key_10049"))
         assert resp.status == 401
+
+
+async def test_metrics_gauges_are_read_once_per_interval(db_dsn: str) -> None:
+    """A scrape storm costs one database read per metrics_cache_s, not one per scrape."""
+    keys = await make_keys(db_dsn)
+    async with app_client(db_dsn, metrics_cache_s=60.0) as client:
+        api = Api(client, keys)
+        await api.submit("user_tracks", {"user_ids": [1, 2]})
+        _, first = await api.call("GET", "/metrics", None)
+        assert 'soundfleet_units{kind="user_tracks",state="queued"} 2.0' in first
+        await api.submit("user_tracks", {"user_ids": [3]})
+        _, again = await api.call("GET", "/metrics", None)
+        assert 'soundfleet_units{kind="user_tracks",state="queued"} 2.0' in again
