@@ -136,6 +136,15 @@ class CoordinatorSettings(BaseSettings):
     fleet_cache_s: float = Field(
         default=0.5, ge=0, description="Fleet advice (budget share, pause) is cached this long."
     )
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="A connection's first request headers must arrive within."
+    )
+    keepalive_s: float = Field(
+        default=75.0, gt=0, description="Idle time a kept-alive connection may wait."
+    )
+    max_connections: int = Field(
+        default=1000, ge=1, description="Open connections per server process (more: refused)."
+    )
     metrics_cache_s: float = Field(
         default=10.0,
         ge=0,

@@ -160,3 +160,41 @@ async def test_two_coordinators_share_one_queue(
         for base in (a, b):
             async with http.get(f"{base}/readyz") as resp:
                 assert resp.status == 200
+
+
+@pytest.mark.slow
+async def test_slow_headers_are_cut_off_and_connections_are_capped(
+    fleet_env: dict[str, str],
+) -> None:
+    env = {
+        **fleet_env,
+        "SOUNDFLEET_COORDINATOR_HEADER_TIMEOUT_S": "1",
+        "SOUNDFLEET_COORDINATOR_MAX_CONNECTIONS": "20",
+    }
+    proc, url = _start(env, 1)
+    host, port = url.removeprefix("http://").split(":")
+    try:
+        # A client trickling its headers is disconnected once the timeout passes.
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        await writer.drain()
+        started = time.monotonic()
+        closed = await asyncio.wait_for(reader.read(), timeout=15)
+        assert closed == b"" and time.monotonic() - started < 10
+        writer.close()
+        # 20 idle connections fill the cap; the 21st is closed at once, and once they
+        # are gone the coordinator answers again.
+        held = [await asyncio.open_connection(host, int(port)) for _ in range(20)]
+        await asyncio.sleep(0.2)
+        extra_reader, extra_writer = await asyncio.open_connection(host, int(port))
+        extra_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await asyncio.wait_for(extra_reader.read(), timeout=10) == b""
+        extra_writer.close()
+        for _, w in held:
+            w.close()
+        await asyncio.sleep(0.3)
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as resp:
+            assert resp.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
