@@ -628,7 +628,16 @@ def create_app(
         target: str | None = None
         if pool is None:
             target = dsn or database.resolve(Settings()).dsn
-            the_pool = await database.create_pool(target, size=settings.db_pool_size)
+            # A call waits at most lock_timeout behind rows a stalled session holds,
+            # then answers 503 (clients retry) instead of hanging with its connection.
+            the_pool = await database.create_pool(
+                target,
+                size=settings.db_pool_size,
+                server_settings={
+                    "lock_timeout": "15s",
+                    "idle_in_transaction_session_timeout": "60s",
+                },
+            )
         else:
             the_pool = pool
         app[POOL] = the_pool

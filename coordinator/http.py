@@ -149,7 +149,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # Input PostgreSQL refused (the edge checks should have caught it): still the
         # caller's fault, and the failed statement wrote nothing.
         log.warning("input_refused_by_database", route=name, error=str(exc))
-        response = error_response(422, "invalid", f"the database refused the input: {exc}")
+        # The database's own words stay in the log: they quote its internals.
+        response = error_response(
+            422, "invalid", "the database refused a value of the request (out of range?)"
+        )
+    except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError) as exc:
+        # lock_timeout / statement_timeout: rows held by a stalled session; retry later.
+        log.warning("database_busy", route=name, error=str(exc))
+        response = error_response(503, "unavailable", "the database is busy; retry shortly")
     except asyncpg.UndefinedTableError:
         response = error_response(503, "unavailable", "the database is not migrated")
     except (

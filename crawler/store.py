@@ -58,6 +58,12 @@ FOR SHARE
 """
 
 
+# A worker frozen mid-transaction (SIGSTOP, a long pause, a partition) keeps its row
+# locks, and every landing or lease update that touches those rows waits for it. The
+# server ends such a session instead: a landing takes milliseconds, never this long.
+_SESSION = {"idle_in_transaction_session_timeout": "20s", "statement_timeout": "60s"}
+
+
 class Fence(NamedTuple):
     """The lease a batch is landed under: its unit and attempt (the lease token)."""
 
@@ -206,7 +212,7 @@ class Store:
     @classmethod
     async def open(cls, dsn: str, size: int = 4) -> Store:
         """Connect a pool to ``dsn`` (errors become :class:`DatabaseError`)."""
-        return cls(await database.create_pool(dsn, size=size))
+        return cls(await database.create_pool(dsn, size=size, server_settings=_SESSION))
 
     async def close(self) -> None:
         """Close the pool."""

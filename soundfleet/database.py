@@ -149,11 +149,17 @@ async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:
     return conn
 
 
-async def create_pool(dsn: str, *, size: int = 10, timeout: float = 10.0) -> asyncpg.Pool:
-    """An asyncpg pool, with errors converted."""
+async def create_pool(
+    dsn: str,
+    *,
+    size: int = 10,
+    timeout: float = 10.0,
+    server_settings: dict[str, str] | None = None,
+) -> asyncpg.Pool:
+    """An asyncpg pool, with errors converted; ``server_settings`` set per session."""
     try:
         pool: asyncpg.Pool = await asyncpg.create_pool(
-            dsn, min_size=1, max_size=size, timeout=timeout
+            dsn, min_size=1, max_size=size, timeout=timeout, server_settings=server_settings
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise explain_connect_error(dsn, exc) from exc
