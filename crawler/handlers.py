@@ -324,6 +324,10 @@ async def _walk(
     check_on_api_host(url, ctx.settings.api_base)
     batch = Batch()
     last_flush = time.monotonic()
+    # Checkpoint at least once per heartbeat (a third of the lease): a short lease under
+    # frequent kills must still move the unit's cursor forward between deaths.
+    lease_left = (ctx.lease.lease_expires_at - _now()).total_seconds()
+    flush_every = min(_FLUSH_EVERY_S, max(0.5, lease_left / 3))
     # Loop guard: a platform (or an attacker) whose next_href leads back to a page
     # already walked would keep the unit leased forever, heartbeats and all.
     seen = {_page_key(url)}
@@ -362,7 +366,7 @@ async def _walk(
             raise PagingLoop(f"next_href repeats a page of this unit: {shown}")
         seen.add(key)
         due = len(batch) >= ctx.settings.flush_rows or (
-            time.monotonic() - last_flush >= _FLUSH_EVERY_S
+            time.monotonic() - last_flush >= flush_every
         )
         if due or ctx.draining.is_set():
             await ctx.land(batch, next_href)
