@@ -94,6 +94,34 @@ async def _units(dsn: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def largest_page_parse_s() -> dict[str, float]:
+    """Event-loop time to validate the largest body under the cap (1,000 items, ~31 MB).
+
+    Validation runs on the worker's loop; this bounds how long it can stall heartbeats
+    and SIGTERM handling: the fast path, and the item-by-item path one odd item causes.
+    """
+    from crawler.config import WorkerSettings
+    from schemas import api_v2
+    from simulator import render
+
+    world = World.generate(3, 2_000)
+    cap = WorkerSettings(api_key="k").max_body_bytes
+    user = render.full_user(world, 5, world.end_us)
+    user["description"] = "x" * (cap // api_v2.MAX_PAGE_ITEMS - 2_000)
+    items = [dict(user, id=i + 1) for i in range(api_v2.MAX_PAGE_ITEMS)]
+    body = json.dumps({"collection": items, "next_href": None}).encode()
+    parser = api_v2.ListPageParser(api_v2.User)
+    out = {"body_mb": round(len(body) / 2**20, 1)}
+    for name, data in (
+        ("fast_s", body),
+        ("odd_item_s", body.replace(b'"id": 1,', b'"id": "x",', 1)),
+    ):
+        started = time.perf_counter()
+        parser.parse_body(data)
+        out[name] = round(time.perf_counter() - started, 3)
+    return out
+
+
 def run(
     admin: str, body_mb: int, rss_ceiling_mb: float, others: int, timeout_s: float
 ) -> dict[str, Any]:
@@ -154,6 +182,7 @@ def run(
     }
     ok = all(checks.values())
     result = {
+        "largest_page_parse": largest_page_parse_s(),
         "body_mb": body_mb,
         "seconds": round(time.monotonic() - t0, 1),
         "worker_rss_start_mb": round(sampler.first / 2**20, 1),

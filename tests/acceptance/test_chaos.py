@@ -79,3 +79,34 @@ def test_chaos_under_the_real_platforms_bot_protection(admin_dsn: str, tmp_path:
     assert bot["blocked_no_browser"] == 0, bot
     assert result["rediscoveries"]["within_limit"], result["rediscoveries"]
     assert result["ok"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_chaos_with_frozen_workers_and_heavy_faults(admin_dsn: str, tmp_path: Path) -> None:
+    """Half the kills are 10 s SIGSTOPs past a 4 s lease: stale rows are fenced off."""
+    pgdata = dbutil.embedded_pgdata()
+    cfg = ChaosConfig(
+        users=2_000,
+        workers=3,
+        depth=1,
+        max_users=200,
+        timeline_tracks=6,
+        kill_every_s=2.5,
+        sigstop_share=0.5,
+        sigstop_s=10.0,
+        lease_s=4.0,
+        chunk=100,
+        fault_5xx=0.15,
+        fault_malformed=0.05,
+        rate_limit=300.0,
+        rotate_client_id_s=5.0,
+        timeout_s=480.0,
+    )
+    result = run_chaos(cfg, admin_dsn, tmp_path / "logs", pgdata)
+    assert not result["timed_out"], result
+    assert result["worker_freezes"] >= 1 and result["worker_kills"] >= 1
+    for table in ("users", "user_ids_gone", "reposts", "likes", "follower_pairs"):
+        assert (result[table]["missing"], result[table]["extra"]) == (0, 0), (table, result)
+    assert result["reposts"]["not_exact"] == result["likes"]["not_exact"] == 0
+    assert result["dead_units"] == [] and result["mismatches"] == 0
