@@ -162,6 +162,14 @@ async def test_two_coordinators_share_one_queue(
                 assert resp.status == 200
 
 
+async def _closed_by_peer(reader: asyncio.StreamReader) -> bool:
+    """True when the server ends the connection without a response (FIN or RST)."""
+    try:
+        return await asyncio.wait_for(reader.read(), timeout=15) == b""
+    except ConnectionResetError:
+        return True
+
+
 @pytest.mark.slow
 async def test_slow_headers_are_cut_off_and_connections_are_capped(
     fleet_env: dict[str, str],
@@ -179,8 +187,8 @@ async def test_slow_headers_are_cut_off_and_connections_are_capped(
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         await writer.drain()
         started = time.monotonic()
-        closed = await asyncio.wait_for(reader.read(), timeout=15)
-        assert closed == b"" and time.monotonic() - started < 10
+        assert await _closed_by_peer(reader)
+        assert time.monotonic() - started < 10
         writer.close()
         # 20 idle connections fill the cap; the 21st is closed at once, and once they
         # are gone the coordinator answers again.
@@ -188,7 +196,7 @@ async def test_slow_headers_are_cut_off_and_connections_are_capped(
         await asyncio.sleep(0.2)
         extra_reader, extra_writer = await asyncio.open_connection(host, int(port))
         extra_writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert await asyncio.wait_for(extra_reader.read(), timeout=10) == b""
+        assert await _closed_by_peer(extra_reader)
         extra_writer.close()
         for _, w in held:
             w.close()
