@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: chaos chaos-real bench-hostile soak bench-vs-scrapy install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
+.PHONY: chaos chaos-real bench-hostile bench-metrics soak bench-vs-scrapy install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench-leasing: install
 # A 300 MB body and a looping next_href against a real worker: memory, reasons, the rest.
 bench-hostile: install
 	$(PY) -m benchmarks.hostile
+
+bench-metrics: install
+	$(PY) -m benchmarks.metrics_scrape
 
 bench-revisit: install
 	$(PY) -m benchmarks.revisit
