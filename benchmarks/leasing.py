@@ -51,7 +51,7 @@ from soundfleet.cli_db import migrate_target
 POOL_SIZE = 16
 
 
-async def _seed(dsn: str, units: int) -> int:
+async def seed_units(dsn: str, units: int) -> int:
     async with database.connection(dsn) as conn:
         job_id: int = await conn.fetchval(
             "INSERT INTO jobs (kind, spec) VALUES ('user_sweep', '{}') RETURNING id"
@@ -175,7 +175,7 @@ async def api_phase(
         return await _drive(workers, warmup_s, seconds, cycle)
 
 
-def _start_coordinator(dsn: str, processes: int) -> tuple[subprocess.Popen[str], str]:
+def start_coordinator(dsn: str, processes: int) -> tuple[subprocess.Popen[str], str]:
     env = {
         **database.env_with_database(dsn),
         # The same number of database connections in total as the SQL loop gets.
@@ -238,21 +238,21 @@ def run(
     (forward, then backward) and each mode's figure is the median of its rounds.
     """
     key = asyncio.run(_make_key(dsn))
-    proc, url = _start_coordinator(dsn, processes)
+    proc, url = start_coordinator(dsn, processes)
     modes = ("sql", "two_calls", "piggyback")
     figures: dict[str, list[float]] = {m: [] for m in (*modes, "unbatched")}
     try:
         for r in range(rounds):
             for mode in modes if r % 2 == 0 else tuple(reversed(modes)):
                 asyncio.run(_clear(dsn))
-                asyncio.run(_seed(dsn, units))
+                asyncio.run(seed_units(dsn, units))
                 if mode == "sql":
                     rate = uvloop.run(sql_phase(dsn, workers, batch, warmup_s, seconds))
                 else:
                     rate = uvloop.run(api_phase(url, key, workers, batch, warmup_s, seconds, mode))
                 figures[mode].append(rate)
         asyncio.run(_clear(dsn))
-        asyncio.run(_seed(dsn, units))
+        asyncio.run(seed_units(dsn, units))
         figures["unbatched"].append(
             uvloop.run(api_phase(url, key, workers, batch, warmup_s, seconds, "unbatched"))
         )

@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.leasing import _seed, _start_coordinator
+from benchmarks.leasing import seed_units, start_coordinator
 from coordinator import queries as q
 from schemas.settings import Settings
 from soundfleet import database
@@ -60,9 +60,9 @@ def run(admin: str, units: int, scrapes: int, concurrency: int) -> dict[str, Any
     dsn = scratch_database(admin, f"soundfleet_metrics_{int(time.time())}")
     try:
         migrate_target(database.DatabaseTarget(dsn, embedded=False))
-        asyncio.run(_seed(dsn, units))
+        asyncio.run(seed_units(dsn, units))
         bare = asyncio.run(_bare_query(dsn, 3))
-        proc, url = _start_coordinator(dsn, 1)
+        proc, url = start_coordinator(dsn, 1)
         try:
             first = asyncio.run(_scrapes(url, 1, 1))[0]
             cached = asyncio.run(_scrapes(url, scrapes, concurrency))

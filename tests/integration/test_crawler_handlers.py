@@ -96,6 +96,17 @@ async def start_sim(**cfg: Any) -> Sim:
     return Sim(w, sim, runner, f"http://127.0.0.1:{port}")
 
 
+async def reposters_platform(s: Sim, page: Callable[[web.Request], Awaitable[web.Response]]) -> Sim:
+    """A loopback platform whose every track's reposters list is ``page`` (hostile input)."""
+    app = web.Application()
+    app.router.add_get("/api/tracks/{id}/reposters", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return Sim(s.world, s.sim, runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
+
+
 @pytest.fixture
 async def sim() -> AsyncIterator[Sim]:
     s = await start_sim()
@@ -424,13 +435,8 @@ async def test_off_host_next_href_is_refused(sim: Sim, db_dsn: str, db: asyncpg.
             }
         )
 
-    app = web.Application()
-    app.router.add_get("/api/tracks/{id}/reposters", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    evil = Sim(sim.world, sim.sim, runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
+    evil = await reposters_platform(sim, page)
+    runner = evil.runner
     try:
         async with Crawl(evil, db_dsn) as crawl:
             crawl.client_ids.advise("abcdefgh12345678")
@@ -660,13 +666,8 @@ async def test_a_list_that_never_ends_fails_the_unit(
             }
         )
 
-    app = web.Application()
-    app.router.add_get("/api/tracks/{id}/reposters", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    evil = Sim(sim.world, sim.sim, runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
+    evil = await reposters_platform(sim, page)
+    runner = evil.runner
     try:
         async with Crawl(evil, db_dsn, max_pages=50) as crawl:
             crawl.client_ids.advise("abcdefgh12345678")
@@ -690,13 +691,8 @@ async def test_odd_items_are_kept_raw_in_postgresql_and_the_page_lands(
         odd = [{"kind": "user", "id": 3}, {"kind": "station", "urn": "x"}, "gone", 7]
         return web.json_response({"collection": [good, *odd], "next_href": None})
 
-    app = web.Application()
-    app.router.add_get("/api/tracks/{id}/reposters", page)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    odd_platform = Sim(w, sim.sim, runner, f"http://127.0.0.1:{runner.addresses[0][1]}")
+    odd_platform = await reposters_platform(sim, page)
+    runner = odd_platform.runner
     try:
         async with Crawl(odd_platform, db_dsn) as crawl:
             crawl.client_ids.advise("abcdefgh12345678")
