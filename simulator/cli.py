@@ -60,6 +60,13 @@ def _world_args(parser: argparse.ArgumentParser, inherit: bool = False) -> None:
         default=default(None),
         help="social-core size (default min(N, 20000))",
     )
+    parser.add_argument(
+        "--regime",
+        choices=("easy", "hard"),
+        default=default("easy"),
+        help="world regime: easy (spam wears its signatures) or hard (camouflaged spam, "
+        "spam-looking humans, sign-up bursts); default easy",
+    )
 
 
 def _ids(value: str) -> tuple[int, ...]:
@@ -173,7 +180,9 @@ def _generate(args: argparse.Namespace) -> World:
         raise InputError("--users must be >= 1")
     if args.core is not None and args.core < 0:
         raise InputError("--core must be >= 0")
-    return World.generate(args.seed, args.users, core=args.core)
+    from simulator.regimes import regime
+
+    return World.generate(args.seed, args.users, core=args.core, regime=regime(args.regime))
 
 
 def _serve(args: argparse.Namespace) -> int:

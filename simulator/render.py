@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from simulator import hashing
+from simulator.regimes import LOOK_EXPLICIT, LOOK_SHORTENER
 from simulator.world import S_CITY, S_DESC, S_NAME, S_PLAN, S_TRACK, World, created_s_of
 
 _SYLL = (
@@ -48,6 +49,15 @@ _SPAM_BIOS = (
     "make $$$ from home, f*cking easy money {url}",
     "xxx webcam sluts online now {url}",
 )
+# Real users who swear or post explicit material (look-alikes of the hard regime).
+_EXPLICIT_BIOS = (
+    "explicit lyrics only. fuck the industry",
+    "18+ techno, dark rooms, no sleep",
+    "sexy basslines & dirty drums",
+    "sh!t i made in my bedroom",
+    "xxx-rated edits, dm for bookings",
+)
+_LINK_TITLES = ("new mixtape", "merch", "all my links", "free download")
 _SHORTENERS = ("bit.ly", "tinyurl.com", "cutt.ly", "goo.gl", "t.co", "rb.gy")
 _WORDS = (
     "night", "drive", "gold", "echo", "signal", "summer", "ghost", "river", "neon", "heart",
@@ -113,16 +123,24 @@ def spam_url(seed: int, uid: int) -> str:
     return f"https://{host}/{token(seed, S_DESC, uid, 7)}"
 
 
+def own_domain_url(seed: int, uid: int) -> str:
+    """A camouflaged link spammer's link: a domain of its own, not a shortener."""
+    return f"https://www.{user_slug(seed, uid)}{hashing.key(seed, S_DESC, uid) % 997}.com/"
+
+
 def description(world: World, uid: int) -> str | None:
     """Profile description: spam templates, batch descriptions, or an occasional bio."""
     seed = world.seed
     if uid <= world.core:
         kind = int(world.spam_kind[uid - 1])
-        if kind == 1:
+        disguised = bool(world.camouflaged[uid - 1])
+        if kind == 1 and not disguised:
             k = hashing.key(seed, S_DESC, uid + 7)
             return _SPAM_BIOS[k % len(_SPAM_BIOS)].format(url=spam_url(seed, uid))
-        if kind == 2:
+        if kind == 2 and not disguised:
             return world.batch_description.get(uid)
+        if world.lookalike[uid - 1] & LOOK_EXPLICIT:
+            return _EXPLICIT_BIOS[hashing.key(seed, S_DESC, uid + 7) % len(_EXPLICIT_BIOS)]
     u = hashing.uniform(seed, S_DESC, uid)
     if u < 0.3:
         return _BIOS[int(u / 0.3 * len(_BIOS))]
@@ -137,16 +155,21 @@ def web_profiles(world: World, uid: int) -> list[dict[str, Any]]:
     kind = int(world.spam_kind[uid - 1])
     slug = user_slug(seed, uid)
     if kind == 1:
-        return [{"url": spam_url(seed, uid), "network": "personal", "title": "my site",
-                 "username": None}]  # fmt: skip
+        url = own_domain_url(seed, uid) if world.camouflaged[uid - 1] else spam_url(seed, uid)
+        return [{"url": url, "network": "personal", "title": "my site", "username": None}]
+    links: list[dict[str, Any]] = []
     if world.artist[uid - 1]:
-        return [
+        links += [
             {"url": f"https://instagram.com/{slug}", "network": "instagram",
              "title": "Instagram", "username": slug},
             {"url": f"https://twitter.com/{slug}", "network": "twitter", "title": "Twitter",
              "username": slug},
         ]  # fmt: skip
-    return []
+    if world.lookalike[uid - 1] & LOOK_SHORTENER:
+        title = _LINK_TITLES[hashing.key(seed, S_DESC, uid + 3) % len(_LINK_TITLES)]
+        links.append({"url": spam_url(seed, uid), "network": "personal", "title": title,
+                      "username": None})  # fmt: skip
+    return links
 
 
 def _badges(product: str, verified: bool) -> dict[str, bool]:

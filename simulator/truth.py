@@ -6,7 +6,10 @@
 ``summary.json``             seed, users, core, start/end (ISO), counts, viral threshold
 ``users.parquet``            core users: id, gone, created_s, spam_kind (``none``,
                              ``link_spam``, ``fake_batch``, ``follow_churn``), community,
-                             maven, artist
+                             maven, artist, camouflaged (spam hiding its signatures),
+                             lookalike (bit mask of spam-like traits of a real user:
+                             1 shortener, 2 explicit bio, 4 shared sign-up second,
+                             8 re-follow)
 ``gone_ids.parquet``         every gone id in ``1..users`` (core and procedural users)
 ``follows.parquet``          src (follower), dst (followee), t_us; repeated pairs are
                              separate follow events (follow-churn bots)
@@ -63,6 +66,8 @@ def write(world: World, out: Path, threshold: int = 25) -> dict[str, object]:
                 "community": world.community,
                 "maven": world.maven,
                 "artist": world.artist,
+                "camouflaged": world.camouflaged,
+                "lookalike": world.lookalike,
             }
         ),
         out / "users.parquet",
@@ -118,6 +123,7 @@ def write(world: World, out: Path, threshold: int = 25) -> dict[str, object]:
     )
     summary: dict[str, object] = {
         "seed": world.seed,
+        "regime": world.regime.name,
         "users": world.users,
         "core": world.core,
         "start": _iso(world.start_us),
@@ -126,6 +132,8 @@ def write(world: World, out: Path, threshold: int = 25) -> dict[str, object]:
         "live_core_users": int((~world.gone).sum()),
         "gone_ids": int(sum(p.size for p in gone_parts)),
         "spam": {k: int((world.spam_kind == i).sum()) for i, k in enumerate(SPAM_KINDS) if i},
+        "camouflaged_spam": int(world.camouflaged.sum()),
+        "lookalike_users": int((world.lookalike > 0).sum()),
         "mavens": int(world.maven.sum()),
         "follows": len(world.follows),
         "tracks": int(t.id.size),

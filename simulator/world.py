@@ -43,6 +43,14 @@ import numpy as np
 import numpy.typing as npt
 
 from simulator import dynamics, hashing
+from simulator.regimes import (
+    REGIMES,
+    SpamRegime,
+    camouflage,
+    hard_follows,
+    lookalikes,
+    signup_bursts,
+)
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -175,6 +183,9 @@ class World:
     shocks: dynamics.Shocks
     period_s: I64
     period_amp: F64
+    regime: SpamRegime
+    camouflaged: B
+    lookalike: npt.NDArray[np.int8]
     play_cum: npt.NDArray[np.float32] = field(repr=False)
 
     # ------------------------------------------------------------------ generation
@@ -187,10 +198,19 @@ class World:
         core: int | None = None,
         start: datetime | None = None,
         horizon_days: float = 30.0,
+        regime: SpamRegime | None = None,
     ) -> World:
-        """Generate the world of ``seed`` with ids ``1..users`` (the first ``core`` social)."""
+        """Generate the world of ``seed`` with ids ``1..users`` (the first ``core`` social).
+
+        ``regime`` (default: the easy one) sets how spam is planted and how much real
+        users resemble it (:mod:`simulator.regimes`).
+        """
         if users < 1:
             raise ValueError("users must be >= 1")
+        regime = regime or REGIMES["easy"]
+        # The hard regime draws from a stream of its own, so the easy world stays the
+        # same world it always was.
+        hard_rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4A2D]))
         core = min(users, DEFAULT_CORE if core is None else core)
         start = start or DEFAULT_START
         start_s = int(start.timestamp())
@@ -203,16 +223,21 @@ class World:
 
         spam = np.zeros(core, dtype=np.int8)
         batch_description: dict[int, str] = {}
-        _plant_fake_batches(rng, seed, created_s, gone, spam, batch_description)
+        batches = _plant_fake_batches(
+            rng, seed, created_s, gone, spam, batch_description, regime.fake_share
+        )
         live_free = np.flatnonzero(~gone & (spam == 0))
-        n_link = round(0.02 * core)
-        n_churn = max(1 if core >= 200 else 0, round(0.005 * core))
+        n_link = round(regime.link_share * core)
+        n_churn = max(1 if core >= 200 else 0, round(regime.churn_share * core))
         picked = rng.choice(live_free, size=min(n_link + n_churn, live_free.size), replace=False)
         spam[picked[:n_link]] = 1
         spam[picked[n_link:]] = 3
+        camouflaged = camouflage(hard_rng, regime, spam, batches, created_s, batch_description)
 
         normal = ~gone & (spam == 0)
         normal_idx = np.flatnonzero(normal)
+        bursts = signup_bursts(hard_rng, regime, normal, spam, created_s)
+        lookalike = lookalikes(hard_rng, regime, normal, created_s)
         n_comm = max(2, core // 500)
         cw = 1.0 / (np.arange(n_comm) + 1.0) ** 0.8
         community = np.full(core, -1, dtype=np.int32)
@@ -239,6 +264,13 @@ class World:
 
         end_us = end_s * 1_000_000
         follows = _follow_graph(rng, created_s, spam, normal_idx, community, attract, maven, end_s)
+        if not regime.easy:
+            src, dst, t = hard_follows(
+                hard_rng, regime, (follows.src - 1, follows.dst - 1, follows.t_us),
+                created_s, spam, camouflaged, lookalike, batches, bursts, attract, artist, end_s,
+            )  # fmt: skip
+            order, t = _distinct_times(t)
+            follows = Events(src[order] + 1, dst[order] + 1, t)
         tracks = _tracks(rng, created_s, art_idx, start_s, end_s)
         act = np.zeros(core)
         act[normal_idx] = rng.beta(2.0, 5.0, normal_idx.size) * 2.0
@@ -270,6 +302,9 @@ class World:
             shocks=shocks,
             period_s=period_s,
             period_amp=period_amp,
+            regime=regime,
+            camouflaged=camouflaged,
+            lookalike=lookalike,
             play_cum=play_cum,
         )
 
@@ -442,11 +477,16 @@ def _plant_fake_batches(
     gone: B,
     spam: npt.NDArray[np.int8],
     descriptions: dict[int, str],
-) -> None:
-    """Batches of consecutive ids sharing one created_at second and one description."""
+    share: float,
+) -> list[tuple[int, int]]:
+    """Batches of consecutive ids sharing one created_at second and one description.
+
+    Returns each batch's first index and size.
+    """
     core = created_s.size
-    budget = round(0.02 * core)
+    budget = round(share * core)
     taken = 0
+    batches: list[tuple[int, int]] = []
     tries = 0
     while taken < budget and tries < 1000:
         tries += 1
@@ -463,6 +503,8 @@ def _plant_fake_batches(
         for i in range(first, first + size):
             descriptions[i + 1] = f"{text} #{tag:05d}"
         taken += size
+        batches.append((first, size))
+    return batches
 
 
 def _sample(
