@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,49 @@ async def motifs(conn: asyncpg.Connection, out: Path) -> Figure | str:
     )
 
 
+async def repeated_follows(conn: asyncpg.Connection, out: Path) -> Figure | str:
+    """The users with the most repeated follow events, and the multi-edge dyad census."""
+    run = await _latest_run(conn, "network")
+    if run is None:
+        return "no finished network scoring run"
+    rows = await conn.fetch(
+        "SELECT user_id, repeated_follows, max_follow_multiplicity FROM user_graph_stats"
+        " WHERE run_id = $1 AND repeated_follows > 0"
+        " ORDER BY repeated_follows DESC, user_id LIMIT 15",
+        run,
+    )
+    metrics = json.loads(
+        await conn.fetchval("SELECT metrics FROM scoring_runs WHERE id = $1", run) or "{}"
+    )
+    dyads: dict[str, int] = metrics.get("multi_edge_dyads") or {}
+    if not rows:
+        return "no crawled user followed the same account twice (no multi-edges)"
+    fig, (ax_u, ax_d) = plt.subplots(1, 2, figsize=(13, 4.8))
+    y = np.arange(len(rows))[::-1]
+    ax_u.barh(y, [r["repeated_follows"] for r in rows], color="tab:red")
+    ax_u.set_yticks(
+        y, [f"{r['user_id']} (max x{r['max_follow_multiplicity']})" for r in rows], fontsize=8
+    )
+    ax_u.set(title="most repeated follow events", xlabel="follow events beyond the first")
+    if dyads:
+        names = list(dyads)
+        ax_d.bar(np.arange(len(names)), [dyads[k] + 1 for k in names], color="tab:blue")
+        ax_d.set_xticks(np.arange(len(names)), [k.replace("_", "\n") for k in names], fontsize=8)
+        ax_d.set(title="dyads by multiplicity", ylabel="count + 1", yscale="log")
+    else:
+        ax_d.axis("off")
+        ax_d.text(0.5, 0.5, "the network run predates the dyad census", ha="center")
+    path = _save(fig, out / "repeated_follows.png")
+    return Figure(
+        "repeated_follows",
+        "Repeated follows",
+        "Follow churn as multi-edges: the users with the most follow events beyond the "
+        "first to the same account (max multiplicity in brackets), and the two-node "
+        "motifs counted with multiplicity.",
+        path,
+    )
+
+
 async def clustering(conn: asyncpg.Connection, out: Path) -> Figure | str:
     """Clustering and reciprocity compared across artists' ego networks."""
     run = await _latest_run(conn, "network")
@@ -189,7 +233,8 @@ async def spam(conn: asyncpg.Connection, out: Path) -> Figure | str:
     labels = np.array([r["label"] for r in rows])
     is_spam = np.array([r["is_spam"] for r in rows])
     fig, ax = plt.subplots(figsize=(7.5, 6))
-    for label in sorted(set(labels)):
+    # spam last, so the few flagged users are drawn over the many others
+    for label in sorted(set(labels), key=lambda name: (name == "spam", name)):
         sel = labels == label
         ax.scatter(xy[sel, 0], xy[sel, 1], s=6, alpha=0.6, label=f"{label} ({sel.sum()})")
     ax.scatter(
@@ -207,8 +252,9 @@ async def spam(conn: asyncpg.Connection, out: Path) -> Figure | str:
     return Figure(
         "spam",
         "Spam clusters",
-        "K-Means clusters of users (named from their centroids) projected on the two "
-        "principal components of their log counts; circled: flagged as spam.",
+        "Users by the group the spam model gave them (K-Means clusters named from their "
+        "median member's behaviour, learned by an MLP), projected on the two principal "
+        "components of their log counts; circled: flagged as spam.",
         path,
     )
 
@@ -320,6 +366,7 @@ PLOTS: dict[str, tuple[str, Callable[[asyncpg.Connection, Path], Awaitable[Figur
     "timelines": ("Reposting timelines", timelines),
     "motifs": ("Three-node motifs", motifs),
     "clustering": ("Clustering and reciprocity", clustering),
+    "repeated_follows": ("Repeated follows", repeated_follows),
     "spam": ("Spam clusters", spam),
     "revisit": ("Revisit fits", revisit),
     "virality": ("Virality scores over time", virality),

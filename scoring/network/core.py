@@ -440,6 +440,44 @@ def user_stats(graph: FollowGraph, damping: float = 0.85) -> UserStats:
     )
 
 
+MULTI_EDGE_DYADS: tuple[str, ...] = (
+    "asymmetric_single",
+    "asymmetric_repeated",
+    "mutual_single",
+    "mutual_one_repeated",
+    "mutual_both_repeated",
+)
+
+
+def multi_edge_dyads(graph: FollowGraph) -> dict[str, int]:
+    """The dyad census with multiplicity: two-node motifs that tell repeated follows apart.
+
+    A pair followed one way is ``asymmetric_*``, both ways ``mutual_*`` (counted once per
+    pair); ``repeated`` means two or more follow events on that side. Follow-churn bots
+    show up as ``asymmetric_repeated`` dyads (the Going Viral finding: multi-edges, not
+    triads, are where churn is visible).
+    """
+    if graph.m == 0:
+        return dict.fromkeys(MULTI_EDGE_DYADS, 0)
+    n = graph.n
+    key = graph.src.astype(np.int64) * n + graph.dst
+    order = np.argsort(key)
+    rev = graph.dst.astype(np.int64) * n + graph.src
+    pos = np.minimum(np.searchsorted(key[order], rev), key.size - 1)
+    mutual = key[order][pos] == rev
+    repeated = graph.multiplicity >= 2
+    back_repeated = repeated[order[pos]] & mutual
+    first = graph.src < graph.dst  # each mutual pair once
+    both = mutual & first
+    return {
+        "asymmetric_single": int((~mutual & ~repeated).sum()),
+        "asymmetric_repeated": int((~mutual & repeated).sum()),
+        "mutual_single": int((both & ~repeated & ~back_repeated).sum()),
+        "mutual_one_repeated": int((both & (repeated ^ back_repeated)).sum()),
+        "mutual_both_repeated": int((both & repeated & back_repeated).sum()),
+    }
+
+
 def ego_members(graph: FollowGraph, centers: npt.ArrayLike, hops: int) -> list[I64]:
     """For each centre vertex, the vertices within ``hops`` undirected hops (centre included).
 

@@ -45,6 +45,9 @@ class NetworkParams(BaseModel):
     seed: int = 0
 
 
+TOP_REPEATERS = 20
+
+
 def _summary(stats: core.GraphStats) -> dict[str, Any]:
     return {
         "nodes": stats.nodes,
@@ -74,6 +77,7 @@ async def compute(conn: asyncpg.Connection, params: dict[str, Any]) -> ScoreResu
         "follow_pairs": graph.m,
         "follow_events": int(graph.multiplicity.sum()),
         "repeated_pairs": int((graph.multiplicity > 1).sum()),
+        "multi_edge_dyads": core.multi_edge_dyads(graph),
     }
     stats_rows: list[tuple[Any, ...]] = []
     rows: list[ResultRows] = []
@@ -103,6 +107,17 @@ async def compute(conn: asyncpg.Connection, params: dict[str, Any]) -> ScoreResu
                 store.user_graph_rows(graph, users),
             )
         )
+        top = np.argsort(-users.repeated_follows, kind="stable")[:TOP_REPEATERS]
+        metrics["top_repeat_followers"] = [
+            {
+                "user_id": int(graph.ids[i]),
+                "repeated_follows": int(users.repeated_follows[i]),
+                "max_follow_multiplicity": int(users.max_follow_multiplicity[i]),
+                "out_degree": int(users.out_degree[i]),
+            }
+            for i in top.tolist()
+            if users.repeated_follows[i] > 0
+        ]
         durations["users_s"] = time.perf_counter() - t
 
     if p.scope in ("ego", "both"):

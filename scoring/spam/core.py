@@ -1,22 +1,38 @@
 """The spam model: pure functions from per-user arrays to labels.
 
 Pipeline, after the seed study (features clustered with K-Means, clusters learned by a
-neural network), extended with graph features that expose follow bots:
+neural network), extended with what a crawl holds about behaviour:
 
-1. :func:`build_features` turns raw profile fields into the feature matrix: followers,
-   followings, tracks, URL provided, profanities in the description, profanities in a
-   URL title, duplicate descriptions, duplicate URLs, activity (likes + reposts +
-   playlists + comments), subscription type, URL shortener; plus reciprocity, follow
-   multiplicity and the size of the user's ``created_at`` batch (accounts made in the
-   same second). Counts go through ``log1p``: they are heavy tailed and K-Means'
-   Euclidean distance would otherwise see only the superstars.
+1. :func:`build_features` turns profile fields and follow events into the feature
+   matrix: the study's followers, followings, tracks, URL provided, profanities in the
+   description and in a URL title, duplicate descriptions and URLs, activity (likes +
+   reposts + playlists + comments), subscription type and URL shortener; the size of
+   the user's sign-up second; and the behaviour of :mod:`scoring.spam.behaviour`
+   (reciprocity, follow-backs, repeated follows, follow bursts, follows made right
+   after sign-up, sign-up bursts, lockstep following, TrustRank). Counts go through
+   ``log1p``: they are heavy tailed and K-Means' Euclidean distance would otherwise
+   see only the superstars.
 2. :func:`select_features`: correlation-based subset selection (a feature is dropped
    when it is constant or nearly collinear with one already kept).
-3. standardization, K-Means for k = 2..k_max, k chosen by the elbow of the inertia
-   curve (:func:`elbow`), clusters named from their centroids (:func:`name_clusters`).
-4. an MLP trained on the cluster labels with balanced classes; its accuracy on a held
+3. standardization, K-Means for k = k_min..k_max, k chosen by the elbow of the inertia
+   curve (:func:`elbow`), reported as the study's segmentation; the partition that is
+   named is finer (about one cluster per ``users_per_cluster`` users), since spam is a
+   few percent of users and a coarse cluster hides it among humans.
+4. clusters are named from their median member's *behaviour* (:func:`name_clusters`),
+   never from what spam says about itself: a cluster is spam when its median member
+   neither gives nor earns anything (no tracks, no likes or reposts, no follower it did
+   not follow first) and acts like software on at least one automation signal (mass
+   following in a burst, repeated follows of the same targets, following right after
+   sign-up in lockstep with accounts made alongside), judged against the upper tail of
+   the users who do give or earn something. Clusters that mix such users with others
+   are bisected first, so that a median speaks for its cluster.
+5. an MLP trained on the cluster labels with balanced classes; its accuracy on a held
    out split is reported, and its predictions (probability of a spam cluster) label
-   every user. Each flagged user gets a kind: ``link``, ``fake`` or ``churn``.
+   every user. Each flagged user gets the kind of its spam cluster: ``churn``
+   (repeated follows), ``link`` (mass following) or ``fake`` (made and set following
+   in batches).
+
+No labels are used anywhere: the study ran without them, and so does this.
 """
 
 from __future__ import annotations
@@ -25,7 +41,7 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,6 +52,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
+
+from scoring.spam.behaviour import BEHAVIOUR_FEATURES, FollowEvents, behaviour_features
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -53,11 +71,15 @@ FEATURES: tuple[str, ...] = (
     "activity",
     "subscription",
     "url_shortener",
-    "reciprocity",
-    "follow_multiplicity",
     "created_batch",
+    *BEHAVIOUR_FEATURES,
 )
 _F = {name: i for i, name in enumerate(FEATURES)}
+_LOG_FEATURES = (
+    "followers", "followings", "tracks", "activity", "duplicate_description",
+    "duplicate_url", "created_batch", "repeated_targets", "follow_burst", "signup_burst",
+    "trust", "organic_followers",
+)  # fmt: skip
 
 URL_SHORTENERS = frozenset(
     {
@@ -102,10 +124,11 @@ def is_shortener(url: str) -> bool:
 
 @dataclass
 class SpamInput:
-    """Raw per-user fields, aligned by index; NaN marks a missing count.
+    """Raw per-user fields, aligned by index and sorted by ``user_id``; NaN marks a
+    missing count or time.
 
-    ``urls``/``url_titles`` hold each user's web-profile links; ``reciprocity``,
-    ``max_multiplicity`` come from :func:`graph_features`.
+    ``urls``/``url_titles`` hold each user's web-profile links; ``follows`` every
+    crawled follow event (users outside ``user_id`` are ignored).
     """
 
     user_id: I64
@@ -121,40 +144,10 @@ class SpamInput:
     created_at_s: F64
     urls: Sequence[Sequence[str]]
     url_titles: Sequence[Sequence[str | None]]
-    reciprocity: F64
-    max_multiplicity: F64
+    follows: FollowEvents
 
     def __len__(self) -> int:
         return int(self.user_id.shape[0])
-
-
-def graph_features(
-    user_ids: I64, follower: I64, followee: I64, multiplicity: I64
-) -> tuple[F64, F64]:
-    """Per user: reciprocity (share of followees following back) and max multiplicity.
-
-    ``follower``/``followee``/``multiplicity`` are distinct follow pairs with their
-    event counts. Users without followings get reciprocity 0 and multiplicity 0.
-    """
-    n = user_ids.shape[0]
-    recip = np.zeros(n)
-    max_mult = np.zeros(n)
-    if follower.shape[0] == 0 or n == 0:
-        return recip, max_mult
-    key = np.sort(follower.astype(np.int64) * (2**31) + followee)
-    rev = followee.astype(np.int64) * (2**31) + follower
-    pos = np.searchsorted(key, rev)
-    pos[pos == key.shape[0]] = 0
-    back = key[pos] == rev
-    idx = np.searchsorted(user_ids, follower)
-    idx[idx == n] = 0
-    known = user_ids[idx] == follower
-    out_deg = np.bincount(idx[known], minlength=n).astype(np.float64)
-    back_deg = np.bincount(idx[known], weights=back[known].astype(np.float64), minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recip = np.where(out_deg > 0, back_deg / np.maximum(out_deg, 1), 0.0)
-    np.maximum.at(max_mult, idx[known], multiplicity[known].astype(np.float64))
-    return recip, max_mult
 
 
 def _normalized(text: str | None) -> str | None:
@@ -224,8 +217,11 @@ def build_features(inp: SpamInput) -> Features:
     raw[:, _F["subscription"]] = [
         0.0 if (p or "free").lower() in ("free", "") else 1.0 for p in inp.plan
     ]
-    raw[:, _F["reciprocity"]] = np.nan_to_num(inp.reciprocity)
-    raw[:, _F["follow_multiplicity"]] = np.nan_to_num(inp.max_multiplicity)
+    behaviour = behaviour_features(
+        inp.user_id, inp.created_at_s, inp.followers, inp.tracks, inp.follows
+    )
+    for name, column in behaviour.items():
+        raw[:, _F[name]] = column
     created = inp.created_at_s
     batch = np.zeros(n)
     has_created = ~np.isnan(created)
@@ -236,10 +232,7 @@ def build_features(inp: SpamInput) -> Features:
     raw[:, _F["created_batch"]] = batch
 
     matrix = raw.copy()
-    for name in (
-        "followers", "followings", "tracks", "activity", "duplicate_description",
-        "duplicate_url", "created_batch",
-    ):  # fmt: skip
+    for name in _LOG_FEATURES:
         matrix[:, _F[name]] = np.log1p(np.clip(matrix[:, _F[name]], 0, None))
     matrix[:, _F["follow_multiplicity"]] = np.log1p(
         np.clip(matrix[:, _F["follow_multiplicity"]] - 1, 0, None)
@@ -303,36 +296,78 @@ def elbow(ks: Sequence[int], inertias: Sequence[float]) -> int:
     return int(ks[int(np.argmax(yn - xn))])
 
 
-# Thresholds on centroid means of raw features that make a cluster a spam cluster.
-def _link(c: dict[str, float]) -> bool:
-    return c["url_shortener"] >= 1.0 or c["profanity_description"] >= 1.0
+# Automation signals and the kind of spam each one marks: a churn bot re-follows, a
+# link spammer follows en masse, a fake account is made and set following alongside
+# others of its batch.
+AUTOMATION_SIGNALS: tuple[tuple[str, str], ...] = (
+    ("repeated_targets", "churn"),
+    ("follow_burst", "link"),
+    ("early_follows", "fake"),
+    ("signup_burst", "fake"),
+    ("lockstep", "fake"),
+)
+# What a human gives or earns: uploads; likes, reposts, playlists, comments; followers
+# it did not follow first.
+CONTRIBUTION = ("tracks", "activity", "organic_followers")
 
 
-def _fake(c: dict[str, float]) -> bool:
-    return c["created_batch"] >= 1.0
+@dataclass
+class Reference:
+    """The upper tail of automation signals among users who give or earn something.
+
+    ``ceiling[signal]`` is that group's ``quantile`` of the signal; a cluster acting
+    beyond it on some signal acts like software. With too few contributing users the
+    ceilings are infinite and nothing is named spam.
+    """
+
+    ceiling: dict[str, float]
+    contributors: int
 
 
-def _churn(c: dict[str, float]) -> bool:
-    return c["follow_multiplicity"] >= 2.0
+def reference(raw: F64, quantile: float = 0.99, min_contributors: int = 50) -> Reference:
+    """Automation ceilings from the users with tracks, activity or organic followers."""
+    gives = (raw[:, [_F[c] for c in CONTRIBUTION]] > 0).any(axis=1)
+    n = int(gives.sum())
+    ceiling = {
+        name: float(np.quantile(raw[gives, _F[name]], quantile))
+        if n >= min_contributors
+        else float("inf")
+        for name, _ in AUTOMATION_SIGNALS
+    }
+    return Reference(ceiling, n)
 
 
-# Tests on a cluster's median member (raw features) that make it a spam cluster: it
-# advertises a shortener or swears, shares its sign-up second with other accounts, or
-# follows the same target repeatedly. Medians, not means: one fake account with a
-# 30-account batch must not turn a small cluster of paying users into "spam".
-SPAM_RULES = {"link": _link, "fake": _fake, "churn": _churn}
+def spam_kind_of(median: dict[str, float], ref: Reference) -> str | None:
+    """The spam kind a cluster's median member shows, or None when it looks human.
+
+    Of the signals beyond their ceiling, the one exceeded by the largest factor names
+    the kind (a fake batch also follows a little in a burst; a link spammer also
+    follows right after sign-up).
+    """
+    if any(median[c] > 0 for c in CONTRIBUTION):
+        return None
+    best, best_factor = None, 0.0
+    for signal, kind in AUTOMATION_SIGNALS:
+        value, ceiling = median[signal], ref.ceiling[signal]
+        if value > ceiling:
+            factor = value / ceiling if ceiling > 0 else float("inf")
+            if factor > best_factor:
+                best, best_factor = kind, factor
+    return best
 
 
-def name_clusters(raw_centroids: list[dict[str, float]], medians: dict[str, float]) -> list[str]:
-    """Names from (median) centroids: ``spam:<kind>``, superstars, musicians, fans, lurkers.
+def name_clusters(
+    median_centroids: list[dict[str, float]], medians: dict[str, float], ref: Reference
+) -> list[str]:
+    """Names from median members: ``spam:<kind>``, superstars, musicians, fans, lurkers.
 
     ``medians`` are the whole population's medians (superstars stand out from them).
     """
     names: list[str] = []
-    for c in raw_centroids:
-        kinds = [kind for kind, rule in SPAM_RULES.items() if rule(c)]
-        if kinds:
-            names.append(f"spam:{kinds[0]}")
+    for c in median_centroids:
+        kind = spam_kind_of(c, ref)
+        if kind is not None:
+            names.append(f"spam:{kind}")
         elif c["followers"] >= max(1000.0, 20 * (medians["followers"] + 1)):
             names.append("superstars")
         elif c["tracks"] >= 1.0:
@@ -349,23 +384,17 @@ def name_clusters(raw_centroids: list[dict[str, float]], medians: dict[str, floa
     return unique
 
 
-def user_kind(raw_row: F64) -> str | None:
-    """The spam kind a user's own features show, if any."""
-    if raw_row[_F["url_shortener"]] >= 1 or raw_row[_F["profanity_description"]] >= 1:
-        return "link"
-    if raw_row[_F["created_batch"]] >= 1:
-        return "fake"
-    if raw_row[_F["follow_multiplicity"]] >= 2:
-        return "churn"
-    return None
-
-
 @dataclass
 class SpamParams:
     """Knobs of :func:`fit`."""
 
     k_min: int = 2
     k_max: int = 15
+    users_per_cluster: int = 200
+    k_label_max: int = 100
+    mixed_share: float = 0.1
+    split_depth: int = 3
+    min_cluster: int = 5
     correlation_threshold: float = 0.9
     test_size: float = 0.25
     per_class: int = 3000
@@ -376,16 +405,22 @@ class SpamParams:
 
 @dataclass
 class SpamModel:
-    """Everything a spam run reports and writes."""
+    """Everything a spam run reports and writes.
+
+    ``cluster`` indexes ``cluster_names`` (the fine K-Means partition that is named);
+    ``predicted`` indexes ``groups`` (the named groups the MLP learned).
+    """
 
     selection: Selection
     ks: list[int]
     inertias: list[float]
     k: int
+    k_label: int
     cluster: I64
     cluster_names: list[str]
     centroids: list[dict[str, float]]
     cluster_sizes: list[int]
+    groups: list[str]
     predicted: I64
     probability: F64
     is_spam: B
@@ -394,7 +429,7 @@ class SpamModel:
     mlp_converged: bool
     train_size: int
     test_size: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    reference: Reference
 
 
 def _balanced_indices(labels: I64, per_class: int, rng: np.random.Generator) -> I64:
@@ -407,8 +442,61 @@ def _balanced_indices(labels: I64, per_class: int, rng: np.random.Generator) -> 
     return np.concatenate(parts)
 
 
+def _centroid(rows: F64, stat: Any) -> dict[str, float]:
+    return {name: float(stat(rows[:, _F[name]])) for name in FEATURES}
+
+
+def looks_automated(raw: F64, ref: Reference) -> B:
+    """Per user (raw rows): neither gives nor earns, and exceeds a ceiling on a signal."""
+    gives = (raw[:, [_F[c] for c in CONTRIBUTION]] > 0).any(axis=1)
+    beyond = np.zeros(raw.shape[0], dtype=bool)
+    for signal, _ in AUTOMATION_SIGNALS:
+        beyond |= raw[:, _F[signal]] > ref.ceiling[signal]
+    return np.asarray(beyond & ~gives)
+
+
+def _homogenise(x: F64, raw: F64, cluster: I64, ref: Reference, p: SpamParams) -> I64:
+    """Bisect clusters that mix automated-looking users with the others.
+
+    A cluster is named by its median member, so a cluster where a sizeable minority
+    acts like software (a churn ring among users who re-followed once) would hide it.
+    Such clusters are split in two by K-Means, ``p.split_depth`` levels at most.
+    """
+    cluster = cluster.copy()
+    automated = looks_automated(raw, ref)
+    queue = [(c, 0) for c in range(int(cluster.max()) + 1)]
+    while queue:
+        c, depth = queue.pop()
+        members = np.flatnonzero(cluster == c)
+        share = float(automated[members].mean()) if members.size else 0.0
+        mixed = p.mixed_share <= share <= 1 - p.mixed_share
+        if not mixed or depth >= p.split_depth or members.size < 2 * p.min_cluster:
+            continue
+        halves = KMeans(n_clusters=2, n_init=4, random_state=p.seed).fit(x[members]).labels_
+        if min(int((halves == h).sum()) for h in (0, 1)) < p.min_cluster:
+            continue
+        new = int(cluster.max()) + 1
+        cluster[members[halves == 1]] = new
+        queue += [(c, depth + 1), (new, depth + 1)]
+    return cluster
+
+
+def _group(name: str) -> str:
+    """``spam:fake-3`` -> ``spam:fake``: the named group a cluster belongs to."""
+    head, _, tail = name.rpartition("-")
+    return head if head and tail.isdigit() else name
+
+
 def fit(features: Features, params: SpamParams | None = None) -> SpamModel:
-    """Select, standardize, cluster (elbow k), name, train the MLP, label every user.
+    """Select, standardize, cluster, name, train the MLP, label every user.
+
+    K-Means' elbow (k in ``k_min..k_max``) gives the study's coarse segmentation,
+    reported as such. Naming needs finer clusters: spam is a few percent of users, and
+    a coarse cluster hides a churn ring among thousands of fans or a viral sign-up
+    burst beside a fake batch. The partition that is named has
+    ``n / users_per_cluster`` clusters (at least the elbow's k, at most
+    ``k_label_max``); each is named by its median member, and the MLP learns the
+    named groups (spam kinds, superstars, musicians, fans, lurkers).
 
     Raises ``ValueError`` when there are too few users or no usable feature.
     """
@@ -432,62 +520,61 @@ def fit(features: Features, params: SpamParams | None = None) -> SpamModel:
     fits = [KMeans(n_clusters=k, n_init=4, random_state=p.seed).fit(x) for k in ks]
     inertias = [float(f.inertia_) for f in fits]
     k = elbow(ks, inertias)
-    km = fits[ks.index(k)]
-    cluster = km.labels_.astype(np.int64)
-
+    k_label = min(max(k, min(p.k_label_max, n // p.users_per_cluster)), distinct)
+    km = fits[ks.index(k)] if k_label == k else KMeans(k_label, n_init=4, random_state=p.seed)
+    cluster = (km.labels_ if k_label == k else km.fit(x).labels_).astype(np.int64)
     raw = features.raw
+    ref = reference(raw)
+    cluster = _homogenise(x, raw, cluster, ref, p)
+    k_label = int(cluster.max()) + 1
     medians = {name: float(np.median(raw[:, _F[name]])) for name in FEATURES}
-    centroids = [
-        {name: float(raw[cluster == c, _F[name]].mean()) for name in FEATURES} for c in range(k)
-    ]
-    median_centroids = [
-        {name: float(np.median(raw[cluster == c, _F[name]])) for name in FEATURES} for c in range(k)
-    ]
-    names = name_clusters(median_centroids, medians)
-    spam_clusters = np.array([name.startswith("spam") for name in names])
-    sizes = np.bincount(cluster, minlength=k)
+    centroids = [_centroid(raw[cluster == c], np.mean) for c in range(k_label)]
+    median_centroids = [_centroid(raw[cluster == c], np.median) for c in range(k_label)]
+    names = name_clusters(median_centroids, medians, ref)
+    sizes = np.bincount(cluster, minlength=k_label)
+    groups = sorted({_group(name) for name in names})
+    target = np.array([groups.index(_group(names[c])) for c in cluster], dtype=np.int64)
 
     rng = np.random.default_rng(p.seed)
-    stratify = cluster if sizes.min() >= 2 else None
+    counts = np.bincount(target, minlength=len(groups))
+    stratify = target if counts.min() >= 2 else None
     idx_train, idx_test = train_test_split(
         np.arange(n), test_size=p.test_size, random_state=p.seed, stratify=stratify
     )
-    train = _balanced_indices(cluster[idx_train], p.per_class, rng)
+    train = _balanced_indices(target[idx_train], p.per_class, rng)
     mlp = MLPClassifier(
         hidden_layer_sizes=p.hidden, max_iter=p.max_iter, random_state=p.seed, alpha=1e-4
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        mlp.fit(x[idx_train][train], cluster[idx_train][train])
+        mlp.fit(x[idx_train][train], target[idx_train][train])
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    accuracy = float((mlp.predict(x[idx_test]) == cluster[idx_test]).mean())
+    accuracy = float((mlp.predict(x[idx_test]) == target[idx_test]).mean())
 
     proba = mlp.predict_proba(x)
     classes = mlp.classes_.astype(np.int64)
-    spam_columns = spam_clusters[classes]
+    spam_columns = np.array([groups[c].startswith("spam:") for c in classes])
     probability = proba[:, spam_columns].sum(axis=1) if spam_columns.any() else np.zeros(n)
-    predicted = classes[np.argmax(proba, axis=1)]
     is_spam = probability >= 0.5
-    kinds: list[str | None] = []
-    for i in range(n):
-        if not is_spam[i]:
-            kinds.append(None)
-            continue
-        own = user_kind(raw[i])
-        if own is None:
-            # Fall back on the kind of the most likely spam cluster.
-            best = classes[spam_columns][np.argmax(proba[i, spam_columns])]
-            own = names[int(best)].split(":")[1].split("-")[0]
-        kinds.append(own)
+    # The label follows the decision: the likeliest spam group for flagged users, the
+    # likeliest other group for the rest (their spam share may still be the largest).
+    masked = np.where(spam_columns[None, :] == is_spam[:, None], proba, -1.0)
+    predicted = classes[np.argmax(masked, axis=1)]
+    kinds: list[str | None] = [
+        groups[int(g)].removeprefix("spam:") if spam else None
+        for g, spam in zip(predicted, is_spam, strict=True)
+    ]
     return SpamModel(
         selection=selection,
         ks=ks,
         inertias=inertias,
         k=k,
+        k_label=k_label,
         cluster=cluster,
         cluster_names=names,
         centroids=centroids,
         cluster_sizes=sizes.tolist(),
+        groups=groups,
         predicted=predicted,
         probability=probability,
         is_spam=is_spam,
@@ -496,6 +583,7 @@ def fit(features: Features, params: SpamParams | None = None) -> SpamModel:
         mlp_converged=converged,
         train_size=int(train.shape[0]),
         test_size=int(idx_test.shape[0]),
+        reference=ref,
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``spam`` scoring model: seed-study features + graph features, K-Means, MLP."""
+"""The ``spam`` scoring model: study and behaviour features, K-Means, named, MLP."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from scoring.registry import ScoringModel
 from scoring.runs import CannotScore, ResultRows, ScoreResult
 from scoring.spam import core, store
 
-VERSION = "spam-1"
+VERSION = "spam-2"
+UNSCORABLE_SAMPLE = 100
 
 
 class SpamRunParams(BaseModel):
@@ -24,6 +25,10 @@ class SpamRunParams(BaseModel):
 
     k_min: int = Field(default=2, ge=2, le=50)
     k_max: int = Field(default=15, ge=2, le=50, description="largest k tried for the elbow")
+    users_per_cluster: int = Field(
+        default=200, ge=10, le=1_000_000, description="users per named cluster (finer k)"
+    )
+    k_label_max: int = Field(default=100, ge=2, le=1000, description="most named clusters")
     correlation_threshold: float = Field(default=0.9, gt=0, le=1)
     test_size: float = Field(default=0.25, gt=0, lt=1, description="held-out share for MLP")
     per_class: int = Field(default=3000, ge=10, le=1_000_000, description="balanced rows")
@@ -34,17 +39,22 @@ class SpamRunParams(BaseModel):
     seed: int = 0
 
 
-def _report(model: core.SpamModel, features: core.Features) -> dict[str, Any]:
+def _report(model: core.SpamModel, features: core.Features, ids: np.ndarray) -> dict[str, Any]:
     kinds = Counter(k for k in model.kind if k is not None)
     return {
         "users_scored": int(features.scorable.sum()),
         "users_unscorable": features.unscorable_reasons,
+        "unscorable_ids_sample": ids[~features.scorable][:UNSCORABLE_SAMPLE].tolist(),
         "feature_selection": {
             "selected": model.selection.selected,
             "dropped": model.selection.dropped,
             "correlations": model.selection.correlations,
         },
         "elbow": {"k": model.k, "inertias": dict(zip(model.ks, model.inertias, strict=True))},
+        "named_clusters": model.k_label,
+        "automation_ceilings": model.reference.ceiling,
+        "reference_users": model.reference.contributors,
+        "groups": {g: int((model.predicted == i).sum()) for i, g in enumerate(model.groups)},
         "clusters": [
             {"cluster": i, "name": name, "size": size, "centroid": centroid}
             for i, (name, size, centroid) in enumerate(
@@ -84,6 +94,8 @@ async def compute(conn: asyncpg.Connection, params: dict[str, Any]) -> ScoreResu
             core.SpamParams(
                 k_min=p.k_min,
                 k_max=p.k_max,
+                users_per_cluster=p.users_per_cluster,
+                k_label_max=p.k_label_max,
                 correlation_threshold=p.correlation_threshold,
                 test_size=p.test_size,
                 per_class=p.per_class,
@@ -97,7 +109,7 @@ async def compute(conn: asyncpg.Connection, params: dict[str, Any]) -> ScoreResu
     durations["fit_s"] = time.perf_counter() - t
     ids = inp.user_id[features.scorable]
     rows = ResultRows("spam_scores", store.SPAM_SCORES_COLUMNS, store.spam_rows(ids, model))
-    metrics = _report(model, features)
+    metrics = _report(model, features, inp.user_id)
     metrics["probability_mean"] = float(np.mean(model.probability))
     return ScoreResult(metrics=metrics, rows=[rows], durations=durations)
 

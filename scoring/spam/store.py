@@ -1,7 +1,7 @@
-"""All SQL of the spam model: users, their links and follow pairs in; result rows out.
+"""All SQL of the spam model: users, their links and follow events in; result rows out.
 
-Users are streamed with a server-side cursor in chunks; follow pairs come from the
-network reader (distinct pairs with their event count, aggregated by PostgreSQL).
+Users, links and follow events are streamed with server-side cursors in chunks; follow
+events keep their time (repeated follows of one pair are separate events).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from scoring.network.store import read_graph
-from scoring.spam.core import SpamInput, SpamModel, graph_features
+from scoring.spam.behaviour import FollowEvents
+from scoring.spam.core import SpamInput, SpamModel
 
 USERS_SQL = (
     "SELECT id, followers_count, followings_count, track_count, likes_count,"
@@ -22,6 +22,13 @@ USERS_SQL = (
     " extract(epoch FROM created_at)::float8 AS created_s FROM users ORDER BY id"
 )
 PROFILES_SQL = "SELECT user_id, url, title FROM web_profiles ORDER BY user_id, url"
+# A page bound is the time of a page's last item, not of each event on the page: it
+# would make a human's few follows over years look like one burst, so it counts as
+# unknown here (timing features then use the events with their own time only).
+FOLLOWS_SQL = (
+    "SELECT follower_id, followee_id, CASE WHEN time_source IN ('item', 'exact')"
+    " THEN extract(epoch FROM event_time)::float8 END FROM follows"
+)
 
 SPAM_SCORES_COLUMNS = ("user_id", "label", "is_spam", "probability", "cluster", "kind")
 
@@ -64,14 +71,8 @@ async def read_input(conn: asyncpg.Connection, chunk: int = 50_000) -> SpamInput
             for r in rows:
                 urls[int(r["user_id"])].append(r["url"])
                 titles[int(r["user_id"])].append(r["title"])
+        follows = await _read_follows(conn, chunk)
     user_ids = np.asarray(ids, dtype=np.int64)
-    graph = await read_graph(conn)
-    recip, max_mult = graph_features(
-        user_ids,
-        graph.ids[graph.src],
-        graph.ids[graph.dst],
-        graph.multiplicity.astype(np.int64),
-    )
     return SpamInput(
         user_id=user_ids,
         followers=np.asarray(counts["followers_count"]),
@@ -86,17 +87,31 @@ async def read_input(conn: asyncpg.Connection, chunk: int = 50_000) -> SpamInput
         created_at_s=np.asarray(created, dtype=np.float64),
         urls=[urls.get(u, []) for u in ids],
         url_titles=[titles.get(u, []) for u in ids],
-        reciprocity=recip,
-        max_multiplicity=max_mult,
+        follows=follows,
     )
+
+
+async def _read_follows(conn: asyncpg.Connection, chunk: int) -> FollowEvents:
+    """Every follow event (inside the caller's read-only transaction)."""
+    pairs: list[np.ndarray] = []
+    times: list[np.ndarray] = []
+    cursor = await conn.cursor(FOLLOWS_SQL)
+    while rows := await cursor.fetch(chunk):
+        pairs.append(np.array([(r[0], r[1]) for r in rows], dtype=np.int64))
+        times.append(np.array([np.nan if r[2] is None else r[2] for r in rows]))
+    if not pairs:
+        empty = np.empty(0, np.int64)
+        return FollowEvents(empty, empty, np.empty(0, np.float64))
+    both = np.concatenate(pairs)
+    return FollowEvents(both[:, 0].copy(), both[:, 1].copy(), np.concatenate(times))
 
 
 def spam_rows(user_ids: np.ndarray, model: SpamModel) -> Iterator[Sequence[Any]]:
     """``spam_scores`` records (without ``run_id``) of the scored users."""
-    names = model.cluster_names
+    groups = model.groups
     for i, uid in enumerate(user_ids.tolist()):
         spam = bool(model.is_spam[i])
-        label = "spam" if spam else names[int(model.predicted[i])]
+        label = "spam" if spam else groups[int(model.predicted[i])]
         yield (
             uid,
             label,

@@ -57,6 +57,16 @@ async def _fill(db: asyncpg.Connection) -> None:
             [int(x) for x in rng.integers(0, 1000, 13)],
             [float(x) for x in rng.normal(0, 3, 13)],
         )
+    await db.execute(
+        "UPDATE scoring_runs SET metrics = $2 WHERE id = $1",
+        net,
+        json.dumps({"multi_edge_dyads": {"asymmetric_single": 250, "asymmetric_repeated": 12}}),
+    )
+    await db.executemany(
+        "INSERT INTO user_graph_stats (run_id, user_id, pagerank, in_degree, out_degree,"
+        " max_follow_multiplicity, repeated_follows) VALUES ($1, $2, 0.01, 3, 40, $3, $4)",
+        [(net, uid, 1 + uid % 4, uid % 4 * 10) for uid in range(1, 30)],
+    )
     spam = await _run(db, "spam")
     for uid in range(1, 201):
         await db.execute(

@@ -167,3 +167,19 @@ def test_blocked_products_give_the_same_counts(monkeypatch: pytest.MonkeyPatch) 
     blocked = core.motif_counts(graph.n, graph.src, graph.dst)
     census = nx.triadic_census(g)
     assert blocked.tolist() == whole.tolist() == [census[k] for k in core.MOTIF_NAMES]
+
+
+def test_multi_edge_dyads_tell_repeated_follows_apart() -> None:
+    # 1->2 once; 3->4 three times; 5<->6 once each; 7<->8 with 7->8 twice; 9<->10 twice each
+    src = [1, 3, 3, 3, 5, 6, 7, 7, 8, 9, 9, 10, 10]
+    dst = [2, 4, 4, 4, 6, 5, 8, 8, 7, 10, 10, 9, 9]
+    graph = core.build_graph(np.array(src), np.array(dst))
+    assert core.multi_edge_dyads(graph) == {
+        "asymmetric_single": 1,
+        "asymmetric_repeated": 1,
+        "mutual_single": 1,
+        "mutual_one_repeated": 1,
+        "mutual_both_repeated": 1,
+    }
+    empty = core.build_graph(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    assert set(core.multi_edge_dyads(empty).values()) == {0}
