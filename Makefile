@@ -69,8 +69,10 @@ bench-revisit: install
 bench-network: install
 	$(PY) -m benchmarks.network
 
+# The spam model on the hard world (the targets' regime), then on the easy one.
 bench-spam: install
-	$(PY) -m benchmarks.spam
+	$(PY) -m benchmarks.spam --regime hard
+	$(PY) -m benchmarks.spam --regime easy
 
 bench-virality: install
 	$(PY) -m benchmarks.virality

@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.spam import land_world
 from scoring.registry import run_model
+from scoring.spam import store
 from scoring.spam.core import precision_recall
 from simulator.regimes import REGIMES
 from simulator.world import World
@@ -103,3 +104,18 @@ async def test_too_few_scorable_users_is_recorded(db: asyncpg.Connection) -> Non
     run = await db.fetchrow("SELECT state, error FROM scoring_runs WHERE id = $1", run_id)
     assert run["state"] == "failed" and "cannot fit the spam model" in run["error"]
     assert await db.fetchval("SELECT count(*) FROM spam_scores") == 0
+
+
+async def test_page_bound_follow_times_count_as_unknown(db: asyncpg.Connection) -> None:
+    await db.execute("INSERT INTO users (id, fetched_at) VALUES (1, now()), (2, now())")
+    await db.execute(
+        "INSERT INTO follows (follower_id, followee_id, event_time, time_source, fetched_at)"
+        " VALUES (1, 2, '2026-01-01T00:00:00Z', 'page', now()),"
+        " (2, 1, '2026-01-02T00:00:00Z', 'exact', now()),"
+        " (2, 1, '2026-01-03T00:00:00Z', 'item', now())"
+    )
+    inp = await store.read_input(db)
+    order = np.lexsort((inp.follows.t_s, inp.follows.follower))
+    times = inp.follows.t_s[order]
+    assert np.isnan(times[0]) and times[1:].tolist() == [1767312000.0, 1767398400.0]
+    assert inp.follows.follower[order].tolist() == [1, 2, 2]
