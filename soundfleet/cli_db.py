@@ -1,9 +1,10 @@
-"""``soundfleet db up|down|migrate|status``: the database's life cycle."""
+"""``soundfleet db up|down|migrate|status|dictionary``: the database's life cycle."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -27,6 +28,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mig.set_defaults(handler=_migrate)
     st = actions.add_parser("status", help="print the revision and each table's row count")
     st.set_defaults(handler=_status)
+    dic = actions.add_parser(
+        "dictionary", help="print the reporting schema's data dictionary (Markdown)"
+    )
+    dic.add_argument("--out", type=Path, help="write it to this file instead")
+    dic.set_defaults(handler=_dictionary)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -102,4 +108,26 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  {name:<20} {count:>12,}")
     if revision is None:
         raise DatabaseError("the database is not migrated: run `soundfleet db migrate`")
+    return 0
+
+
+async def _read_dictionary(dsn: str, timeout: float) -> str:
+    from soundfleet.dictionary import markdown, read_catalog
+
+    async with database.connection(dsn, timeout=timeout) as conn:
+        views = await read_catalog(conn)
+    if not views:
+        raise DatabaseError("the database has no reporting views: run `soundfleet db migrate`")
+    return markdown(views)
+
+
+def _dictionary(args: argparse.Namespace) -> int:
+    settings = Settings()
+    target = database.resolve(settings)
+    text = asyncio.run(_read_dictionary(target.dsn, settings.db_connect_timeout_s))
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
     return 0

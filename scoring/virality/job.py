@@ -33,6 +33,12 @@ from scoring.virality.cascades import from_events
 from scoring.virality.labels import Grid, make_labels
 
 VERSION = "1.0"
+
+# Scores are rankings; where one diverges (SANSNET's log cumulative hazard of a cascade
+# already certain to go viral) it is stored at this bound, so that SQL aggregates over
+# the column stay finite.
+SCORE_BOUND = 1e6
+
 HOUR_S = 3600.0
 
 
@@ -204,7 +210,7 @@ async def compute(conn: asyncpg.Connection, params: dict[str, Any]) -> ScoreResu
                         int(cascades.track_ids[i]),
                         name,
                         float(h),
-                        score if np.isfinite(score) else float(np.finfo(np.float64).max),
+                        float(np.clip(np.nan_to_num(score), -SCORE_BOUND, SCORE_BOUND)),
                         bool(run.decisions[i, g]),
                         ph,
                     )

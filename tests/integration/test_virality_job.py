@@ -12,6 +12,7 @@ import pytest
 
 from scoring.registry import run_model
 from scoring.virality import synthetic
+from scoring.virality.job import SCORE_BOUND
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = T0 + timedelta(days=30)
@@ -104,6 +105,10 @@ async def test_virality_run_scores_every_track_model_and_hour(
         run_id,
     )
     assert bad == 0
+    # scores are finite, so SQL consumers can aggregate them
+    top = await db.fetchval("SELECT max(abs(score)) FROM reporting.virality_scores")
+    assert top <= SCORE_BOUND
+    assert await db.fetchval("SELECT avg(score) FROM reporting.virality_scores") is not None
 
 
 async def test_pagerank_cache_of_a_network_run_is_used(
