@@ -169,7 +169,9 @@ async def evaluate_seed(
         "lookalike_humans": int(((traits > 0) & (truth == 0)).sum()),
         "pipeline": pipeline,
         "meets_targets": bool(pipeline["precision"] >= p_min and pipeline["recall"] >= r_min),
-        "recall_camouflaged": round(float((model.is_spam & camo).sum() / max(1, camo.sum())), 4),
+        "recall_camouflaged": (
+            round(float((model.is_spam & camo).sum() / camo.sum()), 4) if camo.any() else None
+        ),
         "rules": rules,
         "supervised": supervised,
         "k_elbow": model.k,
