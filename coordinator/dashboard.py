@@ -27,6 +27,10 @@ table{border-collapse:collapse;width:100%;background:#fff}
 th,td{border:1px solid #d8dee4;padding:.3em .5em;text-align:left;font-size:.9em}
 th{background:#eef1f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 progress{width:12em}.state-done{color:#1a7f37}.state-failed,.state-dead{color:#cf222e}
+.state-cancelled{color:#9a6700;text-decoration:line-through}
+.job-failed progress{accent-color:#cf222e}.job-cancelled progress{accent-color:#9a6700}
+.job-failed progress::-webkit-progress-value{background:#cf222e}
+.job-cancelled progress::-webkit-progress-value{background:#9a6700}
 .state-running{color:#0969da}.muted{color:#57606a}.error{color:#cf222e;font-family:monospace}
 .cards{display:flex;gap:1em;flex-wrap:wrap}.card{background:#fff;border:1px solid #d8dee4;
 padding:.6em 1em;border-radius:6px}.card b{display:block;font-size:1.3em}
@@ -70,13 +74,18 @@ def _jobs_table(jobs: list[JobView]) -> str:
     rows = []
     for j in jobs:
         p = j.progress
-        finished = p.done + p.failed + p.dead + p.cancelled
+        # a cancelled unit never ran: the bar shows what ran, the state says the rest
+        finished = p.done + p.failed + p.dead
         eta = f"{p.eta_s:.0f} s" if p.eta_s is not None and j.state == "running" else ""
+        ended = _e(f"{j.finished_at:%Y-%m-%d %H:%M:%S}") if j.finished_at else ""
+        cancelled = f" <span class='muted'>{p.cancelled} cancelled</span>" if p.cancelled else ""
         rows.append(
-            f"<tr data-job='{j.id}'><td class='num'>{j.id}</td><td>{_e(j.kind)}</td>"
+            f"<tr data-job='{j.id}' class='job-{_e(j.state)}'>"
+            f"<td class='num'>{j.id}</td><td>{_e(j.kind)}</td>"
             f"<td class='state-{_e(j.state)}'>{_e(j.state)}</td><td>{_e(j.owner)}</td>"
             f"<td><progress max='{max(p.total, 1)}' value='{finished}'></progress> "
-            f"<span class='units'>{finished}/{p.total}</span></td>"
+            f"<span class='units'>{finished}/{p.total}</span>{cancelled}</td>"
+            f"<td>{_e(f'{j.created_at:%Y-%m-%d %H:%M:%S}')}</td><td>{ended}</td>"
             f"<td class='num'>{p.queued}</td><td class='num'>{p.leased}</td>"
             f"<td class='num rows'>{p.rows_landed:,}</td>"
             f"<td class='num'>{p.units_per_s:.1f}</td><td class='num'>{_e(eta)}</td>"
@@ -84,10 +93,11 @@ def _jobs_table(jobs: list[JobView]) -> str:
         )
     head = (
         "<tr><th>id</th><th>kind</th><th>state</th><th>owner</th><th>progress</th>"
+        "<th>submitted (UTC)</th><th>finished (UTC)</th>"
         "<th>queued</th><th>leased</th><th>rows</th><th>units/s</th><th>eta</th>"
         "<th>retrying</th><th>dead</th></tr>"
     )
-    body = "".join(rows) or "<tr><td colspan='12' class='muted'>no jobs yet</td></tr>"
+    body = "".join(rows) or "<tr><td colspan='14' class='muted'>no jobs yet</td></tr>"
     return f"<table id='jobs'>{head}{body}</table>"
 
 

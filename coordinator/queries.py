@@ -516,7 +516,9 @@ SELECT job_id,
        count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
        coalesce(sum(rows_landed), 0) AS rows_landed,
        count(*) FILTER (WHERE state IN ('done', 'failed', 'dead')
-                        AND done_at > now() - interval '1 minute') AS recent
+                        AND done_at > now() - interval '1 minute') AS recent,
+       count(*) FILTER (WHERE state IN ('done', 'failed', 'dead')) AS finished,
+       extract(epoch FROM now())::float8 AS now_s
 FROM work_units WHERE job_id = ANY($1::bigint[])
 GROUP BY job_id
 """

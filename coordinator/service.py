@@ -911,6 +911,29 @@ def _may_see(principal: Principal, row: asyncpg.Record) -> bool:
     return principal.is_admin or row["owner_key_id"] == principal.key_id
 
 
+RATE_WINDOW_S = 60.0
+
+
+def _units_per_s(
+    row: asyncpg.Record, prog: asyncpg.Record | None, recent: int, finished: int
+) -> float:
+    """Units finished per second over the job's own history.
+
+    A running job's rate is over the last minute, or over its whole age while it is
+    younger than that (a 20-second-old job's units are not spread over 60 s); a
+    finished job's is over its life from submission to its end.
+    """
+    if prog is None:
+        return 0.0
+    now_s = float(prog["now_s"])
+    age_s = now_s - row["created_at"].timestamp()
+    if row["finished_at"] is not None:
+        life_s = row["finished_at"].timestamp() - row["created_at"].timestamp()
+        return finished / life_s if life_s > 0 else 0.0
+    window = min(RATE_WINDOW_S, age_s)
+    return recent / window if window > 0 else 0.0
+
+
 def _job_view(row: asyncpg.Record, prog: asyncpg.Record | None) -> JobView:
     counts = {
         k: int(prog[k]) if prog is not None else 0
@@ -925,9 +948,10 @@ def _job_view(row: asyncpg.Record, prog: asyncpg.Record | None) -> JobView:
             "cancelled",
             "rows_landed",
             "recent",
+            "finished",
         )
     }
-    rate = counts["recent"] / 60.0
+    rate = _units_per_s(row, prog, counts["recent"], counts["finished"])
     remaining = counts["queued"] + counts["leased"]
     if remaining == 0:
         eta: float | None = 0.0

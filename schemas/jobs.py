@@ -197,8 +197,11 @@ class JobProgress(BaseModel):
     dead: int = Field(description="gave up after max_attempts")
     cancelled: int
     rows_landed: int
-    units_per_s: float = Field(description="units finished per second over the last minute")
-    eta_s: float | None = Field(description="seconds to finish at the last minute's rate")
+    units_per_s: float = Field(
+        description="units finished per second: over the last minute (or the job's age, "
+        "while it is younger), over its whole life once it is finished"
+    )
+    eta_s: float | None = Field(description="seconds to finish at that rate")
 
 
 class JobView(BaseModel):

@@ -14,7 +14,7 @@ from schemas.views import VIEW_NAMES
 from soundfleet import database
 from soundfleet.client import CoordinatorClient
 from soundfleet.params import parse_params
-from soundfleet.progress import describe, watch
+from soundfleet.progress import JOBS_HEADER, describe, watch
 
 KINDS = ("user_sweep", "network", "user_tracks", "track_timelines", "play_poll", "score")
 
@@ -95,6 +95,7 @@ def _submit(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with _client(args) as client:
             job = await client.submit(args.kind, spec, priority=args.priority)
+            print(JOBS_HEADER)
             print(describe(job))
             if args.watch:
                 [job] = await watch(client, [job.id])
@@ -107,9 +108,12 @@ def _jobs(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with _client(args) as client:
             page = await client.jobs(state=args.state, kind=args.kind, limit=args.limit)
-            if args.watch:
+            if not page.jobs:
+                print("no jobs" + (" match" if args.state or args.kind else " yet"))
+            elif args.watch:
                 await watch(client, [j.id for j in page.jobs])
             else:
+                print(JOBS_HEADER)
                 for job in page.jobs:
                     print(describe(job))
             return 0
@@ -129,7 +133,9 @@ def _job(args: argparse.Namespace) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     async def run() -> int:
         async with _client(args) as client:
-            print(describe(await client.cancel(args.job_id)))
+            job = await client.cancel(args.job_id)
+            print(JOBS_HEADER)
+            print(describe(job))
             return 0
 
     return asyncio.run(run())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.progress import (
@@ -21,24 +22,37 @@ from soundfleet.client import CoordinatorClient
 FINISHED = ("done", "failed", "cancelled")
 
 
+def _when(t: datetime | None) -> str:
+    return "-" if t is None else t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+JOBS_HEADER = (
+    f"{'id':>6} {'kind':<15} {'state':<9} {'units':>13} {'rows':>12} {'units/s':>8} "
+    f"{'eta':>7} {'submitted (UTC)':<19} {'finished (UTC)':<19}"
+)
+
+
 def describe(job: JobView) -> str:
-    """One line about a job: kind, state, counts, rows, rate."""
+    """One line about a job, under :data:`JOBS_HEADER`: counts, rate, ETA, times."""
     p = job.progress
-    eta = f" eta {p.eta_s:.0f}s" if p.eta_s is not None and job.state not in FINISHED else ""
+    eta = f"{p.eta_s:.0f}s" if p.eta_s is not None and job.state not in FINISHED else "-"
     extra = "".join(
         f" {name} {n}"
         for name, n in (("retrying", p.retrying), ("dead", p.dead), ("failed", p.failed))
         if n
     )
+    units = f"{units_finished(job)}/{p.total}"
     return (
-        f"#{job.id} {job.kind:<15} {job.state:<9} {p.done}/{p.total} units, "
-        f"{p.rows_landed:,} rows, {p.units_per_s:.1f} units/s{eta}{extra}"
+        f"{job.id:>6} {job.kind:<15} {job.state:<9} {units:>13} {p.rows_landed:>12,} "
+        f"{p.units_per_s:>8.1f} {eta:>7} {_when(job.created_at):<19} "
+        f"{_when(job.finished_at):<19}{extra}"
     )
 
 
-def _units_finished(job: JobView) -> int:
+def units_finished(job: JobView) -> int:
+    """Units that ran to an end: done, failed or dead (a cancelled unit never ran)."""
     p = job.progress
-    return p.done + p.failed + p.dead + p.cancelled
+    return p.done + p.failed + p.dead
 
 
 async def watch(
@@ -75,7 +89,7 @@ async def watch(
                 bars.update(
                     tasks[job.id],
                     total=max(job.progress.total, 1),
-                    completed=_units_finished(job),
+                    completed=units_finished(job),
                     detail=detail,
                 )
             if not until_finished or all(j.state in FINISHED for j in jobs):

@@ -98,6 +98,9 @@ async def test_two_coordinators_share_one_queue(
     a, b = coordinators
     rh = {"Authorization": f"Bearer {researcher}"}
     wh = {"Authorization": f"Bearer {worker}"}
+    jobs_cli = ("jobs", "--coordinator", a, "--key", researcher)
+    empty = _cli(*jobs_cli, env=fleet_env)
+    assert (empty.returncode, empty.stdout) == (0, "no jobs yet\n"), empty.stderr
     async with aiohttp.ClientSession() as http:
 
         async def post(base: str, path: str, body: Any, headers: dict[str, str]) -> Any:
@@ -141,6 +144,10 @@ async def test_two_coordinators_share_one_queue(
             view = await resp.json()
         assert view["state"] == "done"
         assert view["progress"]["done"] == 600
+        listed = _cli(*jobs_cli, env=fleet_env).stdout.splitlines()
+        assert "submitted (UTC)" in listed[0] and "finished (UTC)" in listed[0]
+        assert listed[1].split()[:4] == [str(job["id"]), "user_sweep", "done", "600/600"]
+        assert listed[1].count(view["created_at"][:10]) == 2  # submitted and finished
 
         # client_id single flight across both processes.
         async def ask(i: int) -> Any:

@@ -68,6 +68,14 @@ async def _make_activity(c: dict[str, Any]) -> None:
             f"{base}/v1/jobs",
             {"kind": "track_timelines", "spec": {"track_ids": [7]}, "max_attempts": 1},
         )
+        gone = await _api(
+            s,
+            c["researcher"],
+            "POST",
+            f"{base}/v1/jobs",
+            {"kind": "user_tracks", "spec": {"user_ids": [3, 4]}},
+        )
+        await _api(s, c["researcher"], "POST", f"{base}/v1/jobs/{gone['id']}/cancel", None)
         leased = await _api(
             s,
             c["worker"],
@@ -142,10 +150,19 @@ async def test_dashboard_in_chromium(coordinator: dict[str, Any]) -> None:
             shown = {}
             for row in rows:
                 cells = [await c.inner_text() for c in await row.query_selector_all("td")]
-                shown[int(cells[0])] = (cells[2], cells[4].split()[-1])
-            assert {j: s for j, (s, _) in shown.items()} == jobs
-            for job_id, (_, progress) in shown.items():
-                assert progress.endswith(f"/{units[job_id]}")
+                shown[int(cells[0])] = (cells[2], cells[4], cells[5], cells[6])
+            assert {j: s for j, (s, *_) in shown.items()} == jobs
+            for job_id, (state, progress, submitted, finished) in shown.items():
+                assert progress.split()[0].endswith(f"/{units[job_id]}")
+                assert submitted.startswith("20") and len(submitted) == 19  # a UTC time
+                if state == "cancelled":
+                    # what ran, then what was cancelled: never a full bar
+                    assert progress.split() == [
+                        f"0/{units[job_id]}",
+                        str(units[job_id]),
+                        "cancelled",
+                    ]
+                    assert finished.startswith("20")
             dead_text = await page.inner_text("#dead")
             assert str(dead[0]["id"]) in dead_text
             assert "HTTP 503 from the platform" in dead_text

@@ -489,3 +489,27 @@ async def test_metrics_gauges_are_read_once_per_interval(db_dsn: str) -> None:
         await api.submit("user_tracks", {"user_ids": [3]})
         _, again = await api.call("GET", "/metrics", None)
         assert 'soundfleet_units{kind="user_tracks",state="queued"} 2.0' in again
+
+
+async def test_progress_rate_is_over_the_job_s_own_age(api: Api, db: asyncpg.Connection) -> None:
+    job = await api.submit("user_sweep", {"id_from": 1, "id_to": 2001, "chunk": 100})
+    # 20 seconds old, 10 of its 20 units done: 0.5 units/s, not 10 / 60
+    await db.execute(
+        "UPDATE jobs SET created_at = now() - interval '20 seconds', state = 'running'"
+        " WHERE id = $1",
+        job["id"],
+    )
+    await db.execute(
+        "UPDATE work_units SET state = 'done', done_at = now() WHERE id IN"
+        " (SELECT id FROM work_units WHERE job_id = $1 ORDER BY id LIMIT 10)",
+        job["id"],
+    )
+    _, view = await api.call("GET", f"/v1/jobs/{job['id']}", "researcher")
+    p = view["progress"]
+    assert p["units_per_s"] == pytest.approx(0.5, rel=0.05)
+    assert p["eta_s"] == pytest.approx(20.0, rel=0.05)
+    # cancelled: the rate is over its life, the bar counts only what ran
+    _, view = await api.call("POST", f"/v1/jobs/{job['id']}/cancel", "researcher")
+    assert view["state"] == "cancelled" and view["finished_at"] is not None
+    assert view["progress"]["cancelled"] == 10 and view["progress"]["done"] == 10
+    assert view["progress"]["units_per_s"] == pytest.approx(0.5, rel=0.05)
