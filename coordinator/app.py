@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from coordinator import dashboard
+from coordinator import apidocs, dashboard
 from coordinator.auth import ANY_ROLE, RESEARCHER, WORKER
 from coordinator.errors import FieldsError
 from coordinator.http import (
@@ -38,6 +38,7 @@ from coordinator.http import (
     error_middleware,
     field_errors,
     json_response,
+    openapi,
     openapi_json,
     principal,
 )
@@ -282,6 +283,12 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     await _coord(request).refresh_gauges()
     payload = generate_latest(request.app[METRICS].registry)
     return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def api_docs(request: web.Request) -> web.StreamResponse:
+    """``GET /docs``: the OpenAPI document as a readable page."""
+    doc = openapi(request.app[ROUTES], "soundfleet coordinator", VERSION)
+    return web.Response(text=apidocs.render(doc), content_type="text/html")
 
 
 async def openapi_doc(request: web.Request) -> web.StreamResponse:
@@ -565,6 +572,14 @@ ROUTE_TABLE: tuple[Route, ...] = (
         openapi_doc,
         "This document",
         raw_response="application/json",
+        tags=("operators",),
+    ),
+    Route(
+        "GET",
+        "/docs",
+        api_docs,
+        "This document as a readable page",
+        raw_response="text/html",
         tags=("operators",),
     ),
 )

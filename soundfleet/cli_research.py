@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from schemas.errors import InputError
+from schemas.fields import field_rows, text_table
+from schemas.jobs import SPEC_MODELS
 from schemas.settings import Settings
 from schemas.views import VIEW_NAMES
 from soundfleet import database
@@ -16,7 +18,11 @@ from soundfleet.client import CoordinatorClient
 from soundfleet.params import parse_params
 from soundfleet.progress import JOBS_HEADER, describe, watch
 
-KINDS = ("user_sweep", "network", "user_tracks", "track_timelines", "play_poll", "score")
+KINDS = tuple(SPEC_MODELS)
+_EPILOGS = {
+    "score": "\n\nEach model's params (a JSON object under params) are listed in the"
+    " README's Scoring table; a wrong one is refused with the field named.",
+}
 
 
 def _add_connection(p: argparse.ArgumentParser) -> None:
@@ -26,20 +32,36 @@ def _add_connection(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add submit, jobs, job, cancel and export."""
-    p = sub.add_parser("submit", help="submit a job to the coordinator")
-    p.add_argument("kind", choices=KINDS)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--spec", type=Path, help="JSON file with the job's spec")
-    src.add_argument(
-        "--param",
-        action="append",
-        metavar="K=V",
-        help="one spec field; V is JSON when it parses (1, true, [1,2]), else text",
+    submit = sub.add_parser(
+        "submit",
+        help="submit a job to the coordinator",
+        description="Submit a job. `soundfleet submit KIND --help` lists KIND's spec fields.",
     )
-    p.add_argument("--priority", type=int, default=0)
-    p.add_argument("--watch", action="store_true", help="show progress until it finishes")
-    _add_connection(p)
-    p.set_defaults(handler=_submit)
+    kinds = submit.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for kind in KINDS:
+        model = SPEC_MODELS[kind]
+        doc = (model.__doc__ or "").replace("``", "").strip()
+        p = kinds.add_parser(
+            kind,
+            help=doc.splitlines()[0],
+            description=doc,
+            epilog="spec fields (name: type [default]):\n"
+            + text_table(field_rows(model.model_json_schema()))
+            + _EPILOGS.get(kind, ""),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        src = p.add_mutually_exclusive_group(required=True)
+        src.add_argument("--spec", type=Path, help="JSON file with the job's spec")
+        src.add_argument(
+            "--param",
+            action="append",
+            metavar="K=V",
+            help="one spec field; V is JSON when it parses (1, true, [1,2]), else text",
+        )
+        p.add_argument("--priority", type=int, default=0, help="lower runs first (-100..100)")
+        p.add_argument("--watch", action="store_true", help="show progress until it finishes")
+        _add_connection(p)
+        p.set_defaults(handler=_submit)
 
     p = sub.add_parser("jobs", help="list jobs with their progress")
     p.add_argument("--state")

@@ -513,3 +513,13 @@ async def test_progress_rate_is_over_the_job_s_own_age(api: Api, db: asyncpg.Con
     assert view["state"] == "cancelled" and view["finished_at"] is not None
     assert view["progress"]["cancelled"] == 10 and view["progress"]["done"] == 10
     assert view["progress"]["units_per_s"] == pytest.approx(0.5, rel=0.05)
+
+
+async def test_docs_page_lists_every_route_and_the_spec_fields(api: Api) -> None:
+    resp = await api.client.get("/docs")
+    assert resp.status == 200 and resp.content_type == "text/html"
+    page = await resp.text()
+    for route in ROUTE_TABLE:
+        assert route.path.replace(":\\d+", "") in page, route.path
+    # a job's spec fields with their limits, read from the models that validate them
+    assert "max_users" in page and "&lt;= 500000" in page and "<script" not in page
