@@ -240,7 +240,14 @@ def run(cfg: DemoConfig) -> int:
     evaluation = asyncio.run(
         evaluate_all(dsn, seed=cfg.seed, users=cfg.users, threshold=cfg.viral_threshold)
     )
-    figures = write_report(dsn, cfg.out / "report")
+    figures = write_report(
+        dsn,
+        cfg.out / "report",
+        {
+            "world": f"simulator seed {cfg.seed}, {cfg.users:,} user ids",
+            "run by": "soundfleet demo",
+        },
+    )
     platform_rows = sum(
         counts.get(t, 0)
         for t in (

@@ -12,7 +12,9 @@ import html
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import matplotlib
@@ -25,7 +27,13 @@ from matplotlib.figure import Figure as MplFigure
 
 from soundfleet import database
 
-MOTIF_LABELS = [str(i) for i in range(1, 14)]
+# The triad-census names of the 13 connected motifs, in the order the counts are stored
+# (scoring.network.core.MOTIF_NAMES; not imported: the report must not load igraph).
+MOTIF_NAMES = (
+    "021D", "021U", "021C", "111D", "111U", "030T", "030C", "201", "120D", "120U", "120C",
+    "210", "300",
+)  # fmt: skip
+HEADER_TABLES = ("users", "user_ids_gone", "tracks", "follows", "reposts", "likes", "track_stats")
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,16 @@ async def _latest_run(conn: asyncpg.Connection, model: str) -> int | None:
     return run
 
 
+def _grid(n: int, cols: int = 3) -> tuple[MplFigure, np.ndarray]:
+    """A figure of ``n`` panels, ``cols`` a row: no empty row is drawn."""
+    cols = max(1, min(cols, n))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.5 * rows), squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
 def _save(fig: MplFigure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -60,7 +78,7 @@ async def timelines(conn: asyncpg.Connection, out: Path) -> Figure | str:
     )
     if not top:
         return "no reposts crawled yet (run a track_timelines job)"
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), squeeze=False)
+    fig, axes = _grid(len(top))
     for ax, row in zip(axes.flat, top, strict=False):
         events = await conn.fetch(
             "SELECT r.event_time, coalesce(u.followers_count, 0) AS followers "
@@ -86,8 +104,6 @@ async def timelines(conn: asyncpg.Connection, out: Path) -> Figure | str:
         ax.set_title(f"track {row['track_id']} ({row['n']} reposts)", fontsize=10)
         ax.set_xlabel("hours since first repost")
         ax.set_ylabel("cumulative reposts")
-    for ax in list(axes.flat)[len(top) :]:
-        ax.axis("off")
     axes.flat[0].legend(fontsize=8, loc="upper left")
     path = _save(fig, out / "timelines.png")
     return Figure(
@@ -121,20 +137,19 @@ async def motifs(conn: asyncpg.Connection, out: Path) -> Figure | str:
             x, np.array(row["motif_counts"], dtype=float) + 1, marker=".", lw=1, label=row["scope"]
         )
     ax_z.axhline(0, color="grey", lw=0.8)
-    ax_z.set(
-        title="significance profile (normalised z-scores)",
-        xlabel="motif",
-        xticks=x,
-        ylabel="z / ||z||",
-    )
-    ax_c.set(title="motif counts", xlabel="motif", xticks=x, ylabel="count + 1", yscale="log")
+    ax_z.set(title="significance profile (normalised z-scores)", ylabel="z / ||z||")
+    ax_c.set(title="motif counts", ylabel="count + 1", yscale="log")
+    for ax in (ax_z, ax_c):
+        ax.set_xticks(x, MOTIF_NAMES, rotation=60, fontsize=8)
+        ax.set_xlabel("motif (triad-census name: mutual, asymmetric, null dyads + type)")
     ax_z.legend(fontsize=7)
     path = _save(fig, out / "motifs.png")
     return Figure(
         "motifs",
         "Three-node motifs",
-        "The 13 connected directed triads per scope: counts, and z-scores against "
-        "degree-preserving randomisations.",
+        "The 13 connected directed triads per scope, by their triad-census names (e.g. "
+        "021U: two accounts following a third; 030T: a feed-forward triangle; 300: three "
+        "mutual follows): counts, and z-scores against degree-preserving randomisations.",
         path,
     )
 
@@ -227,7 +242,10 @@ async def spam(conn: asyncpg.Connection, out: Path) -> Figure | str:
     if len(rows) < 3:
         return "too few scored users to project"
     feats = np.log1p(np.nan_to_num(np.array([list(r.values())[3:] for r in rows], dtype=float)))
-    feats = (feats - feats.mean(0)) / np.where(feats.std(0) > 0, feats.std(0), 1)
+    feats = feats[:, feats.std(0) > 0]  # a constant count carries no direction
+    if feats.shape[1] < 2:
+        return "the scored users' counts do not vary: nothing to project"
+    feats = (feats - feats.mean(0)) / feats.std(0)
     _, _, vt = np.linalg.svd(feats, full_matrices=False)
     xy = feats @ vt[:2].T
     labels = np.array([r["label"] for r in rows])
@@ -282,6 +300,22 @@ async def virality(conn: asyncpg.Connection, out: Path) -> Figure | str:
         for r in rows:
             if r["model"] == model:
                 per_track.setdefault(r["track_id"], []).append(r)
+        scores = np.array([r["score"] for s in per_track.values() for r in s], dtype=float)
+        if np.ptp(scores) == 0:
+            # a flat line would look like a prediction; say what it is instead
+            flagged = sum(bool(s[-1]["predicted_viral"]) for s in per_track.values())
+            ax.text(
+                0.5,
+                0.5,
+                f"every score is {scores[0]:g}:\nthis model ranks nothing here\n"
+                f"({len(per_track)} tracks, {flagged} flagged)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=9,
+            )
+            ax.set(title=model, xticks=[], yticks=[])
+            continue
         shown = {True: 0, False: 0}
         for series in per_track.values():
             viral = bool(series[-1]["predicted_viral"])
@@ -323,9 +357,7 @@ async def revisit(conn: asyncpg.Connection, out: Path) -> Figure | str:
     )
     if not fits:
         return "the revisit run fitted no track"
-    import json
-
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), squeeze=False)
+    fig, axes = _grid(len(fits))
     for ax, fit in zip(axes.flat, fits, strict=False):
         shocks = [Shock(**s) for s in json.loads(fit["shocks"])]
         period = Period(**json.loads(fit["period"])) if fit["period"] else None
@@ -341,16 +373,17 @@ async def revisit(conn: asyncpg.Connection, out: Path) -> Figure | str:
         for s in shocks:
             ax.axvline(s.start, color="tab:red", lw=0.7, ls=":")
         share = fit["revisit_share"]
-        ax.set_title(
-            f"track {fit['track_id']}: {len(shocks)} shocks, revisits {share:.0%}"
-            if share is not None
-            else f"track {fit['track_id']}",
-            fontsize=9,
-        )
+        split = forecast.get("revisit_split") or {}
+        if share is not None:
+            what = f"revisits {share:.0%}"
+        elif split.get("revisit_share_range"):
+            lo, hi = split["revisit_share_range"]
+            what = f"revisits {lo:.0%}-{hi:.0%} (split not identified)"
+        else:
+            what = "revisit share not identified"
+        ax.set_title(f"track {fit['track_id']}: {len(shocks)} shocks, {what}", fontsize=9)
         ax.set_xlabel(f"{fit['window']} window")
         ax.set_ylabel("plays per window")
-    for ax in list(axes.flat)[len(fits) :]:
-        ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     path = _save(fig, out / "revisit_fits.png")
     return Figure(
@@ -373,12 +406,58 @@ PLOTS: dict[str, tuple[str, Callable[[asyncpg.Connection, Path], Awaitable[Figur
 }
 
 
-def _index(figures: list[Figure]) -> str:
+@dataclass(frozen=True)
+class Header:
+    """What the report shows: when, from which database, how much, which runs."""
+
+    generated: datetime
+    database: str
+    rows: dict[str, int]
+    runs: dict[str, str]
+    context: dict[str, Any]
+
+
+async def _header(conn: asyncpg.Connection, dsn: str, context: dict[str, Any]) -> Header:
+    rows = {t: int(await conn.fetchval(f"SELECT count(*) FROM {t}")) for t in HEADER_TABLES}
+    runs = {
+        r["model"]: f"run {r['id']}"
+        + (f", finished {r['finished_at']:%Y-%m-%d %H:%M} UTC" if r["finished_at"] else "")
+        for r in await conn.fetch(
+            "SELECT DISTINCT ON (model) model, id, finished_at FROM scoring_runs"
+            " WHERE state = 'done' ORDER BY model, id DESC"
+        )
+    }
+    where = database.DatabaseTarget(dsn, embedded=False).describe()
+    return Header(datetime.now(UTC), where, rows, runs, context)
+
+
+def _header_html(h: Header) -> str:
+    facts = [("generated", f"{h.generated:%Y-%m-%d %H:%M:%S} UTC"), ("database", h.database)]
+    facts += [(k, str(v)) for k, v in h.context.items()]
+    facts += [(f"{model} scores", run) for model, run in h.runs.items()] or [
+        ("scores", "no finished scoring run")
+    ]
+    dl = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts)
+    counts = "".join(
+        f"<tr><td>{html.escape(t)}</td><td class='num'>{n:,}</td></tr>" for t, n in h.rows.items()
+    )
+    return (
+        f"<dl id='header'>{dl}</dl><table id='rows'><tr><th>table</th><th>rows</th></tr>"
+        f"{counts}</table>"
+    )
+
+
+def _index(figures: list[Figure], header: Header) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>soundfleet report</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "img{max-width:100%;border:1px solid #ddd}.missing{color:#a33}</style></head><body>",
+        "img{max-width:100%;border:1px solid #ddd}.missing{color:#a33}"
+        "dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em}dt{color:#666}"
+        "dd{margin:0}table{border-collapse:collapse}td,th{padding:.15em .6em;"
+        "border-bottom:1px solid #eee;text-align:left}.num{text-align:right}</style>"
+        "</head><body>",
         "<h1>soundfleet report</h1>",
+        _header_html(header),
     ]
     for f in figures:
         parts.append(f"<h2 id='{f.name}'>{html.escape(f.title)}</h2>")
@@ -393,21 +472,25 @@ def _index(figures: list[Figure]) -> str:
     return "\n".join(parts)
 
 
-async def _draw_all(dsn: str, out: Path) -> list[Figure]:
+async def _draw_all(dsn: str, out: Path, context: dict[str, Any]) -> tuple[list[Figure], Header]:
     figures: list[Figure] = []
     async with database.connection(dsn) as conn:
+        header = await _header(conn, dsn, context)
         for name, (title, draw) in PLOTS.items():
             result = await draw(conn, out)
             if isinstance(result, str):
                 figures.append(Figure(name, title, "", None, missing=result))
             else:
                 figures.append(result)
-    return figures
+    return figures, header
 
 
-def write_report(dsn: str, out: Path) -> list[Figure]:
-    """Draw every figure into ``out`` and write ``out/index.html``; returns the figures."""
+def write_report(dsn: str, out: Path, context: dict[str, Any] | None = None) -> list[Figure]:
+    """Draw every figure into ``out`` and write ``out/index.html``; returns the figures.
+
+    ``context`` adds facts to the page's header (the demo's world seed and size).
+    """
     out.mkdir(parents=True, exist_ok=True)
-    figures = asyncio.run(_draw_all(dsn, out))
-    (out / "index.html").write_text(_index(figures), encoding="utf-8")
+    figures, header = asyncio.run(_draw_all(dsn, out, context or {}))
+    (out / "index.html").write_text(_index(figures, header), encoding="utf-8")
     return figures

@@ -68,6 +68,7 @@ def fit_track(snaps: store.Snapshots, params: dict[str, Any]) -> dict[str, Any]:
         return {**base, "error": f"fit failed: {type(exc).__name__}: {exc}"}
     ahead = model.predict(len(y) + horizon)[len(y) :]
     fc: dict[str, Any] = {
+        "observed": [round(float(v), 3) for v in y],  # what the fit saw, for plots
         "horizon": horizon,
         "start": series.start + len(y) * series.window_s,
         "predicted": [round(float(v), 3) for v in ahead],

@@ -27,7 +27,8 @@ async def _run(db: asyncpg.Connection, model: str) -> int:
     return run
 
 
-async def _fill(db: asyncpg.Connection) -> None:
+async def fill(db: asyncpg.Connection) -> None:
+    """Rows for every figure: users, reposts, and a finished run of each model."""
     rng = np.random.default_rng(1)
     for uid in range(1, 201):
         await db.execute(
@@ -102,7 +103,7 @@ async def _fill(db: asyncpg.Connection) -> None:
 
 
 async def test_every_figure_drawn(db: asyncpg.Connection, db_dsn: str, tmp_path: Path) -> None:
-    await _fill(db)
+    await fill(db)
     figures = await asyncio.to_thread(write_report, db_dsn, tmp_path)
     assert [f.name for f in figures] == list(PLOTS)
     missing = {f.name: f.missing for f in figures if f.path is None}
