@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from typing import Any, TypeVar
@@ -11,6 +10,8 @@ from urllib.parse import quote
 import aiohttp
 import structlog
 from pydantic import BaseModel, ValidationError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_random_exponential
 
 from crawler.errors import CoordinatorError, LeaseLost
 from schemas.errors import ConfigError
@@ -36,8 +37,16 @@ log = structlog.get_logger("crawler.fleet")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # Transport failures towards the coordinator are retried this many times (it may be
-# restarting behind a Service); after that the caller sees CoordinatorError.
+# restarting behind a Service), with full jitter so a fleet does not retry in step;
+# after that the caller sees CoordinatorError.
 _ATTEMPTS = 5
+
+
+class _ServerBusy(Exception):
+    """A 5xx from the coordinator: worth another try."""
+
+
+_TRANSIENT = (aiohttp.ClientError, TimeoutError, _ServerBusy)
 
 
 class CoordinatorClient:
@@ -77,33 +86,49 @@ class CoordinatorClient:
         assert self._session is not None, "use the client as an async context manager"
         url = self.base_url + path
         data = body.model_dump(mode="json") if body is not None else None
-        last: BaseException | None = None
-        for attempt in range(_ATTEMPTS):
-            try:
-                async with self._session.request(method, url, json=data, params=params) as resp:
-                    if resp.status == 409:
-                        raise LeaseLost(f"{path}: lease is no longer ours")
-                    if resp.status in (401, 403):
-                        # Retrying cannot help: the key is wrong, revoked or not a worker's.
-                        raise ConfigError(
-                            f"the coordinator refused the worker key (HTTP {resp.status})"
-                        )
-                    if resp.status >= 500:
-                        last = CoordinatorError(f"{method} {path}: HTTP {resp.status}")
-                    elif resp.status >= 400:
-                        text = (await resp.text())[:300]
-                        raise CoordinatorError(f"{method} {path}: HTTP {resp.status}: {text}")
-                    else:
-                        if model is None:
-                            return None
-                        payload: Any = await resp.json(content_type=None)
-                        return model.model_validate(payload)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                last = exc
-            except ValidationError as exc:
-                raise CoordinatorError(f"{method} {path}: unexpected body: {exc}") from exc
-            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
-        raise CoordinatorError(f"coordinator unreachable at {url}: {last}")
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(_ATTEMPTS),
+            wait=wait_random_exponential(multiplier=0.2, max=5.0),
+            retry=retry_if_exception_type(_TRANSIENT),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._once(method, url, path, data, model, params)
+        except _TRANSIENT as exc:
+            raise CoordinatorError(f"coordinator unreachable at {url}: {exc}") from exc
+        raise AssertionError("tenacity ends in a result or an exception")  # pragma: no cover
+
+    async def _once(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        data: Any,
+        model: type[ModelT] | None,
+        params: dict[str, str] | None,
+    ) -> ModelT | None:
+        """One request; a transient failure raises one of :data:`_TRANSIENT`."""
+        assert self._session is not None
+        async with self._session.request(method, url, json=data, params=params) as resp:
+            if resp.status == 409:
+                raise LeaseLost(f"{path}: lease is no longer ours")
+            if resp.status in (401, 403):
+                # Retrying cannot help: the key is wrong, revoked or not a worker's.
+                raise ConfigError(f"the coordinator refused the worker key (HTTP {resp.status})")
+            if resp.status >= 500:
+                raise _ServerBusy(f"{method} {path}: HTTP {resp.status}")
+            if resp.status >= 400:
+                text = (await resp.text())[:300]
+                raise CoordinatorError(f"{method} {path}: HTTP {resp.status}: {text}")
+            if model is None:
+                return None
+            payload: Any = await resp.json(content_type=None)
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            raise CoordinatorError(f"{method} {path}: unexpected body: {exc}") from exc
 
     async def _must(
         self, method: str, path: str, body: BaseModel | None, model: type[ModelT], **kw: Any
