@@ -40,6 +40,8 @@ async def test_export_formats(
         with out.open() as fh:
             rows = list(csv.DictReader(fh))
         first = rows[0]
+        # PostgreSQL's own CSV, times in UTC whatever the server's zone
+        assert first["event_time"].endswith("+00") and first["event_time"][10] == " "
     elif fmt == "jsonl":
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         first = rows[0]
