@@ -1,7 +1,9 @@
 """structlog configuration, done once at each entry point.
 
-JSON lines when stderr is not a TTY (pods, CI), a console renderer otherwise. Context
-such as ``worker_id``, ``job_id``, ``unit_id`` is bound with contextvars or ``bind``.
+JSON lines when stderr is not a TTY (pods, CI), a console renderer otherwise, for our
+own events and for standard-library log records alike (structlog's
+``ProcessorFormatter``). Context such as ``worker_id``, ``job_id``, ``unit_id`` is bound
+with contextvars or ``bind``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,18 @@ class _StderrLogger(structlog.PrintLogger):
     fatal = failure = msg
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to the ``sys.stderr`` of write time (see :class:`_StderrLogger`)."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass  # the stream is always the current sys.stderr
+
+
 def configure_logging(
     level: str = "info", fmt: Literal["auto", "json", "console"] = "auto"
 ) -> None:
@@ -53,12 +67,25 @@ def configure_logging(
         logger_factory=lambda *_args: _StderrLogger(),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(
-        level=max(_LEVELS[level], logging.WARNING),
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s %(message)s",
-        force=True,
+    # Libraries log through the standard library (aiohttp, asyncio, alembic): their
+    # lines go through the same processors and renderer, so a pod's log is all JSON.
+    handler = _StderrHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
     )
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(max(_LEVELS[level], logging.WARNING))
 
 
 def short(secret: str | None, keep: int = 6) -> str:
