@@ -225,7 +225,15 @@ def _handle(args: argparse.Namespace) -> int:
         port = metrics.serve(settings.metrics_port, settings.metrics_host)
         structlog.get_logger("crawler.cli").info("metrics_serving", port=port)
     tune_gc()
-    return uvloop.run(worker.run(stop_after_idle=args.exit_when_idle))
+
+    async def main() -> int:
+        ticker = asyncio.create_task(metrics.tick_forever())
+        try:
+            return await worker.run(stop_after_idle=args.exit_when_idle)
+        finally:
+            ticker.cancel()
+
+    return uvloop.run(main())
 
 
 GC_THRESHOLDS = (20_000, 20, 100)
@@ -254,4 +262,3 @@ def run_worker(settings: WorkerSettings, dsn: str) -> int:
 
 
 __all__ = ["check", "register", "run_worker", "settings_from", "tune_gc"]
-_ = asyncio  # the worker's loop is uvloop's; asyncio is used through it

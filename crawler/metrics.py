@@ -1,12 +1,23 @@
-"""Prometheus metrics of one worker process (served with ``--metrics-port``)."""
+"""Prometheus metrics of one worker process, and its liveness (``--metrics-port``).
+
+The endpoint runs in a thread of its own, so ``/metrics`` answers even when the event
+loop is stuck; ``/healthz`` is what tells: it fails once the loop has not ticked for
+``stall_s`` seconds, which is what a Kubernetes liveness probe must see.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -58,6 +69,7 @@ class WorkerMetrics:
     """The worker's counters, on a registry of its own (tests build several workers)."""
 
     def __init__(self) -> None:
+        self.loop_tick: float | None = None  # monotonic time of the event loop's last tick
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = RequestStats()
@@ -106,7 +118,44 @@ class WorkerMetrics:
             registry=r,
         )
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        """Serve ``/metrics`` on ``host``:``port`` (0: any free port); returns the port."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+    async def tick_forever(self, every_s: float = 1.0) -> None:
+        """Record that the event loop runs, every ``every_s`` (a task on that loop)."""
+        while True:
+            self.loop_tick = time.monotonic()
+            await asyncio.sleep(every_s)
+
+    def loop_stalled_s(self) -> float | None:
+        """Seconds since the loop last ticked (None before its first tick)."""
+        tick = self.loop_tick
+        return None if tick is None else time.monotonic() - tick
+
+    def serve(self, port: int, host: str = "127.0.0.1", stall_s: float = 30.0) -> int:
+        """Serve ``/metrics`` and ``/healthz`` on ``host``:``port`` (0: any free port).
+
+        Returns the port. ``/healthz`` answers 503 once the loop has not ticked for
+        ``stall_s`` seconds (before the first tick the process is starting: 200).
+        """
+        metrics_app = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") != "/healthz":
+                return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            stalled = self.loop_stalled_s()
+            if stalled is not None and stalled > stall_s:
+                body = f"event loop stalled for {stalled:.0f} s\n".encode()
+                start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            else:
+                body = b"ok\n"
+                start_response("200 OK", [("Content-Type", "text/plain")])
+            return [body]
+
+        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
         return int(server.server_port)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per scrape or probe on stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

@@ -23,15 +23,20 @@ RUN /opt/soundfleet/bin/pip install --no-cache-dir --no-deps . \
 
 # ---------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime
-# Pinned to bookworm's current builds; override with --build-arg after a Debian point release.
-ARG CHROMIUM_VERSION=156.0.8078.79-1~deb12u1
+# How versions are chosen: tini and the fonts change only with a Debian point release and
+# are pinned. Chromium is not: bookworm ships it through the security archive, which keeps
+# only the newest build, so any pin stops building within weeks (156.0.8078.79 did). The
+# build takes the current security build and records it in /etc/soundfleet-chromium;
+# reproduce an image by its digest, not by rebuilding.
 ARG FONTS_VERSION=1:1.07.4-11
 ARG TINI_VERSION=0.19.0-1+b3
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      chromium=${CHROMIUM_VERSION} \
+      chromium \
       fonts-liberation=${FONTS_VERSION} \
       tini=${TINI_VERSION} \
+ && dpkg-query -W -f='${Version}\n' chromium > /etc/soundfleet-chromium \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 soundfleet \
  && useradd --system --uid 10001 --gid soundfleet --home-dir /home/soundfleet \

@@ -240,12 +240,19 @@ def test_long_running_pods_have_probes(rendered: dict[str, list[Obj]]) -> None:
     # The probe gets no flags: the worker must take its coordinator from the environment too.
     assert "--coordinator" not in worker["args"]
     assert "SOUNDFLEET_COORDINATOR_URL" in _container_env(rendered["prod"], worker)
-    # Worker liveness asks the process's own metrics server, on the port it was given.
+    # Worker liveness asks the process whether its event loop still ticks (/healthz on
+    # the metrics port it was given), not whether a thread still answers.
     port = _flag(worker["args"], "--metrics-port")
+    ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
     for probe in ("startupProbe", "livenessProbe"):
-        command = worker[probe]["exec"]["command"]
-        assert command[:2] == ["python", "-c"] and "soundfleet" not in command
-        assert f"http://127.0.0.1:{port}/metrics" in command[2]
+        assert worker[probe]["httpGet"]["path"] == "/healthz"
+        assert ports[worker[probe]["httpGet"]["port"]] == int(port)
+    # ... and Prometheus finds the metrics there
+    annotations = one(rendered["prod"], "Deployment", "soundfleet-worker")["spec"]["template"][
+        "metadata"
+    ]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == port
 
 
 def _flag(args: list[str], flag: str) -> str:
@@ -516,3 +523,16 @@ def test_workers_reach_only_coordinator_database_dns_and_platform(
         # The database pods carry the label the clients' policy admits.
         cluster = one(objs, "Cluster", "soundfleet-db")
         assert cluster["spec"]["inheritedMetadata"]["labels"]["soundfleet.io/database"] == "true"
+
+
+def test_the_database_is_backed_up_and_its_image_pinned(rendered: dict[str, list[Obj]]) -> None:
+    for overlay, objs in rendered.items():
+        cluster = one(objs, "Cluster", "soundfleet-db")
+        # a minor release (15.x), never a floating major tag
+        assert re.fullmatch(r".+:\d+\.\d+(-\w+)?", cluster["spec"]["imageName"]), overlay
+        backup = cluster["spec"]["backup"]
+        assert backup["retentionPolicy"] and backup["barmanObjectStore"]["destinationPath"]
+        assert backup["barmanObjectStore"]["wal"]["compression"]
+        scheduled = one(objs, "ScheduledBackup", "soundfleet-db-daily")
+        assert scheduled["spec"]["cluster"]["name"] == "soundfleet-db"
+        assert scheduled["spec"]["method"] == "barmanObjectStore"
