@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev,bench,impersonate]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,dev,bench]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -10,9 +10,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/soundfleet
 # Runtime dependencies first (read from pyproject, pinned by constraints.txt) so that a
-# source edit does not re-download them; dev tools in constraints.txt are not installed.
+# source edit does not re-download them: the shared runtime and this role's extras
+# (simulator) only, never another role's libraries.
 COPY pyproject.toml constraints.txt ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; x = p['optional-dependencies']; print('\n'.join(p['dependencies'] + x['simulator']))" > requirements.txt \
  && /opt/soundfleet/bin/pip install --no-cache-dir -c constraints.txt -r requirements.txt
 # Then the distribution itself (the build context is filtered by /.dockerignore).
 COPY . .

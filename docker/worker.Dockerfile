@@ -10,11 +10,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/soundfleet
 # Runtime dependencies first (read from pyproject, pinned by constraints.txt) so that a
-# source edit does not re-download them; dev tools in constraints.txt are not installed.
+# source edit does not re-download them: the shared runtime and this role's extras
+# (worker, impersonate) only, never another role's libraries.
 COPY pyproject.toml constraints.txt ./
-# The worker also takes the impersonate extra (curl_cffi), so SOUNDFLEET_WORKER_TRANSPORT
-# can pick the browser-TLS client without a rebuild.
-RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['impersonate']))" > requirements.txt \
+# The impersonate extra (curl_cffi) lets SOUNDFLEET_WORKER_TRANSPORT pick the browser-TLS
+# client without a rebuild.
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; x = p['optional-dependencies']; print('\n'.join(p['dependencies'] + x['worker'] + x['impersonate']))" > requirements.txt \
  && /opt/soundfleet/bin/pip install --no-cache-dir -c constraints.txt -r requirements.txt
 # Then the distribution itself (the build context is filtered by /.dockerignore).
 COPY . .

@@ -63,6 +63,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("soundfleet: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        # An image or a slim install carries one role's libraries (pyproject's extras).
+        extras = _EXTRAS_OF.get((exc.name or "").split(".")[0])
+        if extras is None:
+            raise
+        which = " or ".join(f"'soundfleet[{e}]'" for e in (*extras, "all"))
+        print(
+            f"soundfleet: error: this command needs {exc.name!r}, which this installation "
+            f"lacks: install {which}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+# The extras that bring a module a command may miss in a one-role installation.
+_SCORING = ("scoring",)
+_EXTRAS_OF = {
+    "numpy": ("simulator", "scoring"),
+    "pyarrow": ("simulator", "scoring"),
+    "scipy": _SCORING,
+    "sklearn": _SCORING,
+    "igraph": _SCORING,
+    "numba": _SCORING,
+    "lifelines": _SCORING,
+    "matplotlib": _SCORING,
+    "playwright": ("worker",),
+    "curl_cffi": ("impersonate",),
+}
 
 
 if __name__ == "__main__":

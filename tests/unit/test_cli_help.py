@@ -30,3 +30,23 @@ def test_submit_kind_help_lists_its_spec_fields() -> None:
     assert "track_ids: list of integer  [required]" in done.stdout
     assert 'timestamps: one of exact | page  ["exact"]' in done.stdout
     assert "at most 100000 items" in done.stdout
+
+
+def test_a_command_whose_role_is_not_installed_says_which_extra(tmp_path: object) -> None:
+    # As in the worker image: no numpy. The simulator's commands say what to install.
+    script = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'numpy':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from soundfleet.cli import main\n"
+        "sys.exit(main(['simulator', 'truth', '--out', '/nonexistent/x']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1, done.stderr
+    assert "install 'soundfleet[simulator]' or 'soundfleet[scoring]'" in done.stderr
+    assert "Traceback" not in done.stderr

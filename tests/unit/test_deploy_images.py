@@ -146,20 +146,43 @@ def test_worker_image_has_chromium_and_a_health_check() -> None:
     assert callable(build_parser().parse_args(command[1:]).handler)
 
 
-def test_build_stage_installs_exactly_the_pinned_runtime_dependencies(tmp_path: Path) -> None:
-    # Run the Dockerfile's own requirements step on our pyproject: the runtime
-    # dependencies and the impersonate extra (the worker's optional browser-TLS client).
-    ins = instructions(DOCKER / "worker.Dockerfile")
+# The extras each image adds to the shared runtime: its role's libraries and no other's.
+ROLE_EXTRAS = {
+    "coordinator": ("simulator",),
+    "worker": ("worker", "impersonate"),
+    "scoring": ("scoring",),
+}
+# What each image runs: every module of these packages must import with only the image's
+# distributions installed (the roof's CLI entry point included).
+ROLE_PACKAGES = {
+    "coordinator": ("coordinator", "simulator", "schemas", "soundfleet.cli", "soundfleet.cli_db"),
+    "worker": ("crawler", "schemas", "soundfleet.cli"),
+    "scoring": ("scoring", "schemas", "soundfleet.cli", "soundfleet.report", "soundfleet.export"),
+}
+
+
+def _requirements_of(dockerfile: Path, tmp_path: Path) -> list[str]:
+    """Run the Dockerfile's own requirements step on our pyproject."""
+    ins = instructions(dockerfile)
     step = next(rest for word, rest in ins if word == "RUN" and "tomllib" in rest)
     script = step.split(" > requirements.txt")[0]
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     argv = shlex.split(script)
     argv[0] = sys.executable
     out = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
-    requirements = [line for line in out.splitlines() if line]
+    return [line for line in out.splitlines() if line]
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_EXTRAS))
+def test_each_image_installs_its_role_s_pinned_dependencies_only(role: str, tmp_path: Path) -> None:
+    requirements = _requirements_of(DOCKER / f"{role}.Dockerfile", tmp_path)
     with (ROOT / "pyproject.toml").open("rb") as f:
         project = tomllib.load(f)["project"]
-    assert requirements == project["dependencies"] + project["optional-dependencies"]["impersonate"]
+    extras = project["optional-dependencies"]
+    expected = list(project["dependencies"])
+    for extra in ROLE_EXTRAS[role]:
+        expected += extras[extra]
+    assert requirements == expected
     pinned = {
         re.split(r"[=\[]", line)[0].lower().replace("_", "-")
         for line in (ROOT / "constraints.txt").read_text().splitlines()
@@ -168,6 +191,80 @@ def test_build_stage_installs_exactly_the_pinned_runtime_dependencies(tmp_path: 
     for requirement in requirements:
         name = re.split(r"[<>=!~\[ ;]", requirement)[0].lower().replace("_", "-")
         assert name in pinned, f"{name} is not pinned in constraints.txt"
+    # `all` is every role together: what `make install` and a researcher's machine get
+    roles = {e for extra in ROLE_EXTRAS.values() for e in extra}
+    assert extras["all"] == [f"soundfleet[{','.join(sorted(roles, key=list(extras).index))}]"]
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """Canonical names of the installed distributions ``requirements`` pull in."""
+    from importlib.metadata import distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    names: set[str] = set()
+    seen: set[tuple[str, frozenset[str]]] = set()  # a name with other extras pulls more
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        key = (name, frozenset(req.extras))
+        if key in seen or name == "soundfleet":
+            continue
+        seen.add(key)
+        names.add(name)
+        env = [{"extra": e} for e in req.extras] or [{"extra": ""}]
+        for text in distribution(req.name).requires or []:
+            sub = Requirement(text)
+            if sub.marker is None or any(sub.marker.evaluate(e) for e in env):
+                todo.append(sub)
+    return names
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_EXTRAS))
+def test_each_role_runs_without_the_other_roles_libraries(role: str, tmp_path: Path) -> None:
+    # Every import name of a distribution the full tool has but this image does not is
+    # blocked; then every module the image runs is imported.
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        project = tomllib.load(f)["project"]
+    every = _closure(
+        project["dependencies"]
+        + [
+            r
+            for extra in ROLE_EXTRAS.values()
+            for e in extra
+            for r in project["optional-dependencies"][e]
+        ]
+    )
+    mine = _closure(_requirements_of(DOCKER / f"{role}.Dockerfile", tmp_path))
+    blocked = sorted(
+        module
+        for module, dists in packages_distributions().items()
+        if all(canonicalize_name(d) in every - mine for d in dists)
+    )
+    assert blocked, "the roles' libraries overlap completely"
+    script = f"""
+import importlib, importlib.abc, pkgutil, sys
+BLOCKED = set({blocked!r})
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError("not in this image: " + name)
+sys.meta_path.insert(0, Block())
+for name in {ROLE_PACKAGES[role]!r}:
+    module = importlib.import_module(name)
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), name + "."):
+        importlib.import_module(info.name)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_dockerignore_lets_in_every_package_and_keeps_local_state_out() -> None:
@@ -276,11 +373,8 @@ def test_compose_commands_parse_with_the_real_cli(compose: dict[str, Any]) -> No
 
 
 def test_every_transitive_runtime_dependency_is_pinned() -> None:
-    # The images install the runtime dependencies with `-c constraints.txt`: anything the
+    # The images install their requirements with `-c constraints.txt`: anything a role's
     # closure reaches but constraints.txt does not pin would float between builds.
-    from importlib.metadata import PackageNotFoundError, distribution
-
-    from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
     pinned = {
@@ -288,24 +382,12 @@ def test_every_transitive_runtime_dependency_is_pinned() -> None:
         for line in (ROOT / "constraints.txt").read_text().splitlines()
         if "==" in line
     }
-    seen: set[str] = set()
-    todo = [Requirement(r) for r in distribution("soundfleet").requires or []]
-    while todo:
-        req = todo.pop()
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue  # dev extra, other platforms
-        name = canonicalize_name(req.name)
-        if name in seen:
-            continue
-        seen.add(name)
-        try:
-            requires = distribution(req.name).requires or []
-        except PackageNotFoundError:
-            pytest.fail(f"{req.name} is required at run time but not installed")
-        extras = req.extras
-        for text in requires:
-            sub = Requirement(text)
-            if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in extras or {""}):
-                todo.append(sub)
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        project = tomllib.load(f)["project"]
+    roles = {e for extras in ROLE_EXTRAS.values() for e in extras}
+    seen = _closure(
+        project["dependencies"]
+        + [r for e in sorted(roles) for r in project["optional-dependencies"][e]]
+    )
     assert len(seen) > 30
     assert seen <= pinned, sorted(seen - pinned)

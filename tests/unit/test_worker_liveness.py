@@ -29,13 +29,11 @@ def test_healthz_follows_the_event_loop_and_metrics_keep_answering() -> None:
         ticker = asyncio.create_task(metrics.tick_forever(every_s=0.05))
         await asyncio.sleep(0.1)
         ticking.set()
-        while not stuck.is_set():
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(stuck.wait, 30)
         release.wait(30)  # a stuck loop: a blocking call, a CPU-bound parse, a deadlock
         await asyncio.sleep(0.2)
         recovered.set()
-        while not done.is_set():
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(done.wait, 30)
         ticker.cancel()
 
     runner = threading.Thread(target=asyncio.run, args=(main(),))
