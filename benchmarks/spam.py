@@ -1,10 +1,12 @@
 """Spam detection against the simulator's ground truth, on what a crawl lands.
 
 For each seed a world of the chosen regime is generated and landed in a fresh, migrated
-scratch database exactly as an exact-time crawl lands it (the served user objects, web
-profiles and every follow event between live users, repeated follows included, with
-``time_source='exact'``); the spam job's own reader (``scoring.spam.store``) reads it
-back. Three labellings are scored against the planted spam:
+scratch database as a crawl lands it (the served user objects, web profiles and every
+follow event between live users), once per follow-time mode: ``exact`` (a ``limit=1``
+crawl: each event its own time, repeated follows kept) and ``page`` (the default crawl:
+followers lists 200 to a page, each event the page's bound time, repeats on one page
+merged); the spam job's own reader (``scoring.spam.store``) reads it back. Three
+labellings are scored against the planted spam:
 
 - ``pipeline``: the product's unsupervised pipeline (K-Means + MLP, no labels);
 - ``rules``: the seed study's rule labelling (signatures: shortener/profanity, a shared
@@ -12,9 +14,11 @@ back. Three labellings are scored against the planted spam:
 - ``supervised``: gradient boosting on the same features, trained with the truth and
   scored out of fold: the ceiling the features allow.
 
-Targets: hard regime P >= 0.90 and R >= 0.80 on every seed, easy regime >= 0.95/0.95.
+Targets: hard regime P >= 0.90 and R >= 0.80 on every seed and mode, easy regime
+>= 0.95/0.95.
 
-``python -m benchmarks.spam [--seed S ...] [--users N] [--regime easy|hard]``
+``python -m benchmarks.spam [--seed S ...] [--users N] [--regime easy|hard]
+[--follow-times exact|page ...]``
 """
 
 from __future__ import annotations
@@ -51,8 +55,38 @@ def _ts(iso: str) -> datetime:
     return datetime.fromisoformat(iso.replace("Z", "+00:00"))
 
 
-async def land_world(conn: asyncpg.Connection, world: World) -> None:
-    """Land ``world``'s live users, links and follow events as an exact crawl would."""
+PAGE = 200  # items per follower-list page (api-v2's largest limit)
+
+
+def page_bound(
+    follower: np.ndarray, followee: np.ndarray, t_us: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Follow events as a page-mode crawl of followers lists lands them.
+
+    Each followee's list is served newest first, ``PAGE`` to a page; every event gets
+    its page's bound (the time in the next page's cursor: its last, oldest item), and
+    events of one pair on one page become one row (the table is unique on pair and
+    time), as they do when the crawler lands them.
+    """
+    order = np.lexsort((-t_us, followee))
+    f, e, t = follower[order], followee[order], t_us[order]
+    first = np.searchsorted(e, e, side="left")
+    page = (np.arange(e.size) - first) // PAGE
+    key = e * (int(page.max(initial=0)) + 1) + page
+    _, start, inverse = np.unique(key, return_index=True, return_inverse=True)
+    counts = np.bincount(inverse)
+    bound = t[start + counts - 1][inverse]  # the last (oldest) item of each page
+    rows = np.unique(np.column_stack([f, e, bound]), axis=0)
+    return rows[:, 0], rows[:, 1], rows[:, 2]
+
+
+async def land_world(conn: asyncpg.Connection, world: World, follow_times: str = "exact") -> None:
+    """Land ``world``'s live users, links and follow events as a crawl would.
+
+    ``follow_times`` ``exact``: every event with its own time (a ``limit=1`` crawl);
+    ``page``: page-bound times of followers lists (:func:`page_bound`), the default
+    crawl's.
+    """
     now = datetime.now(UTC)
     ids = world.live_ids().tolist()
     users, links = [], []
@@ -76,12 +110,15 @@ async def land_world(conn: asyncpg.Connection, world: World) -> None:
     live = np.zeros(world.core + 1, dtype=bool)
     live[ids] = True
     keep = live[f.src] & live[f.dst]
+    src, dst, t_us = f.src[keep], f.dst[keep], f.t_us[keep]
+    if follow_times == "page":
+        src, dst, t_us = page_bound(src, dst, t_us)
     await conn.copy_records_to_table(
         "follows",
         columns=["follower_id", "followee_id", "event_time", "time_source", "fetched_at"],
         records=(
-            (int(a), int(b), datetime.fromtimestamp(t / 1e6, UTC), "exact", now)
-            for a, b, t in zip(f.src[keep], f.dst[keep], f.t_us[keep], strict=True)
+            (int(a), int(b), datetime.fromtimestamp(t / 1e6, UTC), follow_times, now)
+            for a, b, t in zip(src, dst, t_us, strict=True)
         ),
     )
 
@@ -122,7 +159,7 @@ def humans_flagged(flagged: np.ndarray, truth: np.ndarray, traits: np.ndarray) -
 
 
 async def evaluate_seed(
-    admin_dsn: str, seed: int, users: int, regime: str, params: core.SpamParams
+    admin_dsn: str, seed: int, users: int, regime: str, params: core.SpamParams, follow_times: str
 ) -> dict[str, Any]:
     """Generate, land, read back and score one world; JSON-ready figures."""
     t0 = time.perf_counter()
@@ -134,7 +171,7 @@ async def evaluate_seed(
         await asyncio.to_thread(migrate_target, database.DatabaseTarget(dsn, embedded=False))
         async with database.connection(dsn) as conn:
             t0 = time.perf_counter()
-            await land_world(conn, world)
+            await land_world(conn, world, follow_times)
             t_land = time.perf_counter() - t0
             t0 = time.perf_counter()
             inp = await store.read_input(conn)
@@ -163,6 +200,7 @@ async def evaluate_seed(
     camo = world.camouflaged[ids - 1]
     return {
         "seed": seed,
+        "follow_times": follow_times,
         "scored_users": int(ids.size),
         "planted_spam": int((truth > 0).sum()),
         "camouflaged_spam": int(camo.sum()),
@@ -190,18 +228,27 @@ async def evaluate_seed(
     }
 
 
-async def run(seeds: list[int], users: int, regime: str) -> dict[str, Any]:
-    """Every seed in turn, then the worst case over seeds."""
+async def run(seeds: list[int], users: int, regime: str, follow_times: list[str]) -> dict[str, Any]:
+    """Every seed and follow-time mode in turn, then the worst case over them."""
     admin_dsn = database.resolve(Settings()).dsn
     params = core.SpamParams()
-    results = [await evaluate_seed(admin_dsn, s, users, regime, params) for s in seeds]
+    results = [
+        await evaluate_seed(admin_dsn, s, users, regime, params, mode)
+        for mode in follow_times
+        for s in seeds
+    ]
     p_min, r_min = TARGETS[regime]
     worst = {
-        method: {
-            "precision": min(r[method]["precision"] for r in results),
-            "recall": min(r[method]["recall"] for r in results),
+        mode: {
+            method: {
+                "precision": min(
+                    r[method]["precision"] for r in results if r["follow_times"] == mode
+                ),
+                "recall": min(r[method]["recall"] for r in results if r["follow_times"] == mode),
+            }
+            for method in ("pipeline", "rules", "supervised")
         }
-        for method in ("pipeline", "rules", "supervised")
+        for mode in follow_times
     }
     return {
         "benchmark": "spam",
@@ -209,7 +256,7 @@ async def run(seeds: list[int], users: int, regime: str) -> dict[str, Any]:
         "users": users,
         "seeds": seeds,
         "targets": {"precision": p_min, "recall": r_min},
-        "meets_targets_on_every_seed": all(r["meets_targets"] for r in results),
+        "meets_targets_on_every_run": all(r["meets_targets"] for r in results),
         "worst_over_seeds": worst,
         "runs": results,
     }
@@ -221,8 +268,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, action="append", help="repeatable; default 1 2 3")
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--regime", choices=sorted(REGIMES), default="hard")
+    parser.add_argument(
+        "--follow-times",
+        choices=("exact", "page"),
+        action="append",
+        help="how the crawl timed follow events (repeatable; default both)",
+    )
     args = parser.parse_args()
-    out = asyncio.run(run(args.seed or [1, 2, 3], args.users, args.regime))
+    modes = args.follow_times or ["exact", "page"]
+    out = asyncio.run(run(args.seed or [1, 2, 3], args.users, args.regime, modes))
     print(json.dumps(out, indent=2))
 
 

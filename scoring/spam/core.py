@@ -297,11 +297,14 @@ def elbow(ks: Sequence[int], inertias: Sequence[float]) -> int:
 
 
 # Automation signals and the kind of spam each one marks: a churn bot re-follows, a
-# link spammer follows en masse, a fake account is made and set following alongside
-# others of its batch.
+# link spammer follows en masse (in a burst, and in number), a fake account is made and
+# set following alongside others of its batch.
 AUTOMATION_SIGNALS: tuple[tuple[str, str], ...] = (
     ("repeated_targets", "churn"),
     ("follow_burst", "link"),
+    # the profile's own count: mass following shows even where a crawl has no follow
+    # times (page-bound) or saw only some of the edges
+    ("followings", "link"),
     ("early_follows", "fake"),
     ("signup_burst", "fake"),
     ("lockstep", "fake"),
