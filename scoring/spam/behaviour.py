@@ -13,8 +13,8 @@ ascending). Every feature is about what an account does, not what it says:
 - ``follow_burst``: the most follow events it made within any 72 hours;
 - ``early_follows``: the share of its follows made within 72 hours of its sign-up;
 - ``signup_burst``: how many other crawled accounts signed up within ten minutes of it;
-- ``lockstep``: the largest Jaccard overlap of its followees with an account that signed
-  up close to it (fake-follower batches follow the same customers; CopyCatch and
+- ``lockstep``: how many of the accounts that signed up closest to it follow nearly the
+  same accounts (fake-follower batches follow the same customers; CopyCatch and
   SynchroTrap look for exactly this lockstep);
 - ``trust``: TrustRank (a SybilRank-style propagation along follow edges from seed
   accounts, damped, degree-normalised), where seeds are chosen without labels: the
@@ -35,6 +35,7 @@ F64 = npt.NDArray[np.float64]
 BURST_S = 72 * 3600
 SIGNUP_WINDOW_S = 600
 LOCKSTEP_NEIGHBOURS = 30
+LOCKSTEP_JACCARD = 0.5
 
 
 @dataclass
@@ -108,8 +109,11 @@ def _max_in_window(group: I64, t: F64, n: int, window: float) -> F64:
 
 
 def _lockstep(user: I64, target: I64, created_s: F64, neighbours: int) -> F64:
-    """Largest followee-set Jaccard with any of the ``neighbours`` closest sign-ups.
+    """How many of the ``neighbours`` closest sign-ups follow nearly the same accounts.
 
+    Nearly the same: followee sets with a Jaccard overlap of at least
+    :data:`LOCKSTEP_JACCARD`. A count, not the best overlap: two people who follow only
+    the same superstar overlap fully, a batch of bought accounts does so many times.
     ``user`` (index) follows ``target`` (any id, crawled or not), once per event.
     """
     n = created_s.shape[0]
@@ -129,9 +133,9 @@ def _lockstep(user: I64, target: I64, created_s: F64, neighbours: int) -> F64:
     size = np.asarray(rows.sum(axis=1)).ravel()
     for shift in range(1, min(neighbours, order.size - 1) + 1):
         inter = np.asarray(rows[:-shift].multiply(rows[shift:]).sum(axis=1)).ravel()
-        jac = inter / (size[:-shift] + size[shift:] - inter)
-        np.maximum.at(out, order[:-shift], jac)
-        np.maximum.at(out, order[shift:], jac)
+        alike = (inter / (size[:-shift] + size[shift:] - inter) >= LOCKSTEP_JACCARD).astype(float)
+        np.add.at(out, order[:-shift], alike)
+        np.add.at(out, order[shift:], alike)
     return out
 
 

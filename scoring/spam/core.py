@@ -78,7 +78,7 @@ _F = {name: i for i, name in enumerate(FEATURES)}
 _LOG_FEATURES = (
     "followers", "followings", "tracks", "activity", "duplicate_description",
     "duplicate_url", "created_batch", "repeated_targets", "follow_burst", "signup_burst",
-    "trust", "organic_followers",
+    "trust", "organic_followers", "lockstep",
 )  # fmt: skip
 
 URL_SHORTENERS = frozenset(

@@ -69,7 +69,7 @@ def test_signup_bursts_and_lockstep() -> None:
     f = behaviour.behaviour_features(
         users, created, np.zeros(6), np.zeros(6), _events(rows), lockstep_neighbours=2
     )
-    assert f["lockstep"].tolist() == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert f["lockstep"].tolist() == [2.0, 2.0, 2.0, 0.0, 0.0, 0.0]
 
 
 def test_trust_flows_from_seeds_along_follows() -> None:
@@ -152,14 +152,14 @@ def test_elbow_finds_the_knee() -> None:
 def test_cluster_names_from_behaviour_not_signatures() -> None:
     zero = {name: 0.0 for name in core.FEATURES}
     ref = core.Reference(
-        {"repeated_targets": 1.0, "follow_burst": 4.0, "early_follows": 0.3,
-         "signup_burst": 20.0, "lockstep": 1.0},
+        {"repeated_targets": 1.0, "follow_burst": 4.0, "followings": 80.0,
+         "early_follows": 0.3, "signup_burst": 20.0, "lockstep": 2.0},
         contributors=1000,
     )  # fmt: skip
     centroids = [
         {**zero, "repeated_targets": 12.0, "follow_burst": 9.0},
         {**zero, "follow_burst": 90.0, "followings": 300.0},
-        {**zero, "early_follows": 1.0, "signup_burst": 15.0},
+        {**zero, "lockstep": 12.0, "signup_burst": 15.0},
         # a shortener and swearing are what spam says, not what it does: not spam
         {**zero, "url_shortener": 1.0, "profanity_description": 1.0, "created_batch": 9.0},
         # automated-looking, but it uploads and earns followers: human
