@@ -317,7 +317,9 @@ async def virality(conn: asyncpg.Connection, out: Path) -> Figure | str:
             ax.set(title=model, xticks=[], yticks=[])
             continue
         shown = {True: 0, False: 0}
-        for series in per_track.values():
+        # the tracks whose scores moved most first: a sample by id is mostly zeros
+        ranked = sorted(per_track.values(), key=lambda s: -max(abs(r["score"]) for r in s))
+        for series in ranked:
             viral = bool(series[-1]["predicted_viral"])
             if shown[viral] >= 25:
                 continue
@@ -332,12 +334,15 @@ async def virality(conn: asyncpg.Connection, out: Path) -> Figure | str:
         ax.plot([], [], color="tab:red", label="predicted viral")
         ax.plot([], [], color="tab:grey", label="predicted not viral")
         ax.set(title=model, xlabel="hours after upload", ylabel="score")
+        if np.ptp(scores) > 1e3:
+            ax.set_yscale("symlog")  # heavy-tailed scores (counts, sizes): keep both ends
         ax.legend(fontsize=8)
     path = _save(fig, out / "virality.png")
     return Figure(
         "virality",
         "Virality scores over time",
-        "Each line is a track's score at successive prediction times.",
+        "Each line is a track's score at successive prediction times: per model, the 25 "
+        "tracks it flags and the 25 it does not whose scores move most.",
         path,
     )
 
