@@ -27,21 +27,19 @@ import argparse
 import asyncio
 import json
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import numpy as np
 
+from benchmarks.sweep import scratch_db
 from schemas.settings import Settings
 from scoring.spam import baselines, core, store
 from simulator import render
 from simulator.regimes import LOOKALIKE_TRAITS, REGIMES
 from simulator.world import World
 from soundfleet import database
-from soundfleet.cli_db import migrate_target
-from soundfleet.fleet import drop_database, scratch_database
 
 KIND_OF_TRUTH = {1: "link", 2: "fake", 3: "churn"}
 TARGETS = {"easy": (0.95, 0.95), "hard": (0.90, 0.80)}
@@ -165,19 +163,13 @@ async def evaluate_seed(
     t0 = time.perf_counter()
     world = World.generate(seed, users, regime=REGIMES[regime])
     t_world = time.perf_counter() - t0
-    name = f"bench_spam_{uuid.uuid4().hex[:8]}"
-    dsn = await asyncio.to_thread(scratch_database, admin_dsn, name)
-    try:
-        await asyncio.to_thread(migrate_target, database.DatabaseTarget(dsn, embedded=False))
-        async with database.connection(dsn) as conn:
-            t0 = time.perf_counter()
-            await land_world(conn, world, follow_times)
-            t_land = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            inp = await store.read_input(conn)
-            t_read = time.perf_counter() - t0
-    finally:
-        await asyncio.to_thread(drop_database, admin_dsn, dsn)
+    async with scratch_db(admin_dsn, "bench_spam") as dsn, database.connection(dsn) as conn:
+        t0 = time.perf_counter()
+        await land_world(conn, world, follow_times)
+        t_land = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        inp = await store.read_input(conn)
+        t_read = time.perf_counter() - t0
     t0 = time.perf_counter()
     features = core.build_features(inp)
     model = core.fit(features, params)

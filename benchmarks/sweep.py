@@ -173,7 +173,7 @@ async def _backends_cpu_s(conn: asyncpg.Connection) -> float:
 
 
 @asynccontextmanager
-async def _scratch(admin_dsn: str, prefix: str) -> AsyncIterator[str]:
+async def scratch_db(admin_dsn: str, prefix: str) -> AsyncIterator[str]:
     """A fresh, migrated database for one run (its DSN); dropped afterwards."""
     dsn = await asyncio.to_thread(scratch_database, admin_dsn, f"{prefix}_{uuid.uuid4().hex[:8]}")
     try:
@@ -476,7 +476,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         kinds: list[int | str] = [*args.workers, *(["least"] if args.least else [])]
         by_kind: dict[int | str, list[dict[str, Any]]] = {k: [] for k in kinds}
         for kind in [k for _ in range(args.repeats) for k in kinds]:
-            async with _scratch(admin_dsn, f"bench_sweep_{kind}") as dsn:
+            async with scratch_db(admin_dsn, f"bench_sweep_{kind}") as dsn:
                 if kind == "least":
                     run = await least_pipeline(dsn, sim.url, args.ids, args.concurrency, sim_proc)
                 else:

@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks.sweep import ceiling, fleet_run
+from benchmarks.sweep import ceiling, fleet_run, scratch_db
 from schemas.settings import Settings
 from soundfleet import database, processes
 
@@ -82,9 +82,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         peer = await asyncio.to_thread(
             scrapy_run, sim.url, args.ids, args.concurrency, log_dir / "scrapy.jsonl"
         )
-        fleet = await fleet_run(
-            admin, sim.url, args.ids, args.concurrency, 2, args.chunk, log_dir, sim_proc
-        )
+        # a fresh, migrated database of its own: the admin database may be unmigrated,
+        # and a second run must not land on the first one's rows
+        async with scratch_db(admin, "bench_vs_scrapy") as dsn:
+            fleet = await fleet_run(
+                dsn, sim.url, args.ids, args.concurrency, 2, args.chunk, log_dir, sim_proc
+            )
         after = await ceiling(sim.url, args.ids, args.concurrency, sim_proc)
     finally:
         processes.stop(sim, grace_s=10)
