@@ -9,6 +9,10 @@ Ground-truth API (for the scoring engineers; never served to crawlers)::
     w.live_ids() / w.gone_ids()   # core ids; w.is_gone(ids) for ANY id in 1..users
     w.spam_labels()               # {user_id: "link_spam" | "fake_batch" | "follow_churn"}
     w.spam_kind                   # int8 per core user (index id-1): 0 none, 1..3 as SPAM_KINDS
+    w.regime                      # simulator.regimes.SpamRegime (World.generate(regime=...))
+    w.camouflaged                 # bool per core user: spam hiding its signatures (hard regime)
+    w.lookalike                   # int8 per core user: spam-like traits of a real user
+                                  #   (bit mask, simulator.regimes.LOOK_*)
     w.maven_ids()                 # planted bridge users
     w.community                   # int32 per core user (-1 for gone/spam users)
     w.follows                     # Events(src=follower, dst=followee, t_us) sorted by t_us
