@@ -342,8 +342,25 @@ async def virality(conn: asyncpg.Connection, out: Path) -> Figure | str:
         "virality",
         "Virality scores over time",
         "Each line is a track's score at successive prediction times: per model, the 25 "
-        "tracks it flags and the 25 it does not whose scores move most.",
+        "tracks it flags and the 25 it does not whose scores move most. "
+        + await _viral_counts(conn, run),
         path,
+    )
+
+
+async def _viral_counts(conn: asyncpg.Connection, run: int) -> str:
+    """How many tracks the run saw and how many of them went viral (its own labels)."""
+    metrics = json.loads(
+        await conn.fetchval("SELECT metrics FROM scoring_runs WHERE id = $1", run) or "{}"
+    )
+    if "viral" not in metrics:
+        return ""
+    few = " (too few to tell models apart)" if metrics["viral"] < 30 else ""
+    cascades = metrics.get("cascades")
+    scored = f"{cascades:,}" if isinstance(cascades, int) else "its"
+    return (
+        f"The run scored {scored} tracks, {metrics['viral']} of which reached "
+        f"{metrics.get('threshold', 'the threshold of')} reposts{few}."
     )
 
 
