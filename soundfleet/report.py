@@ -54,6 +54,14 @@ async def _latest_run(conn: asyncpg.Connection, model: str) -> int | None:
     return run
 
 
+async def _run_metrics(conn: asyncpg.Connection, run: int) -> dict[str, Any]:
+    """The metrics a scoring run reported (empty when it reported none)."""
+    metrics: dict[str, Any] = json.loads(
+        await conn.fetchval("SELECT metrics FROM scoring_runs WHERE id = $1", run) or "{}"
+    )
+    return metrics
+
+
 def _grid(n: int, cols: int = 3) -> tuple[MplFigure, np.ndarray]:
     """A figure of ``n`` panels, ``cols`` a row: no empty row is drawn."""
     cols = max(1, min(cols, n))
@@ -165,9 +173,7 @@ async def repeated_follows(conn: asyncpg.Connection, out: Path) -> Figure | str:
         " ORDER BY repeated_follows DESC, user_id LIMIT 15",
         run,
     )
-    metrics = json.loads(
-        await conn.fetchval("SELECT metrics FROM scoring_runs WHERE id = $1", run) or "{}"
-    )
+    metrics = await _run_metrics(conn, run)
     dyads: dict[str, int] = metrics.get("multi_edge_dyads") or {}
     if not rows:
         return "no crawled user followed the same account twice (no multi-edges)"
@@ -350,9 +356,7 @@ async def virality(conn: asyncpg.Connection, out: Path) -> Figure | str:
 
 async def _viral_counts(conn: asyncpg.Connection, run: int) -> str:
     """How many tracks the run saw and how many of them went viral (its own labels)."""
-    metrics = json.loads(
-        await conn.fetchval("SELECT metrics FROM scoring_runs WHERE id = $1", run) or "{}"
-    )
+    metrics = await _run_metrics(conn, run)
     if "viral" not in metrics:
         return ""
     few = " (too few to tell models apart)" if metrics["viral"] < 30 else ""
