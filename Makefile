@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: chaos chaos-real bench-hostile bench-metrics soak bench-vs-scrapy install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
+.PHONY: chaos chaos-real bench-hostile bench-metrics soak bench-peers install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,8 @@ test-external: install
 	@test -n "$$DATABASE_URL" || (echo "set DATABASE_URL" && exit 2)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-bench-vs-scrapy: install
-	$(PY) -m benchmarks.vs_scrapy
+bench-peers: install
+	$(PY) -m benchmarks.vs_peers
 
 bench-ingest: install
 	$(PY) -m benchmarks.ingest
