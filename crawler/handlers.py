@@ -184,18 +184,29 @@ async def user_range(ctx: UnitContext) -> UnitResult:
     with_profiles = ctx.settings.web_profiles
     max_gone_share = ctx.settings.max_gone_share
     api = ctx.api
+    draining = ctx.draining
 
-    async def fetch(lo: int, hi: int) -> Batch:
+    async def fetch(lo: int, hi: int) -> tuple[Batch, int]:
         # A few lanes pulling ids, not one task per id: tasks cost more than requests.
-        ids = iter(range(lo, hi))
+        # Ids are handed out in order and, once the worker drains, no lane takes
+        # another: the batch is then exactly [lo, end), every id fetched lands and the
+        # checkpoint resumes at ``end`` (nothing fetched is fetched again).
+        end = lo
         batch = Batch()
         gone: list[Record] = []
         users: list[Record] = []
 
+        def take() -> int | None:
+            nonlocal end
+            if end >= hi or draining.is_set():
+                return None
+            end += 1
+            return end - 1
+
         async def lane() -> None:
             # The lane holds one request slot for all its ids (see ApiClient.lane).
             async with api.lane() as held:
-                for user_id in ids:
+                while (user_id := take()) is not None:
                     user = (await api.fetch(f"{base}{user_id}", User, lane=held)).data
                     fetched_at = _now()
                     if user is GONE:
@@ -232,22 +243,23 @@ async def user_range(ctx: UnitContext) -> UnitResult:
             await ctx.confirm_absence({uid for uid, _ in gone})
         batch.add_records(tables.users, records.USER_COLUMNS, users)
         batch.add_records(tables.user_ids_gone, records.GONE_COLUMNS, gone)
-        return batch
+        return batch, end
 
     step = ctx.settings.id_batch
     # Landing batch k overlaps fetching batch k+1; landings stay in order, so the
     # checkpoint cursor only ever moves past committed rows.
     landing: asyncio.Task[None] | None = None
+    lo = start
     try:
-        for lo in range(start, payload.id_to, step):
-            hi = min(lo + step, payload.id_to)
-            batch = await fetch(lo, hi)
+        while lo < payload.id_to:
+            batch, end = await fetch(lo, min(lo + step, payload.id_to))
             if landing is not None:
                 await landing
-            landing = asyncio.create_task(ctx.land(batch, f"{_RANGE_CURSOR}{hi}"))
-            if hi < payload.id_to and ctx.draining.is_set():
+            landing = asyncio.create_task(ctx.land(batch, f"{_RANGE_CURSOR}{end}"))
+            if end < payload.id_to and draining.is_set():
                 await landing
                 ctx.stop_if_draining()
+            lo = end
         if landing is not None:
             await landing
     finally:

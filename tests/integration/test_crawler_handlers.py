@@ -328,6 +328,38 @@ async def test_user_tracks_and_play_poll(sim: Sim, db_dsn: str, db: asyncpg.Conn
     assert stats[0]["playback_count"] is not None
 
 
+async def test_a_drain_mid_batch_lands_every_fetched_id_and_none_is_fetched_twice(
+    sim: Sim, db_dsn: str, db: asyncpg.Connection
+) -> None:
+    """SIGTERM in the middle of a batch: what was fetched lands, the cursor follows it."""
+    asked: list[int] = []
+    payload = {"id_from": 1, "id_to": 201}
+    async with Crawl(sim, db_dsn, id_batch=100, web_profiles=False) as crawl:
+        fetch = crawl.api.fetch
+
+        async def counted(url: str, *args: Any, **kw: Any) -> Any:
+            asked.append(int(url.rsplit("/", 1)[1]))
+            if len(asked) == 30:
+                crawl.draining.set()  # a third of the way into the first batch
+            return await fetch(url, *args, **kw)
+
+        crawl.api.fetch = counted  # type: ignore[method-assign]
+        ctx = crawl.context("user_range", payload)
+        with pytest.raises(Drained):
+            await HANDLERS["user_range"](ctx)
+        assert ctx.cursor is not None
+        end = int(ctx.cursor.removeprefix("next_id="))
+        # Lanes in flight finish their id; none takes another.
+        assert 30 <= end - 1 < 30 + crawl.settings.concurrency
+        assert sorted(asked) == list(range(1, end))
+        landed = "SELECT id FROM users UNION ALL SELECT id FROM user_ids_gone"
+        assert sorted(r[0] for r in await db.fetch(landed)) == list(range(1, end))
+        crawl.draining.clear()
+        await HANDLERS["user_range"](crawl.context("user_range", payload, cursor=ctx.cursor))
+    assert sorted(asked) == list(range(1, 201))  # each id asked for once over both leases
+    assert sorted(r[0] for r in await db.fetch(landed)) == list(range(1, 201))
+
+
 async def test_reprocessing_and_resuming_change_nothing(
     sim: Sim, db_dsn: str, db: asyncpg.Connection
 ) -> None:
