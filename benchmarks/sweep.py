@@ -160,9 +160,14 @@ async def _progress(conn: asyncpg.Connection, job_id: int) -> tuple[int, int]:
     return int(row["done"]), int(row["total"])
 
 
-async def _backends_cpu_s(conn: asyncpg.Connection) -> float:
-    """CPU seconds of the PostgreSQL backends connected to this database (same host)."""
-    pids = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+async def _backends_cpu_s(conn: asyncpg.Connection, application: str | None = None) -> float:
+    """CPU seconds of the PostgreSQL backends connected to this database (same host),
+    or of those of one ``application_name`` only."""
+    pids = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND ($1::text IS NULL OR application_name = $1)",
+        application,
+    )
     total = 0.0
     for row in pids:
         try:
@@ -170,6 +175,20 @@ async def _backends_cpu_s(conn: asyncpg.Connection) -> float:
         except psutil.Error:
             continue
     return total
+
+
+async def _fleet_cpu_s(
+    conn: asyncpg.Connection, sim: psutil.Process, coord: psutil.Process, workers: list[float]
+) -> dict[str, float]:
+    """CPU seconds so far of each part of a fleet run (the backends by who they serve)."""
+    return {
+        "workers": sum(workers),
+        "simulator": _cpu_s(sim),
+        "coordinator": _cpu_s(coord),
+        "postgres": await _backends_cpu_s(conn),
+        "postgres_for_workers": await _backends_cpu_s(conn, "soundfleet-worker"),
+        "postgres_for_coordinator": await _backends_cpu_s(conn, "soundfleet-coordinator"),
+    }
 
 
 @asynccontextmanager
@@ -377,12 +396,7 @@ async def fleet_run(
             coord = psutil.Process(coordinator.proc.pid)
             # The last CPU reading of each worker (one may exit before the job ends).
             cpu = [_cpu_s(h) for h in handles]
-            before = {
-                "workers": sum(cpu),
-                "simulator": _cpu_s(sim),
-                "coordinator": _cpu_s(coord),
-                "postgres": await _backends_cpu_s(conn),
-            }
+            before = await _fleet_cpu_s(conn, sim, coord, cpu)
             started = time.perf_counter()
             samples: list[tuple[float, list[float]]] = []
             done, total = 0, 1
@@ -404,12 +418,7 @@ async def fleet_run(
                 await asyncio.sleep(0.2)
             elapsed = time.perf_counter() - started
             cpu = _latest_cpu_s(cpu, handles)
-            after = {
-                "workers": sum(cpu),
-                "simulator": _cpu_s(sim),
-                "coordinator": _cpu_s(coord),
-                "postgres": await _backends_cpu_s(conn),
-            }
+            after = await _fleet_cpu_s(conn, sim, coord, cpu)
             landed = await conn.fetchval(
                 "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM user_ids_gone)"
             )

@@ -651,6 +651,7 @@ def create_app(
                 server_settings={
                     "lock_timeout": "15s",
                     "idle_in_transaction_session_timeout": "60s",
+                    "application_name": "soundfleet-coordinator",
                 },
             )
         else:

@@ -61,7 +61,12 @@ FOR SHARE
 # A worker frozen mid-transaction (SIGSTOP, a long pause, a partition) keeps its row
 # locks, and every landing or lease update that touches those rows waits for it. The
 # server ends such a session instead: a landing takes milliseconds, never this long.
-_SESSION = {"idle_in_transaction_session_timeout": "20s", "statement_timeout": "60s"}
+_SESSION = {
+    "idle_in_transaction_session_timeout": "20s",
+    "statement_timeout": "60s",
+    # who is who in pg_stat_activity (and in the benchmarks' CPU split)
+    "application_name": "soundfleet-worker",
+}
 
 
 class Fence(NamedTuple):
