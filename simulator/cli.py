@@ -101,6 +101,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sim.add_argument("--fault-slow", type=_slow, default=(0.0, 0), metavar="P:MS")
     sim.add_argument("--rate-limit", type=float, default=0.0, metavar="R", help="req/s/client")
     sim.add_argument("--processes", type=int, default=1)
+    sim.add_argument(
+        "--ledger",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="append one line per request answered (time, status, fault, page) to FILE",
+    )
     sim.add_argument("--admin-token", default=None)
     hostile = sim.add_argument_group(
         "hostile platform", "answers a well-behaved platform never gives (for chaos runs)"
@@ -235,6 +242,7 @@ def _serve(args: argparse.Namespace) -> int:
         urn_web_profiles_only=real,
         admin_token=args.admin_token,
         processes=args.processes,
+        ledger=args.ledger,
         hostile_body_tracks=args.hostile_body_tracks,
         hostile_body_mb=args.hostile_body_mb,
         hostile_loop_tracks=args.hostile_loop_tracks,

@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -44,6 +45,7 @@ from aiohttp import web
 from schemas.errors import SoundfleetError
 from simulator import hashing, render
 from simulator.botprotect import BotConfig, BotProtection
+from simulator.ledger import Ledger
 from simulator.world import GONE_RATE, S_CLIENT, S_FAULT, S_GONE, Csr, World
 
 log = structlog.get_logger("simulator.server")
@@ -98,6 +100,8 @@ class ServerConfig:
     admin_token: str | None = None
     processes: int = 1
     clock_start_us: int | None = None  # default: the world's start
+    # Append one line per request answered here (see simulator.ledger).
+    ledger: Path | None = None
 
 
 STAT_NAMES = (
@@ -301,6 +305,7 @@ class Simulator:
         self.shared = shared
         self.bots = BotProtection(world.seed, cfg.bot_protection) if cfg.bot_protection else None
         self._requests = itertools.count()
+        self.ledger = Ledger(cfg.ledger) if cfg.ledger is not None else None
         live = world.live_ids()
         self.first_live = int(live[0]) if live.size else 1
 
@@ -309,6 +314,19 @@ class Simulator:
     def api_base(self, request: web.Request) -> str:
         """The absolute API base as this request reached us."""
         return f"{request.scheme}://{request.host}{self.prefix}"
+
+    def logged(self, serve: Handler) -> Handler:
+        """``serve``, each answer recorded in the ledger (``serve`` itself without one)."""
+        ledger = self.ledger
+        if ledger is None:
+            return serve
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            resp = await serve(request)
+            ledger.record(request, resp.status, request.get("fault", ""))
+            return resp
+
+        return handler
 
     def api(self, fn: Callable[[web.Request, int], Any]) -> Handler:
         """Wrap an API handler: client_id, rate limit, faults, 400s; ``fn`` returns JSON."""
@@ -345,6 +363,7 @@ class Simulator:
                 return web.Response(status=429, text="Please slow down.")
             if cfg.fault_5xx and hashing.uniform(seed, S_FAULT, 3 * n) < cfg.fault_5xx:
                 status = (500, 502, 503)[hashing.key(seed, S_FAULT + 100, n) % 3]
+                request["fault"] = "5xx"
                 return web.Response(status=status, text="<html><body>Service error</body></html>",
                                     content_type="text/html")  # fmt: skip
             if cfg.fault_slow and hashing.uniform(seed, S_FAULT, 3 * n + 1) < cfg.fault_slow:
@@ -364,6 +383,7 @@ class Simulator:
                 hashing.uniform(seed, S_FAULT, 3 * n + 2) < cfg.fault_malformed
             ):
                 body = body[: max(1, len(body) // 2)] if len(body) > 2 else b"{\x00"
+                request["fault"] = "malformed"
             # The platform's clock, as a crawler sees it: the simulated time.
             headers = {"Date": formatdate(now_us / 1_000_000, usegmt=True)}
             resp = web.Response(body=body, content_type=_JSON, charset="utf-8", headers=headers)
@@ -372,7 +392,7 @@ class Simulator:
                 self.bots.hand_cookie(request, resp)
             return resp
 
-        return handler
+        return self.logged(handler)
 
     def _hostile(self, request: web.Request) -> Awaitable[web.StreamResponse] | None:
         """The hostile answer this request gets, if its track is one of them."""
@@ -797,8 +817,8 @@ class Simulator:
         app = web.Application()
         p = self.prefix
         r = app.router
-        r.add_get("/", self.homepage)
-        r.add_get("/assets/{name}", self.asset)
+        r.add_get("/", self.logged(self.homepage))
+        r.add_get("/assets/{name}", self.logged(self.asset))
         r.add_get(p + "/users/{id}", self.api(self.get_user))
         r.add_get(p + "/users/{id}/followers", self.api(self.get_followers))
         r.add_get(p + "/users/{id}/followings", self.api(self.get_followings))

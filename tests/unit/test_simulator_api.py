@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,7 +24,7 @@ import pytest
 from aiohttp import web
 
 from schemas import api_v2
-from simulator import render
+from simulator import ledger, render
 from simulator.server import ClientIds, ServerConfig, Shared, Simulator
 from simulator.world import World
 from tests import fixtures
@@ -513,6 +514,31 @@ async def test_fault_rates_are_within_tolerance_and_reproducible() -> None:
     assert 0.14 < errors < 0.26
     assert 0.05 < malformed < 0.15  # 10% of the 80% that were not 5xx
     assert all(o in (500, 502, 503, 404, "ok", "malformed") for o in outcomes)
+
+
+async def test_the_ledger_records_every_answer_without_who_asked(tmp_path: Path) -> None:
+    book = tmp_path / "ledger.tsv"
+    s = await serve(ledger=book, fault_5xx=0.2, fault_malformed=0.1, rate_limit=30.0)
+    try:
+        got = [await s.get(f"/users/{1 + i % 7}") for i in range(40)]
+        await s.get("/users/2/followers", limit=5, linked_partitioning=1)
+        async with s.session.get(s.base + "/") as resp:
+            await resp.read()
+    finally:
+        await s.close()
+    entries = ledger.read(book)
+    assert len(entries) == len(got) + 2
+    assert [e.status for e in entries[:40]] == [status for status, _, _ in got]
+    assert entries[40].key == "/api/users/2/followers?limit=5&linked_partitioning=1"
+    assert entries[41].key == "/"
+    assert all("client_id" not in e.key for e in entries)
+    by_fault = {e.fault for e in entries}
+    assert by_fault == {"", "5xx", "malformed"}
+    assert all(e.status in (500, 502, 503) for e in entries if e.fault == "5xx")
+    assert any(e.status == 429 and not e.fault for e in entries)  # the budget, not a fault
+    malformed = [i for i, e in enumerate(entries[:40]) if e.fault == "malformed"]
+    assert all(got[i][2] is None for i in malformed)  # the body really was cut
+    assert entries == sorted(entries, key=lambda e: e.at)
 
 
 async def test_rate_limit_answers_429_with_retry_after() -> None:
