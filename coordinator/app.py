@@ -47,6 +47,7 @@ from coordinator.service import Coordinator
 from schemas.coordinator import CoordinatorSettings
 from schemas.errors import SoundfleetError
 from schemas.jobs import (
+    FieldError,
     FleetView,
     Health,
     JobKind,
@@ -250,6 +251,15 @@ async def block(request: web.Request) -> web.StreamResponse:
     """``POST /v1/fleet/block``."""
     req = await body(request, BlockReport)
     return json_response(await _coord(request).block(req))
+
+
+async def fleet_advice(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/fleet/advice``."""
+    worker_id = check_text("query.worker_id", request.query.get("worker_id") or None)
+    if not worker_id:
+        missing = FieldError(field="query.worker_id", message="required", type="missing")
+        raise FieldsError("query.worker_id is required", [missing])
+    return json_response(await _coord(request).fleet_advice(worker_id))
 
 
 async def fleet(request: web.Request) -> web.StreamResponse:
@@ -528,6 +538,17 @@ ROUTE_TABLE: tuple[Route, ...] = (
         ThrottleReport,
         FleetAdvice,
         tags=("fleet",),
+    ),
+    Route(
+        "GET",
+        "/v1/fleet/advice",
+        fleet_advice,
+        "This worker's budget share, the fleet pause and the client_id (between leases)",
+        WORKER,
+        response=FleetAdvice,
+        tags=("fleet",),
+        errors=(422,),
+        query=(QueryParam("worker_id", {"type": "string"}, "the asking worker", required=True),),
     ),
     Route(
         "POST",

@@ -619,6 +619,13 @@ SELECT least(f.max_budget_rps,
 FROM fleet_state f WHERE f.id = 1
 """
 
+# Live crawl leases per worker: the budget is shared in proportion to them.
+LEASED_BY_WORKER = """
+SELECT worker_id, count(*) AS units FROM work_units
+WHERE state = 'leased' AND lease_expires_at > now() AND kind = ANY($1::text[])
+GROUP BY worker_id
+"""
+
 FLEET_VIEW = """
 SELECT least(f.max_budget_rps,
              f.budget_rps + $1 * extract(epoch FROM now() - f.updated_at)) AS budget,
@@ -759,6 +766,14 @@ async def fleet_advice(
 ) -> asyncpg.Record | None:
     """Current budget, pause, live crawling workers (who share it) and client_id."""
     return await conn.fetchrow(FLEET_ADVICE, increase_rps_per_s, alive_s, list(crawl_kinds))
+
+
+async def leased_by_worker(
+    conn: asyncpg.Connection, crawl_kinds: Sequence[str] = CRAWL_KINDS
+) -> dict[str, int]:
+    """Live crawl units leased, per worker holding any."""
+    rows = await conn.fetch(LEASED_BY_WORKER, list(crawl_kinds))
+    return {r["worker_id"]: int(r["units"]) for r in rows}
 
 
 async def fleet_view(

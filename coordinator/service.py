@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -82,6 +82,23 @@ class _Advice:
     alive: int
     client_id: str | None
     expires: float
+    held: dict[str, int]  # live crawl units per worker
+
+
+def budget_share(
+    budget: float, held: Mapping[str, int], worker_id: str | None, alive: int
+) -> float:
+    """A worker's share of the fleet budget: in proportion to the crawl units it holds.
+
+    An equal share per live worker left the part of a worker with nothing (or little)
+    to do unspent while another worked through most of a job's units. A worker that
+    holds no crawl unit sends next to nothing and gets an equal share.
+    """
+    mine = held.get(worker_id, 0) if worker_id is not None else 0
+    total = sum(held.values())
+    if mine and total:
+        return budget * mine / total
+    return budget / max(1, alive)
 
 
 class Coordinator:
@@ -188,41 +205,49 @@ class Coordinator:
             self._seen = {k: v for k, v in self._seen.items() if v > cutoff}
         self._seen[worker_id] = now
 
-    async def advice(self, conn: asyncpg.Connection | None = None) -> FleetAdvice:
-        """This worker's budget share, the fleet pause and the current client_id."""
+    async def advice(
+        self, conn: asyncpg.Connection | None = None, worker_id: str | None = None
+    ) -> FleetAdvice:
+        """``worker_id``'s budget share, the fleet pause and the current client_id."""
         now = time.monotonic()
         cached = self._advice
         if cached is None or cached.expires <= now:
             if conn is None:
                 async with self.pool.acquire() as own:
-                    row = await q.fleet_advice(
-                        own, self.settings.budget_increase_rps_per_s, self.settings.worker_alive_s
-                    )
+                    cached = await self._read_advice(own, now)
             else:
-                row = await q.fleet_advice(
-                    conn, self.settings.budget_increase_rps_per_s, self.settings.worker_alive_s
-                )
-            if row is None:
-                # The fleet row appears once the database is migrated after our start.
-                await self.start()
-                cached = _Advice(self.settings.budget_rps, None, 1, None, 0.0)
-            else:
-                cached = _Advice(
-                    float(row["budget"]),
-                    row["paused_until"],
-                    int(row["alive"]),
-                    row["client_id"],
-                    now + self.settings.fleet_cache_s,
-                )
+                cached = await self._read_advice(conn, now)
             self._advice = cached
         paused = cached.paused_until
         if paused is not None and paused <= datetime.now(UTC):
             paused = None
         return FleetAdvice(
-            rate_share_rps=cached.budget / max(1, cached.alive),
+            rate_share_rps=budget_share(cached.budget, cached.held, worker_id, cached.alive),
             paused_until=paused,
             client_id=cached.client_id,
         )
+
+    async def _read_advice(self, conn: asyncpg.Connection, now: float) -> _Advice:
+        s = self.settings
+        row = await q.fleet_advice(conn, s.budget_increase_rps_per_s, s.worker_alive_s)
+        if row is None:
+            # The fleet row appears once the database is migrated after our start.
+            await self.start()
+            return _Advice(s.budget_rps, None, 1, None, 0.0, {})
+        return _Advice(
+            float(row["budget"]),
+            row["paused_until"],
+            int(row["alive"]),
+            row["client_id"],
+            now + s.fleet_cache_s,
+            await q.leased_by_worker(conn),
+        )
+
+    async def fleet_advice(self, worker_id: str) -> FleetAdvice:
+        """``GET /v1/fleet/advice``: the advice alone, between leases and heartbeats."""
+        async with self.pool.acquire() as conn:
+            await self._touch_worker(conn, worker_id)
+            return await self.advice(conn, worker_id)
 
     # ---------------------------------------------------------------- leasing
 
@@ -269,7 +294,7 @@ class Coordinator:
             await self._touch_worker(conn, req.worker_id, req.kinds, req.hostname, req.pid)
             if req.complete:
                 completed = await self._complete_items(conn, req.worker_id, req.complete)
-            advice = await self.advice(conn)
+            advice = await self.advice(conn, req.worker_id)
             kinds: Sequence[str] = req.kinds
             if advice.paused_until is not None:
                 # The platform said Retry-After: hand out no crawl work until then (its
@@ -317,6 +342,10 @@ class Coordinator:
             ]
             for kind, n in Counter(u["kind"] for u in units).items():
                 self.metrics.claims.labels(kind).inc(n)
+            if any(u["kind"] in CRAWL_KINDS for u in units):
+                # The share follows the units held, these ones included.
+                self._advice = None
+                advice = await self.advice(conn, req.worker_id)
         return {"units": units, "fleet": advice.model_dump(mode="json"), "completed": completed}
 
     async def _refusal(self, conn: asyncpg.Connection, unit_id: int, token: int) -> Exception:
@@ -338,7 +367,7 @@ class Coordinator:
             )
             if row is None:
                 raise await self._refusal(conn, unit_id, req.token)
-            advice = await self.advice(conn)
+            advice = await self.advice(conn, req.worker_id)
         return HeartbeatResponse(
             lease_expires_at=row["lease_expires_at"], cancel=bool(row["cancel"]), fleet=advice
         )
@@ -600,7 +629,7 @@ class Coordinator:
             )
             self._advice = None
             self.metrics.throttles.inc()
-            advice = await self.advice(conn)
+            advice = await self.advice(conn, req.worker_id)
         log.info(
             "fleet_throttled",
             worker_id=req.worker_id,

@@ -163,6 +163,15 @@ class WorkerSettings(BaseSettings):
     heartbeat_s: float | None = Field(
         default=None, gt=0, description="Heartbeat period (default: a third of the lease)."
     )
+    advice_refresh_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description=(
+            "Ask the coordinator for this worker's budget share this often while units "
+            "run; a larger share is taken up only after one such period."
+        ),
+    )
     idle_poll_s: float = Field(
         default=1.0,
         gt=0,

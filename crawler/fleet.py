@@ -22,6 +22,7 @@ from schemas.work import (
     ClientIdState,
     CompleteRequest,
     FailRequest,
+    FleetAdvice,
     HeartbeatRequest,
     HeartbeatResponse,
     InvalidateRequest,
@@ -215,6 +216,11 @@ class CoordinatorClient:
         """Report that the platform refused ``value`` (401/403)."""
         body = InvalidateRequest(worker_id=self.worker_id)
         await self._call("POST", f"/v1/client-ids/{quote(value, safe='')}/invalidate", body, None)
+
+    async def advice(self) -> FleetAdvice:
+        """This worker's budget share, the fleet pause and the client_id, now."""
+        params = {"worker_id": self.worker_id}
+        return await self._must("GET", "/v1/fleet/advice", None, FleetAdvice, params=params)
 
     async def throttled(self, retry_after_s: float | None) -> None:
         """Report a 429 so the coordinator can shrink the fleet's budget."""

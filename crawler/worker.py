@@ -19,6 +19,7 @@ import contextlib
 import os
 import signal
 import socket
+import time
 import uuid
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -131,6 +132,7 @@ class Worker:
         self.metrics = metrics or WorkerMetrics()
         self.draining = asyncio.Event()
         self.bucket = TokenBucket(0)
+        self._raise_seen_at: float | None = None
         self._running: dict[int, _Running] = {}
         self._kinds = tuple(k for k in settings.kinds if k in HANDLERS)
         if not self._kinds:
@@ -141,13 +143,47 @@ class Worker:
 
     def apply(self, fleet: FleetAdvice, client_ids: FleetClientIds) -> None:
         """Apply the coordinator's advice: rate share, fleet pause, current client_id."""
-        self.bucket.set_rate(fleet.rate_share_rps)
-        self.metrics.rate_share.set(fleet.rate_share_rps)
+        self._apply_share(fleet.rate_share_rps, time.monotonic())
         if fleet.paused_until is not None:
             seconds = (fleet.paused_until - datetime.now(UTC)).total_seconds()
             if seconds > 0:
                 self.bucket.pause(seconds)
         client_ids.advise(fleet.client_id)
+
+    def _apply_share(self, share: float, now: float) -> None:
+        """A cut at once; a raise only once it has been advised for a refresh period.
+
+        Shares follow the units each worker holds, so one worker's raise is another's
+        cut: applied at once, a raise would add to the old share the other still sends
+        at until its next advice, and the sum would overrun the platform's limit. A cut
+        is always safe; the first advice (from "unlimited") is a cut.
+        """
+        current = self.bucket.rate
+        if current <= 0 or share <= current:
+            self._raise_seen_at = None
+        elif self._raise_seen_at is None:
+            self._raise_seen_at = now
+            return
+        elif now - self._raise_seen_at < self.settings.advice_refresh_s:
+            return
+        else:
+            self._raise_seen_at = None
+        self.bucket.set_rate(share)
+        self.metrics.rate_share.set(share)
+
+    async def _refresh_advice(
+        self, coordinator: CoordinatorClient, client_ids: FleetClientIds
+    ) -> None:
+        """Ask for the advice every ``advice_refresh_s`` while units run (see _apply_share)."""
+        every = self.settings.advice_refresh_s
+        while not self.draining.is_set():
+            await _wait_any(self.draining, timeout=every)
+            if not self._running or self.draining.is_set():
+                continue
+            try:
+                self.apply(await coordinator.advice(), client_ids)
+            except CoordinatorError as exc:
+                self.log.warning("advice_failed", error=str(exc))
 
     # ------------------------------------------------------------------ main loop
 
@@ -200,8 +236,14 @@ class Worker:
                     coordinator=s.coordinator_url,
                     key=short(s.api_key),
                 )
-                await self._lease_loop(coordinator, client_ids, api, store, stop_after_idle)
-                await self._drain(coordinator)
+                advising = asyncio.create_task(self._refresh_advice(coordinator, client_ids))
+                try:
+                    await self._lease_loop(coordinator, client_ids, api, store, stop_after_idle)
+                    await self._drain(coordinator)
+                finally:
+                    advising.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await advising
         finally:
             await transport.close()
             await store.close()

@@ -446,6 +446,32 @@ async def test_client_id_discovery_is_single_flight(api: Api) -> None:
     assert lease["fleet"]["client_id"] is None
 
 
+async def test_the_budget_is_shared_by_the_crawl_units_each_worker_holds(api: Api) -> None:
+    await api.submit("user_sweep", {"id_from": 1, "id_to": 401, "chunk": 100})
+    status, answer = await api.call(
+        "POST", "/v1/leases", "worker", {"worker_id": "w1", "kinds": ["user_range"], "max_units": 3}
+    )
+    assert status == 200 and len(answer["units"]) == 3
+    # the lease's own advice counts the units it just handed out: all of them are w1's
+    assert answer["fleet"]["rate_share_rps"] == pytest.approx(20.0)
+    assert len(await api.lease("w2", ["user_range"], n=5)) == 1
+    await api.lease("w3", ["user_range"])  # nothing left: holds no unit
+    shares = {}
+    for worker in ("w1", "w2", "w3"):
+        status, advice = await api.call(
+            "GET", "/v1/fleet/advice", "worker", params={"worker_id": worker}
+        )
+        assert status == 200, advice
+        shares[worker] = advice["rate_share_rps"]
+    assert shares["w1"] == pytest.approx(15.0, rel=0.05)  # 3 of the 4 units held
+    assert shares["w2"] == pytest.approx(5.0, rel=0.05)
+    assert shares["w3"] == pytest.approx(20.0 / 3, rel=0.05)  # none held: an equal share
+    status, error = await api.call("GET", "/v1/fleet/advice", "worker")
+    assert status == 422 and "worker_id" in str(error)
+    status, _ = await api.call("GET", "/v1/fleet/advice", "researcher", params={"worker_id": "w1"})
+    assert status == 403
+
+
 async def test_throttle_halves_the_budget_once_and_pauses_the_fleet(api: Api) -> None:
     await api.lease("w1", ["user_range"])
     await api.lease("w2", ["user_range", "score"])

@@ -62,6 +62,9 @@ class ScriptedCoordinator:
         ]
         return LeaseResponse(units=units, fleet=self._fleet())
 
+    async def advice(self) -> FleetAdvice:
+        return self._fleet()
+
     async def heartbeat(self, *_args: Any) -> HeartbeatResponse:
         expires = datetime.now(UTC) + timedelta(seconds=60)
         return HeartbeatResponse(lease_expires_at=expires, fleet=self._fleet())

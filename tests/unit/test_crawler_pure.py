@@ -124,3 +124,24 @@ def test_token_bucket_burst_follows_the_rate_share() -> None:
     bucket.set_rate(2.0)
     assert bucket.rate == 2.0 and bucket.capacity == 1.0
     assert TokenBucket(0).capacity == 1.0  # unlimited: acquire never waits
+
+
+def test_a_budget_cut_applies_at_once_and_a_raise_after_a_refresh_period() -> None:
+    from crawler.config import WorkerSettings
+    from crawler.worker import Worker
+
+    settings = WorkerSettings(api_key="k", advice_refresh_s=1.0)
+    worker = Worker(settings, "postgresql://unused")
+    worker._apply_share(25.0, now=100.0)  # the first advice (from unlimited): at once
+    assert worker.bucket.rate == 25.0
+    worker._apply_share(10.0, now=100.5)  # a cut: at once
+    assert worker.bucket.rate == 10.0
+    worker._apply_share(50.0, now=101.0)  # a raise: held while the others cut theirs
+    worker._apply_share(50.0, now=101.5)
+    assert worker.bucket.rate == 10.0
+    worker._apply_share(50.0, now=102.0)  # still advised a refresh period later
+    assert worker.bucket.rate == 50.0
+    worker._apply_share(60.0, now=102.5)
+    worker._apply_share(40.0, now=103.0)  # a cut in between drops the pending raise
+    worker._apply_share(60.0, now=103.6)
+    assert worker.bucket.rate == 40.0
