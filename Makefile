@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: chaos chaos-real bench-hostile bench-metrics soak bench-peers install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
+.PHONY: chaos chaos-real bench-hostile bench-metrics soak bench-peers bench-requests install demo test lint unit integration acceptance test-external bench bench-ingest bench-simulator bench-leasing bench-revisit clean bench-sweep bench-network bench-spam bench-virality
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ test-external: install
 
 bench-peers: install
 	$(PY) -m benchmarks.vs_peers
+
+bench-requests: install
+	$(PY) -m benchmarks.requests
 
 bench-ingest: install
 	$(PY) -m benchmarks.ingest
