@@ -10,6 +10,7 @@ import pytest
 from schemas import api_v2, records
 from schemas.errors import InputError
 from schemas.tables import follows, tracks, users
+from soundfleet import sink
 from soundfleet.sink import write_rows
 from tests import fixtures
 
@@ -41,6 +42,26 @@ async def test_same_batch_twice_leaves_identical_tables(db: asyncpg.Connection) 
     assert await write_rows(db, users, user_rows) == 0
     assert await write_rows(db, follows, follow_rows) == 0
     assert (await _dump(db, "users"), await _dump(db, "follows")) == before
+
+
+async def test_new_rows_go_straight_in_and_a_conflict_takes_the_upsert(
+    db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sink, "_staged_for", {})
+    user_rows, _ = _followings_rows()
+    half = len(user_rows) // 2
+    async with db.transaction():  # inside a unit's transaction, as the crawler lands
+        assert await write_rows(db, users, user_rows[:half]) == half
+    assert sink._staged_for == {}  # copied straight in
+    changed = dict(user_rows[0], followers_count=42)
+    # One row the table holds, changed, among new ones: the whole batch is upserted.
+    async with db.transaction():
+        assert (
+            await write_rows(db, users, [changed, *user_rows[half:]]) == len(user_rows) - half + 1
+        )
+    assert sink._staged_for["users"] == sink._STAGED_AFTER_CONFLICT
+    assert await db.fetchval("SELECT count(*) FROM users") == len(user_rows)
+    assert await db.fetchval("SELECT followers_count FROM users WHERE id=$1", changed["id"]) == 42
 
 
 async def test_repeated_follow_events_are_data(db: asyncpg.Connection) -> None:
