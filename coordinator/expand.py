@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 
 from coordinator.queries import UnitRows
+from schemas.api_v2 import MAX_BATCH_IDS
 from schemas.jobs import NetworkSpec, PlayPollSpec, ScoreSpec, TrackTimelinesSpec, UserTracksSpec
 from schemas.work import TimelineSpec
 
@@ -90,14 +91,20 @@ def track_timelines(spec: TrackTimelinesSpec) -> UnitRows:
 
 
 def play_polls(spec: PlayPollSpec) -> UnitRows:
-    """One snapshot unit per track and tick, the k-th tick due ``k * every_s`` from now."""
+    """One snapshot unit per batch of 50 tracks and tick, the k-th due ``k * every_s`` on.
+
+    A batch is one ``/tracks?ids=`` request: 50 tracks' counters for one request of the
+    budget, where a request per track spent 50.
+    """
     rows = UnitRows("play_poll", [], [], [], [])
     ticks = int(spec.for_s // spec.every_s) + 1
-    for track_id in dict.fromkeys(spec.track_ids):
-        payload = _dump({"track_id": track_id})
+    tracks = list(dict.fromkeys(spec.track_ids))
+    for start in range(0, len(tracks), MAX_BATCH_IDS):
+        batch = tracks[start : start + MAX_BATCH_IDS]
+        payload = _dump({"track_ids": batch})
         for k in range(ticks):
             rows.payloads.append(payload)
-            rows.keys.append(f"pp:{track_id}:{k}")
+            rows.keys.append(f"pp:{batch[0]}+{len(batch)}:{k}")
             rows.depths.append(0)
             rows.delays_s.append(k * spec.every_s)
     return rows

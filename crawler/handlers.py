@@ -37,6 +37,7 @@ from crawler.metrics import WorkerMetrics
 from crawler.store import Batch, Fence, Record, Row, RowStore
 from schemas import records, tables
 from schemas.api_v2 import (
+    BatchParser,
     ListPage,
     ListPageParser,
     Track,
@@ -58,6 +59,7 @@ _RANGE_CURSOR = "next_id="
 _FLUSH_EVERY_S = 5.0
 _USER_LIST = ListPageParser(User)
 _TRACK_LIST = ListPageParser(Track)
+_TRACK_BATCH = BatchParser(Track)
 # A confirmed-live answer vouches for the platform's 404s this long (per worker).
 _LIVE_CHECK_S = 30.0
 _LIVE_PROBES = 3
@@ -482,18 +484,28 @@ async def track_list(ctx: UnitContext) -> UnitResult:
 
 
 async def play_poll(ctx: UnitContext) -> UnitResult:
-    """One snapshot of a track's counters, timed by the platform's clock."""
+    """One snapshot of up to 50 tracks' counters in one request, by the platform's clock.
+
+    ``/tracks?ids=`` answers the tracks it can show, in an order of its own; a track
+    it leaves out (gone, private) gets no snapshot, as a 404 on ``/tracks/{id}`` did.
+    """
     payload = PlayPollPayload.model_validate(ctx.lease.payload)
-    got = await ctx.api.fetch(ctx.url(f"/tracks/{payload.track_id}"), Track)
+    wanted = set(payload.ids)
+    url = ctx.url("/tracks", ids=",".join(map(str, payload.ids)))
+    got = await ctx.api.fetch(url, _TRACK_BATCH)
     ctx.metrics.pages.labels("track").inc()
     if got.data is GONE:
         return UnitResult(0)
-    track: Track = got.data
+    answer: ListPage[Track] = got.data
     fetched_at = _now()
     observed_at = got.date or fetched_at
     batch = Batch()
-    batch.add(tables.tracks, records.track_row(track, fetched_at))
-    batch.add(tables.track_stats, records.track_stats_row(track, observed_at))
+    for track in answer.collection:
+        if track.id not in wanted:
+            raise InputError(f"/tracks?ids= answered track {track.id}, which was not asked for")
+        batch.add(tables.tracks, records.track_row(track, fetched_at))
+        batch.add(tables.track_stats, records.track_stats_row(track, observed_at))
+    batch.extend(tables.skipped_items, _skipped_rows(ctx, url, answer, fetched_at))
     await ctx.land(batch, None)
     return UnitResult(ctx.rows)
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.api_v2 import MAX_BATCH_IDS
 
 UnitKind = Literal["user_range", "follow_list", "user_tracks", "track_list", "play_poll", "score"]
 UNIT_KINDS: tuple[str, ...] = (
@@ -91,9 +93,27 @@ class TrackListPayload(_Strict):
 
 
 class PlayPollPayload(_Strict):
-    """One snapshot of a track's counters (scheduled with ``not_before``)."""
+    """One snapshot of up to 50 tracks' counters (scheduled with ``not_before``).
 
-    track_id: UserId
+    Asked for in one ``/tracks?ids=`` request, the batch form the web client uses. A
+    payload with one ``track_id`` (units queued before batches) is the batch of one.
+    """
+
+    track_ids: tuple[UserId, ...] = Field(default=(), max_length=MAX_BATCH_IDS)
+    track_id: UserId | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PlayPollPayload:
+        if bool(self.track_ids) == (self.track_id is not None):
+            raise ValueError("give track_ids (1 to 50) or a single track_id")
+        return self
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        """The tracks of this snapshot."""
+        if self.track_id is not None:
+            return (self.track_id,)
+        return self.track_ids
 
 
 class ScorePayload(_Strict):

@@ -42,6 +42,7 @@ from urllib.parse import quote, urlsplit
 import structlog
 from aiohttp import web
 
+from schemas.api_v2 import MAX_BATCH_IDS
 from schemas.errors import SoundfleetError
 from simulator import hashing, render
 from simulator.botprotect import BotConfig, BotProtection
@@ -656,6 +657,24 @@ class Simulator:
             return None
         return render.track(self.world, tid, now_us, nested_full=True)
 
+    def get_tracks(self, request: web.Request, now_us: int) -> Any:
+        """``/tracks?ids=a,b,…``: the visible tracks among at most 50 ids, as an array.
+
+        As on the real service the answer leaves out what it cannot show and does not
+        keep the order asked for (here: newest id first).
+        """
+        raw = request.query.get("ids", "")
+        parts = raw.split(",") if raw else []
+        if not parts or len(parts) > MAX_BATCH_IDS or not all(_ID.match(p) for p in parts):
+            raise BadRequest(f"invalid ids {raw[:100]!r}: 1 to {MAX_BATCH_IDS} track ids")
+        ids = sorted({int(p) for p in parts}, reverse=True)
+        w = self.world
+        return [
+            render.track(w, tid, now_us, nested_full=True)
+            for tid in ids
+            if self._track_visible(tid, now_us)
+        ]
+
     def _track_users(self, request: web.Request, now_us: int, reposters: bool) -> Any:
         tid = self._track_id(request)
         limit = self._limit(request)
@@ -825,6 +844,7 @@ class Simulator:
         r.add_get(p + "/users/{id}/tracks", self.api(self.get_user_tracks))
         r.add_get(p + "/users/{id}/likes", self.api(self.get_user_likes))
         r.add_get(p + "/users/{id}/web-profiles", self.api(self.get_web_profiles))
+        r.add_get(p + "/tracks", self.api(self.get_tracks))
         r.add_get(p + "/tracks/{id}", self.api(self.get_track))
         r.add_get(p + "/tracks/{id}/reposters", self.api(self.get_reposters))
         r.add_get(p + "/tracks/{id}/likers", self.api(self.get_likers))

@@ -318,7 +318,7 @@ async def test_user_tracks_and_play_poll(sim: Sim, db_dsn: str, db: asyncpg.Conn
             "user_tracks", {"user_id": artist, "then_timelines": {"lists": ["reposters"]}}
         )
         one = min(public)
-        await crawl.run("play_poll", {"track_id": one})
+        await crawl.run("play_poll", {"track_id": one})  # a unit queued before batches
     assert {r[0] for r in await rows(db, "SELECT id FROM tracks")} == public
     assert result.discovered_track_ids == sorted(public)
     stats = await db.fetch("SELECT track_id, playback_count, reposts_count FROM track_stats")
@@ -326,6 +326,32 @@ async def test_user_tracks_and_play_poll(sim: Sim, db_dsn: str, db: asyncpg.Conn
         (one, int((w.reposts.dst == one).sum()))
     ]
     assert stats[0]["playback_count"] is not None
+
+
+async def test_a_play_poll_batch_snapshots_every_visible_track_in_one_request(
+    sim: Sim, db_dsn: str, db: asyncpg.Connection
+) -> None:
+    t = sim.world.tracks
+    private = [int(i) for i in t.id[~t.public][:3]]
+    asked = [*(int(i) for i in t.id[t.public][:45]), *private, 10**9]  # 49 ids
+    requests = 0
+    async with Crawl(sim, db_dsn) as crawl:
+        fetch = crawl.api.fetch
+
+        async def counted(url: str, *args: Any, **kw: Any) -> Any:
+            nonlocal requests
+            requests += 1
+            return await fetch(url, *args, **kw)
+
+        crawl.api.fetch = counted  # type: ignore[method-assign]
+        await crawl.run("play_poll", {"track_ids": asked})
+    assert requests == 1
+    stats = await rows(db, "SELECT track_id, reposts_count FROM track_stats")
+    visible = set(asked[:45])
+    assert {tid for tid, _ in stats} == visible  # private and unknown ids: no snapshot
+    w = sim.world
+    assert all(count == int((w.reposts.dst == tid).sum()) for tid, count in stats)
+    assert {r[0] for r in await rows(db, "SELECT id FROM tracks")} == visible
 
 
 async def test_a_drain_mid_batch_lands_every_fetched_id_and_none_is_fetched_twice(

@@ -152,3 +152,19 @@ def test_a_page_over_the_item_cap_is_refused() -> None:
     with pytest.raises(PayloadError, match="over the cap"):  # on the item-by-item path too
         parser.parse_body(_page([{"id": i} for i in range(5)] + ["odd"]))
     assert api_v2.MAX_PAGE_ITEMS >= 5 * 200
+
+
+def test_a_batch_answer_keeps_its_good_items_and_refuses_what_is_not_an_array() -> None:
+    import json
+
+    parser = api_v2.BatchParser(api_v2.MiniUser, max_items=4)
+    good = {"id": 1, "kind": "user", "username": "a"}
+    assert [u.id for u in parser.parse_body(json.dumps([good, good]).encode()).collection] == [1, 1]
+    odd = parser.parse_body(json.dumps([good, {"kind": "user"}, "deleted"]).encode())
+    assert [u.id for u in odd.collection] == [1]
+    assert [s["index"] for s in odd.skipped] == [1, 2]
+    for body in (b'{"collection": []}', b"{not json", b"7"):
+        with pytest.raises(PayloadError):
+            parser.parse_body(body)
+    with pytest.raises(PayloadError, match="over the cap"):
+        parser.parse_body(json.dumps([good] * 5).encode())

@@ -87,8 +87,14 @@ def test_track_user_poll_and_score_expansions() -> None:
     assert chained[0]["then_timelines"] == {"lists": ["likers"], "timestamps": "exact"}
     assert len(chained) == 2
     polls = expand.play_polls(PlayPollSpec(track_ids=[5], every_s=60, for_s=150))
-    _payloads_valid(polls)
+    assert _payloads_valid(polls) == [{"track_ids": [5]}] * 3
     assert polls.delays_s == [0.0, 60.0, 120.0]
+    # 120 tracks (one twice): batches of 50, 50 and 20, each at every tick
+    many = expand.play_polls(PlayPollSpec(track_ids=[*range(1, 121), 7], every_s=60, for_s=60))
+    batches = _payloads_valid(many)
+    assert [len(b["track_ids"]) for b in batches] == [50, 50, 50, 50, 20, 20]
+    assert sorted({i for b in batches for i in b["track_ids"]}) == list(range(1, 121))
+    assert len(set(many.keys)) == len(many.keys)
     score = _payloads_valid(expand.score(ScoreSpec(model="revisit", params={"window": "daily"})))
     assert score == [{"model": "revisit", "params": {"window": "daily"}}]
 

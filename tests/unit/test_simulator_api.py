@@ -333,6 +333,22 @@ async def test_private_tracks_leave_empty_pages_with_a_next_href(srv: Served) ->
     assert empty_pages > 0
 
 
+async def test_tracks_by_ids_answers_the_visible_ones_in_its_own_order(srv: Served) -> None:
+    t = srv.world.tracks
+    public = [int(i) for i in t.id[t.public][:5]]
+    private = int(t.id[~t.public][0])
+    status, _, data = await srv.get("/tracks", ids=",".join(map(str, [*public, private, 10**9])))
+    assert status == 200
+    assert sorted(d["id"] for d in data) == sorted(public)
+    assert [d["id"] for d in data] != public  # not the order asked for
+    for one in data:
+        _, _, alone = await srv.get(f"/tracks/{one['id']}")
+        assert one == alone
+    for bad in ("", "1,x", ",".join(map(str, range(1, 52)))):
+        status, _, data = await srv.get("/tracks", ids=bad)
+        assert status == 400, bad
+
+
 async def test_resolve_and_web_profiles(srv: Served) -> None:
     w = srv.world
     tid = int(np.flatnonzero(w.tracks.public)[0]) + 1
