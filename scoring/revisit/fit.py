@@ -648,6 +648,25 @@ class Forecast:
         }
 
 
+ANCHOR_WINDOWS = 7
+
+
+def anchored(curve: FloatArray, prefix: FloatArray, windows: int = ANCHOR_WINDOWS) -> FloatArray:
+    """``curve`` (the fit over the prefix and beyond) with the level it misses at the origin.
+
+    The shocks are fitted to the whole prefix, so the curve's level where the forecast
+    starts is a compromise with the distant past. Its mean miss over the last
+    ``windows`` observed windows before the origin (a week of days) is carried forward
+    as a persistent level, and popularity is kept at or above zero. Returns the curve
+    past the prefix.
+    """
+    n = len(prefix)
+    recent = prefix[max(0, n - windows) :] - curve[max(0, n - windows) : n]
+    seen = recent[np.isfinite(recent)]
+    shift = float(seen.mean()) if seen.size else 0.0
+    return np.asarray(np.maximum(curve[n:] + shift, 0.0), dtype=np.float64)
+
+
 def rmse(predicted: FloatArray, actual: FloatArray) -> float:
     """Root mean square error over the windows where ``actual`` is observed."""
     ok = np.isfinite(actual)
@@ -659,13 +678,14 @@ def rmse(predicted: FloatArray, actual: FloatArray) -> float:
 def forecast(
     y: FloatArray, horizon: int, period: float | tuple[float, ...] | None = None
 ) -> Forecast:
-    """Fit Phoenix-R to all but the last ``horizon`` windows and predict them."""
+    """Fit Phoenix-R to all but the last ``horizon`` windows and predict them, the fitted
+    curve anchored at the origin (:func:`anchored`)."""
     y = np.asarray(y, dtype=np.float64)
     if horizon < 1 or horizon >= len(y):
         raise FitError(f"forecast horizon {horizon} must be in 1 .. {len(y) - 1}")
     prefix = y[:-horizon]
     model = fit(prefix, period, profile_share=False)
-    pred = model.predict(len(y))[-horizon:]
+    pred = anchored(model.predict(len(y)), prefix)
     actual = y[-horizon:]
     return Forecast(
         horizon=horizon,

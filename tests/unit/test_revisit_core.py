@@ -9,7 +9,16 @@ import pytest
 
 from scoring.revisit import wavelet
 from scoring.revisit.baseline import _sigmoid, fit_holt_winters
-from scoring.revisit.fit import FitError, data_bits, fit, forecast, log_star, model_bits, rmse
+from scoring.revisit.fit import (
+    FitError,
+    anchored,
+    data_bits,
+    fit,
+    forecast,
+    log_star,
+    model_bits,
+    rmse,
+)
 from scoring.revisit.model import Period, Shock, pack, simulate, simulate_batch
 from scoring.revisit.series import SeriesError, mark_outages, regularize
 
@@ -159,6 +168,16 @@ def test_forecast_predicts_the_decay() -> None:
     truth, _ = simulate(SHOCKS[:1], 200)
     assert fc.predicted.shape == (20,)
     assert fc.rmse < 0.1 * truth.max()
+
+
+def test_the_forecast_carries_the_level_the_fit_misses_at_the_origin() -> None:
+    curve = np.linspace(100.0, 10.0, 40)  # the fit over 30 prefix windows and 10 beyond
+    prefix = curve[:30] + 25.0  # the series sits 25 above it where the forecast starts
+    prefix[:20] = curve[:20]  # (not in the distant past)
+    prefix[27] = np.nan  # a gap is skipped
+    assert anchored(curve, prefix) == pytest.approx(curve[30:] + 25.0)
+    low = anchored(curve, curve[:30] - 60.0)  # never below zero plays
+    assert low.min() == 0.0 and low[0] == pytest.approx(max(curve[30] - 60.0, 0.0))
 
 
 def test_regularize_interpolates_and_marks_gaps_and_recounts() -> None:
