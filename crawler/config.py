@@ -164,7 +164,9 @@ class WorkerSettings(BaseSettings):
         default=None, gt=0, description="Heartbeat period (default: a third of the lease)."
     )
     advice_refresh_s: float = Field(
-        default=1.0,
+        # 0.5: a job's last units get the budget their finished neighbours freed within
+        # a second (exact timelines used 0.945 of it at 1.0, 0.97 at 0.5).
+        default=0.5,
         gt=0,
         le=60,
         description=(
