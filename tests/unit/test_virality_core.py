@@ -435,3 +435,19 @@ def test_sansnet_score_forms_and_pooled_hazard(world: synthetic.SyntheticWorld) 
             assert path.baseline_hazard[cells].min() > 0
     with_rate = sansnet.fit(c, lab, grid, rate_hours=6.0)
     assert with_rate.coef.shape == (2,) and with_rate.rate_steps == 6
+
+
+def test_f_measure_interval_brackets_the_f_measure() -> None:
+    from scoring.virality.evaluate import f_measure_ci, prf
+
+    truth = np.zeros(400, dtype=bool)
+    truth[:40] = True
+    assert f_measure_ci(truth, truth) == [1.0, 1.0]
+    pred = truth.copy()
+    pred[30:40] = False  # 10 misses
+    pred[100:110] = True  # 10 false alarms
+    low, high = f_measure_ci(pred, truth) or (None, None)
+    f = prf(pred, truth)["f_measure"]
+    assert low is not None and high is not None
+    assert low < f < high and low >= 0.0 and high <= 1.0
+    assert f_measure_ci(pred[:1], truth[:1]) is None
