@@ -299,6 +299,7 @@ def metrics(
             continue
         rows = lab & alive[:, g]
         m: dict[str, Any] = prf(run.decisions[rows, g], labels.viral[rows])
+        m["f_measure_ci95"] = f_measure_ci(run.decisions[rows, g], labels.viral[rows])
         order = np.argsort(-run.scores[rows, g], kind="stable")
         viral_rows = labels.viral[rows][order]
         total = max(int(viral_rows.sum()), 1)
