@@ -20,6 +20,7 @@ every model's cuts by one tuned constant to compare them at a matched false-alar
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -248,8 +249,37 @@ def seismic_kernel_integral(age_hours: FloatArray, s0_hours: float, theta: float
     return early + late
 
 
-# Above log(1 + any finite float64): where supercritical scores start.
-SUPERCRITICAL = 1000.0
+def fit_seismic_kernel(delays_hours: FloatArray) -> tuple[float, float]:
+    """``(s0, theta)`` of SEISMIC's kernel by maximum likelihood on reaction delays.
+
+    The kernel is a density: flat up to ``s0``, a power law of exponent ``-(1 + theta)``
+    after. For each ``s0`` on a grid of the delays' quantiles the tail exponent is
+    found by a bounded 1-D search of the likelihood; the pair with the highest
+    likelihood is kept, as the paper calibrates its kernel on its own data.
+    """
+    from scipy.optimize import minimize_scalar
+
+    d = np.asarray(delays_hours, dtype=np.float64)
+    d = np.maximum(d[np.isfinite(d)], 1e-3)
+    if d.size < 10:
+        raise DegenerateTraining("seismic: too few shares to calibrate the kernel")
+    best = (-np.inf, 5.0 / 60.0, 0.242)
+    n = d.size
+    for s0 in np.unique(np.quantile(d, [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5])):
+        tail = np.log(d[d > s0] / s0)
+
+        def neg_loglik(theta: float, s0: float = s0, tail: FloatArray = tail) -> float:
+            c = 1.0 / (s0 * (1.0 + 1.0 / theta))
+            return float(-(n * np.log(c) - (1.0 + theta) * tail.sum()))
+
+        res = minimize_scalar(neg_loglik, bounds=(1e-3, 20.0), method="bounded")
+        if -res.fun > best[0]:
+            best = (-float(res.fun), float(s0), float(res.x))
+    return best[1], best[2]
+
+
+# Grids the scaling factors alpha and gamma are calibrated on, per decision time.
+_SCALE_GRID = np.exp(np.linspace(np.log(0.05), np.log(5.0), 16))
 
 
 @dataclass
@@ -258,71 +288,100 @@ class Seismic:
 
     Infectiousness p_t = R_t / sum_i n_i Phi(t - t_i) over the artist and every sharer
     so far (n_i their follower counts); predicted final size
-    R_t + alpha p_t (sum_i n_i - exposure_t) / (1 - gamma p_t n*), infinite when
-    gamma p_t n* >= 1 (supercritical). n* is the mean follower count of sharers in the
-    training data. Kernel defaults are the paper's (s0 = 5 minutes, theta = 0.242).
+    R_t + alpha p_t (A_t - E_t) / (1 - gamma p_t n*), where A_t - E_t is the audience not
+    yet exposed and n* the mean follower count of sharers in the training data. As the
+    paper prescribes, the kernel (s0, theta) and the scaling factors (alpha_t, gamma_t,
+    per decision time, by least squares on log final sizes) are calibrated on the
+    training folds, and a cascade is predicted only once it has ``min_shares``
+    shares (before that, its size so far). A prediction never exceeds the reactions the
+    unexposed audience allows (R_t + A_t - E_t), which also bounds a supercritical
+    process, so every cascade is ranked by its predicted final size.
     """
 
     name: str = "seismic"
     s0_hours: float = 5.0 / 60.0
     theta: float = 0.242
-    alpha: float = 1.0
-    gamma: float = 1.0
+    alpha: FloatArray | None = None
+    gamma: FloatArray | None = None
     n_star: float = 1.0
+    min_shares: int = 5
 
     def fit(self, train: Inputs) -> None:
-        """Estimate n*, the mean audience of a sharer."""
+        """Calibrate n*, the kernel and the scaling factors on the training cascades."""
         if train.event_followers is None:
             raise DegenerateTraining("seismic: resharers' follower counts are missing")
         if train.event_followers.size == 0:
             raise DegenerateTraining("seismic: no share in the training data")
         self.n_star = float(np.mean(train.event_followers))
+        self.s0_hours, self.theta = fit_seismic_kernel(train.cascades.times)
+        final = np.log1p(train.cascades.final_sizes().astype(np.float64))
+        n_grid = train.grid.times.shape[0]
+        self.alpha = np.ones(n_grid)
+        self.gamma = np.ones(n_grid)
+        a = _SCALE_GRID[:, None, None]
+        g_ = _SCALE_GRID[None, :, None]
+        for g, (r, p, rest) in enumerate(self._terms(train)):
+            use = (r >= self.min_shares) & train.labels.labeled
+            if use.sum() < 5:
+                continue
+            pred = _bounded(r[use], p[use], rest[use], a, g_, self.n_star)
+            err = ((np.log1p(pred) - final[use]) ** 2).mean(axis=-1)
+            i, j = np.unravel_index(int(np.argmin(err)), err.shape)
+            self.alpha[g], self.gamma[g] = _SCALE_GRID[i], _SCALE_GRID[j]
 
     def predicted_final(self, test: Inputs) -> FloatArray:
-        """Predicted final size at every decision time (inf: supercritical)."""
-        return self._predict(test)[0]
-
-    def _predict(self, test: Inputs) -> tuple[FloatArray, FloatArray]:
-        """Predicted final size and the branching factor ``gamma p_t n*``."""
-        if test.event_followers is None or test.artist_followers is None:
-            raise DegenerateTraining("seismic: resharers' follower counts are missing")
+        """Predicted final size at every decision time."""
+        if self.alpha is None or self.gamma is None:
+            raise DegenerateTraining("seismic: not fitted")
         c = test.cascades
-        grid = test.grid.times
+        out = np.zeros((c.n, test.grid.times.shape[0]))
+        for g, (r, p, rest) in enumerate(self._terms(test)):
+            pred = _bounded(r, p, rest, self.alpha[g], self.gamma[g], self.n_star)
+            out[:, g] = np.where(r >= self.min_shares, pred, r)
+        return out
+
+    def _terms(self, data: Inputs) -> Iterator[tuple[FloatArray, FloatArray, FloatArray]]:
+        """Per decision time: size so far R_t, infectiousness p_t, unexposed audience."""
+        if data.event_followers is None or data.artist_followers is None:
+            raise DegenerateTraining("seismic: resharers' follower counts are missing")
+        c = data.cascades
         cidx = c.cascade_of_event
-        out = np.zeros((c.n, grid.shape[0]))
-        branching = np.zeros((c.n, grid.shape[0]))
-        total_aud = test.artist_followers + np.zeros(c.n)
-        for g, t in enumerate(grid):
+        total_aud = data.artist_followers + np.zeros(c.n)
+        for g, t in enumerate(data.grid.times):
             seen = c.times <= t
-            exp_ev = test.event_followers * seismic_kernel_integral(
+            exp_ev = data.event_followers * seismic_kernel_integral(
                 t - c.times, self.s0_hours, self.theta
             )
-            exposure = test.artist_followers * seismic_kernel_integral(
+            exposure = data.artist_followers * seismic_kernel_integral(
                 np.full(c.n, t), self.s0_hours, self.theta
             ) + np.bincount(cidx[seen], weights=exp_ev[seen], minlength=c.n)
             audience = total_aud + np.bincount(
-                cidx[seen], weights=test.event_followers[seen], minlength=c.n
+                cidx[seen], weights=data.event_followers[seen], minlength=c.n
             )
-            r = test.sizes[:, g].astype(np.float64)
+            r = data.sizes[:, g].astype(np.float64)
             with np.errstate(divide="ignore", invalid="ignore"):
                 p = np.where(exposure > 0, r / exposure, 0.0)
-                denom = 1.0 - self.gamma * p * self.n_star
-                pred = r + self.alpha * p * np.maximum(audience - exposure, 0.0) / denom
-            out[:, g] = np.where(denom > 0, pred, np.inf)
-            branching[:, g] = self.gamma * p * self.n_star
-        return out, branching
+            yield r, p, np.maximum(audience - exposure, 0.0)
 
     def decide(self, test: Inputs) -> tuple[FloatArray, FloatArray]:
-        """Log predicted final size; viral when it reaches the threshold's.
+        """Log predicted final size; viral when it reaches the threshold's."""
+        pred = self.predicted_final(test)
+        return np.log1p(pred), np.full(pred.shape[1], np.log1p(test.labels.threshold))
 
-        A supercritical cascade (infinite predicted size) scores above every finite
-        prediction, ranked by its branching factor, so that the matched false-alarm
-        comparison can still order supercritical cascades among themselves.
-        """
-        pred, branching = self._predict(test)
-        with np.errstate(divide="ignore"):
-            score = np.where(np.isfinite(pred), np.log1p(pred), SUPERCRITICAL + branching)
-        return score, np.full(pred.shape[1], np.log1p(test.labels.threshold))
+
+def _bounded(
+    r: FloatArray,
+    p: FloatArray,
+    rest: FloatArray,
+    alpha: FloatArray | float,
+    gamma: FloatArray | float,
+    n_star: float,
+) -> FloatArray:
+    """SEISMIC's final size, at most the size so far plus the unexposed audience."""
+    denom = 1.0 - gamma * p * n_star
+    with np.errstate(divide="ignore", invalid="ignore"):
+        more = np.where(denom > 0, alpha * p * rest / denom, rest)
+    return np.asarray(r + np.minimum(more, rest), dtype=np.float64)
 
 
 @dataclass

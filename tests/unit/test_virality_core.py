@@ -451,3 +451,17 @@ def test_f_measure_interval_brackets_the_f_measure() -> None:
     assert low is not None and high is not None
     assert low < f < high and low >= 0.0 and high <= 1.0
     assert f_measure_ci(pred[:1], truth[:1]) is None
+
+
+def test_the_seismic_kernel_is_recovered_from_its_own_delays() -> None:
+    # draw delays from the kernel by inverting its integral on a fine grid
+    s0, theta = 0.5, 0.8
+    grid = np.linspace(0.0, 5000.0, 2_000_001)
+    cdf = baselines.seismic_kernel_integral(grid, s0, theta)
+    u = np.random.default_rng(3).uniform(0.0, cdf[-1], 20_000)
+    delays = np.interp(u, cdf, grid)
+    got_s0, got_theta = baselines.fit_seismic_kernel(delays)
+    assert got_theta == pytest.approx(theta, rel=0.15)
+    assert 0.2 <= got_s0 <= 1.0  # on the grid of the delays' quantiles
+    with pytest.raises(DegenerateTraining):
+        baselines.fit_seismic_kernel(np.array([1.0, 2.0]))
