@@ -160,34 +160,35 @@ async def _progress(conn: asyncpg.Connection, job_id: int) -> tuple[int, int]:
     return int(row["done"]), int(row["total"])
 
 
-async def _backends_cpu_s(conn: asyncpg.Connection, application: str | None = None) -> float:
-    """CPU seconds of the PostgreSQL backends connected to this database (same host),
-    or of those of one ``application_name`` only."""
-    pids = await conn.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-        "AND ($1::text IS NULL OR application_name = $1)",
-        application,
+async def _backends_cpu_s(conn: asyncpg.Connection) -> dict[str, float]:
+    """CPU seconds of the PostgreSQL backends connected to this database (same host), in
+    all and by the ``application_name`` they serve (``''``: no name)."""
+    rows = await conn.fetch(
+        "SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database()"
     )
-    total = 0.0
-    for row in pids:
+    by_app: dict[str, float] = {}
+    for row in rows:
         try:
-            total += _cpu_s(psutil.Process(int(row["pid"])))
+            cpu = _cpu_s(psutil.Process(int(row["pid"])))
         except psutil.Error:
             continue
-    return total
+        name = row["application_name"] or ""
+        by_app[name] = by_app.get(name, 0.0) + cpu
+    return {"": sum(by_app.values()), **{k: v for k, v in by_app.items() if k}}
 
 
 async def _fleet_cpu_s(
     conn: asyncpg.Connection, sim: psutil.Process, coord: psutil.Process, workers: list[float]
 ) -> dict[str, float]:
     """CPU seconds so far of each part of a fleet run (the backends by who they serve)."""
+    backends = await _backends_cpu_s(conn)
     return {
         "workers": sum(workers),
         "simulator": _cpu_s(sim),
         "coordinator": _cpu_s(coord),
-        "postgres": await _backends_cpu_s(conn),
-        "postgres_for_workers": await _backends_cpu_s(conn, "soundfleet-worker"),
-        "postgres_for_coordinator": await _backends_cpu_s(conn, "soundfleet-coordinator"),
+        "postgres": backends[""],
+        "postgres_for_workers": backends.get("soundfleet-worker", 0.0),
+        "postgres_for_coordinator": backends.get("soundfleet-coordinator", 0.0),
     }
 
 
@@ -315,7 +316,7 @@ async def least_pipeline(
             next_id = iter(range(1, ids + 1))
             sink = _LeastSink(conn, batch_size)
             sim_cpu = _cpu_s(sim)
-            pg_cpu = await _backends_cpu_s(monitor)
+            pg_cpu = (await _backends_cpu_s(monitor))[""]
             own_cpu = time.process_time()
             started = time.perf_counter()
             await asyncio.gather(
@@ -325,7 +326,7 @@ async def least_pipeline(
             elapsed = time.perf_counter() - started
             own_cpu = time.process_time() - own_cpu
             sim_cpu = _cpu_s(sim) - sim_cpu
-            pg_cpu = await _backends_cpu_s(monitor) - pg_cpu
+            pg_cpu = (await _backends_cpu_s(monitor))[""] - pg_cpu
             landed = await monitor.fetchval(
                 "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM user_ids_gone)"
             )

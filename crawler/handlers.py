@@ -37,6 +37,7 @@ from crawler.metrics import WorkerMetrics
 from crawler.store import Batch, Fence, Record, Row, RowStore
 from schemas import records, tables
 from schemas.api_v2 import (
+    CLIENT_PARAMS,
     BatchParser,
     ListPage,
     ListPageParser,
@@ -63,8 +64,6 @@ _TRACK_BATCH = BatchParser(Track)
 # A confirmed-live answer vouches for the platform's 404s this long (per worker).
 _LIVE_CHECK_S = 30.0
 _LIVE_PROBES = 3
-# Query parameters that say who asked, not what: dropped from recorded page URLs.
-_CLIENT_PARAMS = ("client_id", "app_version", "app_locale")
 
 
 class Drained(Exception):
@@ -302,7 +301,7 @@ def _skipped_rows(ctx: UnitContext, url: str, page: ListPage[Any], at: datetime)
     if not page.skipped:
         return []
     ctx.metrics.items_skipped.inc(len(page.skipped))
-    page_url = without_params(url, _CLIENT_PARAMS)
+    page_url = without_params(url, CLIENT_PARAMS)
     for item in page.skipped:
         ctx.log.warning("list_item_skipped", url=page_url[:200], index=item["index"],
                         reason=item["reason"][:200])  # fmt: skip
@@ -349,7 +348,7 @@ async def _walk(
     while True:
         if len(seen) > max_pages:
             await ctx.land(batch, url)
-            shown = without_params(url, _CLIENT_PARAMS)[:200]
+            shown = without_params(url, CLIENT_PARAMS)[:200]
             raise PagingLoop(f"more than {max_pages} pages in one lease (max_pages): {shown}")
         got = (await ctx.api.fetch(url, parser)).data
         ctx.metrics.pages.labels(ctx.lease.kind).inc()
@@ -374,7 +373,7 @@ async def _walk(
             return True
         key = _page_key(next_href)
         if key in seen:
-            shown = without_params(next_href, _CLIENT_PARAMS)[:200]
+            shown = without_params(next_href, CLIENT_PARAMS)[:200]
             ctx.log.error("next_href_repeated", url=shown)
             await ctx.land(batch, url)
             raise PagingLoop(f"next_href repeats a page of this unit: {shown}")
@@ -392,7 +391,7 @@ async def _walk(
 
 def _page_key(url: str) -> int:
     """A page's identity for the loop guard: its URL without the client's own parameters."""
-    return hash(without_params(url, _CLIENT_PARAMS))
+    return hash(without_params(url, CLIENT_PARAMS))
 
 
 async def follow_list(ctx: UnitContext) -> UnitResult:

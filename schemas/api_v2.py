@@ -339,6 +339,9 @@ def _kind(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
+CLIENT_PARAMS = ("client_id", "app_version", "app_locale")
+"""Query parameters that say who asked, not what: the same page with or without them."""
+
 MAX_BATCH_IDS = 50
 """Ids asked for in one ``/tracks?ids=`` request (the web client asks for 10-15)."""
 

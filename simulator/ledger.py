@@ -18,7 +18,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-_WHO_ASKED = frozenset({"client_id", "app_version", "app_locale"})
+from schemas.api_v2 import CLIENT_PARAMS
+
+_WHO_ASKED = frozenset(CLIENT_PARAMS)
 
 
 @dataclass(frozen=True)

@@ -293,10 +293,13 @@ def metrics(
     lab = labels.labeled
     alive = alive_matrix(labels, grid_times)
     out: dict[str, Any] = {"fit_s": run.fit_s, "problems": run.problems, "at_hour": {}}
-    for h in eval_hours:
-        g = int(np.floor(h / step_hours + 1e-9)) - 1
-        if g < 0 or g >= grid_times.shape[0]:
-            continue
+    # the decision-time column of each evaluation hour on the grid
+    columns = {
+        h: g
+        for h in eval_hours
+        if 0 <= (g := int(np.floor(h / step_hours + 1e-9)) - 1) < grid_times.shape[0]
+    }
+    for h, g in columns.items():
         rows = lab & alive[:, g]
         m: dict[str, Any] = prf(run.decisions[rows, g], labels.viral[rows])
         m["f_measure_ci95"] = f_measure_ci(run.decisions[rows, g], labels.viral[rows])
@@ -330,14 +333,12 @@ def metrics(
     for a, dec in run.matched.items():
         # every figure again at the matched budget, where models compare fairly
         at_hour = {}
-        for h in eval_hours:
-            g = int(np.floor(h / step_hours + 1e-9)) - 1
-            if 0 <= g < grid_times.shape[0]:
-                rows = lab & alive[:, g]
-                at_hour[f"{h:g}"] = {
-                    **prf(dec[rows, g], labels.viral[rows]),
-                    "f_measure_ci95": f_measure_ci(dec[rows, g], labels.viral[rows]),
-                }
+        for h, g in columns.items():
+            rows = lab & alive[:, g]
+            at_hour[f"{h:g}"] = {
+                **prf(dec[rows, g], labels.viral[rows]),
+                "f_measure_ci95": f_measure_ci(dec[rows, g], labels.viral[rows]),
+            }
         out["matched_false_alarm"][f"{a:g}"] = {
             **early_prediction(dec, labels, grid_times),
             "recall_before_viral": recall_before_viral(dec, labels, step_hours, before_hours),
