@@ -81,9 +81,32 @@ UPDATE jobs SET state = 'running', updated_at = now()
 WHERE id = ANY($1::bigint[]) AND state = 'queued'
 """
 
-HEARTBEAT = """
+
+def _moved(cursor: str) -> str:
+    """SQL: the cursor parameter ``cursor`` moves the unit on, for this attempt's first time."""
+    return (
+        f"({cursor}::text IS NOT NULL AND {cursor}::text IS DISTINCT FROM w.cursor "
+        "AND w.progress->>'moved' IS NULL)"
+    )
+
+
+def _refund(cursor: str) -> str:
+    """SQL SET items: an attempt that moves the unit's cursor on gets its attempt back.
+
+    ``max_attempts`` grows by one, once per attempt, as a release's does: a long list
+    walked under pod churn must not die of kills while it keeps landing pages, and an
+    attempt that gets nowhere still counts, so a unit that never moves ends as `dead`.
+    """
+    moved = _moved(cursor)
+    return f"""
+    max_attempts = w.max_attempts + CASE WHEN {moved} THEN 1 ELSE 0 END,
+    progress = CASE WHEN {moved} THEN w.progress || '{{"moved": true}}'::jsonb
+                    ELSE w.progress END,"""
+
+
+HEARTBEAT = f"""
 UPDATE work_units w SET
-    lease_expires_at = now() + make_interval(secs => $5),
+    lease_expires_at = now() + make_interval(secs => $5),{_refund("$4")}
     cursor = coalesce($4, w.cursor),
     rows_landed = coalesce((w.progress->>'base')::bigint, 0) + $6,
     updated_at = now()
@@ -111,13 +134,13 @@ COMPLETE_LEAN = COMPLETE[: COMPLETE.index("RETURNING")] + "RETURNING w.id, w.job
 
 # Retryable failures go back to `queued` with exponential backoff and full-range jitter
 # in [0.5, 1.0] of the delay; out of attempts (or not retryable) they stop for good.
-FAIL = """
+FAIL = f"""
 UPDATE work_units w SET
     state = CASE
         WHEN j.state = 'cancelled' THEN 'cancelled'
         WHEN NOT $5 THEN 'failed'
-        WHEN w.attempt >= w.max_attempts THEN 'dead'
-        ELSE 'queued' END,
+        WHEN w.attempt >= w.max_attempts AND NOT {_moved("$8")} THEN 'dead'
+        ELSE 'queued' END,{_refund("$8")}
     not_before = now() + make_interval(
         secs => least($7::float8, $6::float8 * power(2, greatest(w.attempt - 1, 0)))
                 * (0.5 + random() * 0.5)),
@@ -126,7 +149,8 @@ UPDATE work_units w SET
     cursor = coalesce($8, w.cursor),
     rows_landed = coalesce((w.progress->>'base')::bigint, 0) + $9,
     updated_at = now(),
-    done_at = CASE WHEN $5 AND w.attempt < w.max_attempts AND j.state <> 'cancelled'
+    done_at = CASE WHEN $5 AND (w.attempt < w.max_attempts OR {_moved("$8")})
+                        AND j.state <> 'cancelled'
                    THEN NULL ELSE now() END
 FROM jobs j
 WHERE w.id = $1 AND w.attempt = $2 AND w.worker_id = $3 AND coalesce(w.state, '') = 'leased'

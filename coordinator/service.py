@@ -484,7 +484,7 @@ class Coordinator:
                 req.retryable,
                 self.settings.backoff_base_s,
                 self.settings.backoff_max_s,
-                None,
+                req.cursor,
                 req.rows,
             )
             if row is None:

@@ -178,15 +178,26 @@ class CoordinatorClient:
         return await self._must("POST", f"/v1/leases/{unit_id}/complete", body, UnitStateResponse)
 
     async def fail(
-        self, unit_id: int, token: int, error: str, retryable: bool, rows: int = 0
+        self,
+        unit_id: int,
+        token: int,
+        error: str,
+        retryable: bool,
+        rows: int = 0,
+        cursor: str | None = None,
     ) -> UnitStateResponse:
-        """Report a unit failed (retried with backoff by the coordinator if retryable)."""
+        """Report a unit failed (retried with backoff by the coordinator if retryable).
+
+        ``cursor`` is where the retry resumes: the pages landed since the last
+        heartbeat are not fetched again.
+        """
         body = FailRequest(
             worker_id=self.worker_id,
             token=token,
             error=error[:4000],
             retryable=retryable,
             rows=rows,
+            cursor=cursor,
         )
         return await self._must("POST", f"/v1/leases/{unit_id}/fail", body, UnitStateResponse)
 

@@ -102,6 +102,9 @@ class UnitContext:
         self.metrics = metrics
         self.draining = draining
         self.cursor: str | None = lease.cursor
+        # Set when a landing moves the cursor: the heartbeat then takes it to the
+        # coordinator soon, instead of a whole period later.
+        self.moved = asyncio.Event()
         self.rows = 0
         self.log = structlog.get_logger("crawler.unit").bind(
             unit_id=lease.unit_id, job_id=lease.job_id, kind=lease.kind
@@ -122,7 +125,9 @@ class UnitContext:
                 raise
             for name, count in batch.counts().items():
                 self.metrics.rows.labels(name).inc(count)
-        self.cursor = cursor
+        if cursor != self.cursor:
+            self.cursor = cursor
+            self.moved.set()
 
     def stop_if_draining(self) -> None:
         """Raise :class:`Drained` when the worker is shutting down (call at checkpoints)."""

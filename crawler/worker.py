@@ -424,7 +424,12 @@ class Worker:
         ulog.warning("unit_failed", error=error[:500], retryable=retryable, rows=running.ctx.rows)
         try:
             await coordinator.fail(
-                running.lease.unit_id, running.lease.token, error, retryable, running.ctx.rows
+                running.lease.unit_id,
+                running.lease.token,
+                error,
+                retryable,
+                running.ctx.rows,
+                running.ctx.cursor,
             )
         except LeaseLost:
             self.metrics.lease_losses.inc()
@@ -455,11 +460,19 @@ class Worker:
     ) -> None:
         lease, ctx = running.lease, running.ctx
         expires = lease.lease_expires_at
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
             period = self.settings.heartbeat_s
             if period is None:
                 period = max(0.5, (expires - datetime.now(UTC)).total_seconds() / 3)
-            await asyncio.sleep(period)
+            # A landed checkpoint goes out a third of a period after the last beat, not a
+            # whole period: a worker killed in between would hand its successor those
+            # pages again, and under steady kills a unit might never get past them.
+            await _wait_any(ctx.moved, timeout=period)
+            await asyncio.sleep(max(0.0, last + period / 3 - loop.time()))
+            ctx.moved.clear()
+            last = loop.time()
             try:
                 beat = await coordinator.heartbeat(lease.unit_id, lease.token, ctx.cursor, ctx.rows)
             except LeaseLost:

@@ -261,6 +261,9 @@ class FailRequest(_Strict):
     error: str = Field(max_length=4000)
     retryable: bool = True
     rows: int = Field(default=0, ge=0, description="rows this attempt landed before failing")
+    cursor: str | None = Field(
+        default=None, description="resume point after the last landed batch (kept for the retry)"
+    )
 
 
 class ReleaseRequest(_Strict):

@@ -129,6 +129,47 @@ async def test_expired_unit_out_of_attempts_goes_dead_with_its_last_error(
     assert view["progress"]["dead"] == 1
 
 
+async def test_attempts_that_move_the_cursor_do_not_use_one_up(
+    api: Api, db: asyncpg.Connection
+) -> None:
+    """A long walk killed again and again lives while it lands pages, and only then."""
+    status, _ = await api.call(
+        "POST",
+        "/v1/jobs",
+        "researcher",
+        {"kind": "user_tracks", "spec": {"user_ids": [1]}, "max_attempts": 2},
+    )
+    assert status == 201
+    for n in range(1, 6):  # five kills, each after a checkpoint further on (two of them)
+        [unit] = await api.lease(f"w-{n}", ["user_tracks"])
+        assert unit["token"] == n
+        for beat in (f"c-{n}", f"c-{n}-b"):  # one refund per attempt, however many moves
+            body = {"worker_id": f"w-{n}", "token": n, "cursor": beat, "rows": 1}
+            status, _ = await api.call(
+                "POST", f"/v1/leases/{unit['unit_id']}/heartbeat", "worker", body
+            )
+            assert status == 200
+        await _expire(db, unit["unit_id"])
+    row = await db.fetchrow("SELECT state, attempt, max_attempts FROM work_units")
+    assert (row["state"], row["attempt"], row["max_attempts"]) == ("leased", 5, 7)
+    # A failure that moved the cursor is retried even past max_attempts ...
+    [unit] = await api.lease("w-6", ["user_tracks"])
+    body = {"worker_id": "w-6", "token": 6, "error": "HTTP 503", "cursor": "c-6"}
+    status, data = await api.call("POST", f"/v1/leases/{unit['unit_id']}/fail", "worker", body)
+    assert (status, data.get("state")) == (200, "queued"), data
+    # ... and attempts that get nowhere use up what is left.
+    await db.execute("UPDATE work_units SET not_before = now()")
+    for n in (7, 8):
+        [unit] = await api.lease(f"w-{n}", ["user_tracks"])
+        body = {"worker_id": f"w-{n}", "token": n, "cursor": "c-6", "rows": 0}
+        await api.call("POST", f"/v1/leases/{unit['unit_id']}/heartbeat", "worker", body)
+        await _expire(db, unit["unit_id"])
+    assert await api.lease("w-9", ["user_tracks"]) == []
+    row = await db.fetchrow("SELECT state, attempt, cursor, last_error FROM work_units")
+    assert (row["state"], row["attempt"], row["cursor"]) == ("dead", 8, "c-6")
+    assert "lease expired on attempt 8" in row["last_error"]
+
+
 async def test_fail_retries_with_backoff_then_dead(db_dsn: str, db: asyncpg.Connection) -> None:
     keys = await make_keys(db_dsn)
     async with app_client(db_dsn, backoff_base_s=3600.0, backoff_max_s=7200.0) as client:

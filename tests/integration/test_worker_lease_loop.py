@@ -17,7 +17,9 @@ import pytest
 
 import crawler.worker as worker_module
 from crawler.config import WorkerSettings
+from crawler.errors import TransientError
 from crawler.handlers import HANDLERS, UnitContext, UnitResult
+from crawler.store import Batch
 from crawler.worker import Worker
 from schemas.work import FleetAdvice, HeartbeatResponse, Lease, LeaseResponse
 
@@ -29,6 +31,8 @@ class ScriptedCoordinator:
         self.pending = units
         self.lease_calls = 0
         self.completed: list[int] = []
+        self.failed: list[tuple[Any, ...]] = []
+        self.beats: list[tuple[int, str | None, int]] = []  # with units completed by then
 
     def __call__(self, *_args: Any) -> ScriptedCoordinator:
         return self  # stands in for the CoordinatorClient class
@@ -65,12 +69,18 @@ class ScriptedCoordinator:
     async def advice(self) -> FleetAdvice:
         return self._fleet()
 
-    async def heartbeat(self, *_args: Any) -> HeartbeatResponse:
+    async def heartbeat(
+        self, unit_id: int, token: int, cursor: str | None, rows: int
+    ) -> HeartbeatResponse:
+        self.beats.append((unit_id, cursor, len(self.completed)))
         expires = datetime.now(UTC) + timedelta(seconds=60)
         return HeartbeatResponse(lease_expires_at=expires, fleet=self._fleet())
 
     async def complete(self, unit_id: int, *_args: Any) -> None:
         self.completed.append(unit_id)
+
+    async def fail(self, unit_id: int, token: int, error: str, *args: Any) -> None:
+        self.failed.append((unit_id, error, *args))
 
     async def throttled(self, retry_after_s: float | None) -> None:
         return None
@@ -106,3 +116,54 @@ async def test_no_busy_leasing_while_the_last_units_run(
     # 2 s of the second unit at one lease per second plus one per completion and the
     # idle exit: a handful, where a spinning loop makes thousands.
     assert coordinator.lease_calls <= 8, coordinator.lease_calls
+
+
+async def test_a_failed_unit_hands_back_its_last_checkpoint(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages landed after the last heartbeat are not walked again by the retry."""
+    coordinator = ScriptedCoordinator(units=1)
+    monkeypatch.setattr(worker_module, "CoordinatorClient", coordinator)
+
+    async def handler(ctx: UnitContext) -> UnitResult:
+        await ctx.land(Batch(), "http://127.0.0.1:9/api/users?cursor=page-3")
+        raise TransientError("HTTP 503 from page 3, retries spent")
+
+    monkeypatch.setitem(HANDLERS, "user_range", handler)
+    settings = WorkerSettings(
+        api_key="k",
+        kinds=("user_range",),
+        heartbeat_s=30.0,  # no heartbeat carries the cursor before the failure
+        api_base="http://127.0.0.1:9/api",
+        web_base="http://127.0.0.1:9",
+    )
+    assert await Worker(settings, db_dsn).run(stop_after_idle=0.5) == 0
+    [(unit_id, error, retryable, rows, cursor)] = coordinator.failed
+    assert (unit_id, retryable, rows) == (1, True, 0)
+    assert "HTTP 503" in error
+    assert cursor == "http://127.0.0.1:9/api/users?cursor=page-3"
+
+
+async def test_a_landed_checkpoint_goes_out_before_the_next_period(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed right after a landing must not cost its successor those pages."""
+    coordinator = ScriptedCoordinator(units=1)
+    monkeypatch.setattr(worker_module, "CoordinatorClient", coordinator)
+
+    async def handler(ctx: UnitContext) -> UnitResult:
+        await ctx.land(Batch(), "http://127.0.0.1:9/api/users?cursor=page-2")
+        await asyncio.sleep(3.0)  # half a heartbeat period: the old loop never beat
+        return UnitResult(0)
+
+    monkeypatch.setitem(HANDLERS, "user_range", handler)
+    settings = WorkerSettings(
+        api_key="k",
+        kinds=("user_range",),
+        heartbeat_s=6.0,
+        api_base="http://127.0.0.1:9/api",
+        web_base="http://127.0.0.1:9",
+    )
+    assert await Worker(settings, db_dsn).run(stop_after_idle=0.5) == 0
+    assert coordinator.completed == [1]
+    assert (1, "http://127.0.0.1:9/api/users?cursor=page-2", 0) in coordinator.beats
