@@ -71,10 +71,42 @@ class ModelRun:
     problems: list[str] = field(default_factory=list)
     windows: list[FloatArray] = field(default_factory=list)
 
+    def take(self, idx: IntArray) -> ModelRun:
+        """The predictions of the cascades ``idx`` only (fit time and problems kept)."""
+
+        def rows(a: Any) -> Any:
+            return None if a is None else a[idx]
+
+        return ModelRun(
+            self.name,
+            rows(self.scores),
+            rows(self.decisions),
+            rows(self.margins),
+            {a: m[idx] for a, m in self.matched.items()},
+            self.fit_s,
+            rows(self.hours_to_viral),
+            list(self.problems),
+            list(self.windows),
+        )
+
 
 def folds(n: int, k: int, seed: int) -> IntArray:
     """A fold number for each of ``n`` cascades (a random split by track)."""
     return np.random.default_rng(seed).permutation(np.arange(n) % k)
+
+
+def temporal_split(upload_hours: FloatArray, test_share: float) -> IntArray:
+    """Train on the earlier uploads, test on the later ``test_share`` of them.
+
+    Returns a split for :func:`cross_predict`: ``-1`` (training only) for the earlier
+    tracks, ``0`` (the one held-out fold) for the later ones; ties at the boundary
+    go to training. The models then predict tracks uploaded after everything they
+    were fitted on, as a deployed model would.
+    """
+    if not 0.0 < test_share < 1.0:
+        raise ValueError(f"test_share must be in (0, 1), got {test_share}")
+    cut = np.quantile(upload_hours, 1.0 - test_share) if upload_hours.size else 0.0
+    return np.where(upload_hours > cut, 0, -1).astype(np.int64)
 
 
 def margins_of(scores: FloatArray, cuts: FloatArray) -> FloatArray:
@@ -108,8 +140,13 @@ def cross_predict(
     seed: int = 0,
     criteria: dict[str, str] | None = None,
     alphas: tuple[float, ...] = FALSE_ALARM_RATES,
+    split: IntArray | None = None,
 ) -> dict[str, ModelRun]:
     """Fit every model on k-1 folds and predict the held-out fold, for every fold.
+
+    ``split`` replaces the random folds: a fold number per cascade, ``-1`` for
+    cascades only ever trained on (see :func:`temporal_split`); those get no
+    prediction, so metrics must then be read on the held-out rows only.
 
     Besides its own decisions, every model gets the shift of its cuts that meets each
     false-alarm budget in ``alphas``, tuned on the training folds' in-sample scores
@@ -117,7 +154,8 @@ def cross_predict(
     no events, missing inputs) leaves that fold undecided (never viral) and records
     the reason; nothing raises.
     """
-    fold = folds(data.cascades.n, k, seed)
+    fold = folds(data.cascades.n, k, seed) if split is None else split
+    held_out = [int(f) for f in np.unique(fold) if f >= 0]
     n, n_grid = data.sizes.shape
     runs = {
         name: ModelRun(
@@ -130,7 +168,7 @@ def cross_predict(
         for name in names
     }
     failed = dict.fromkeys(names, 0)
-    for f in range(k):
+    for f in held_out:
         train_idx, test_idx = np.nonzero(fold != f)[0], np.nonzero(fold == f)[0]
         train, test = data.take(train_idx), data.take(test_idx)
         for name in names:
@@ -166,7 +204,7 @@ def cross_predict(
             if isinstance(model, ThresholdRanker) and model.name == "crowdcast":
                 run.windows.append(model.windows)
     for run in runs.values():
-        if failed[run.name] == k:
+        if failed[run.name] == len(held_out):
             run.scores = run.decisions = run.margins = None
             run.matched = {}
     return runs

@@ -173,13 +173,27 @@ def evaluate(
     headline_hour: float = 6,
     criteria: dict[str, str] | None = None,
     false_alarm_rate: float = HEADLINE_FALSE_ALARM_RATE,
+    split: IntArray | None = None,
 ) -> Evaluation:
-    """Cross-validated predictions and metrics of every model, plus the printed table."""
+    """Cross-validated predictions and metrics of every model, plus the printed table.
+
+    With ``split`` (see :func:`~scoring.virality.evaluate.temporal_split`) the models
+    are fitted on the cascades marked ``-1`` and everything is reported on the others
+    only: the returned evaluation's data and runs are the held-out cascades'.
+    """
     names = [m for m in models if m != "crowdcast" or data.crowdcast is not None]
     t0 = time.perf_counter()
     alphas = tuple(sorted({*FALSE_ALARM_RATES, false_alarm_rate}))
-    runs = cross_predict(data, names, k=folds, seed=seed, criteria=criteria, alphas=alphas)
+    runs = cross_predict(
+        data, names, k=folds, seed=seed, criteria=criteria, alphas=alphas, split=split
+    )
     elapsed = time.perf_counter() - t0
+    n_train = data.cascades.n
+    if split is not None:
+        held = np.flatnonzero(split >= 0)
+        n_train -= held.size
+        data = data.take(held)
+        runs = {name: run.take(held) for name, run in runs.items()}
     lab = data.labels
     per_model = {
         name: metrics(
@@ -219,7 +233,8 @@ def evaluate(
         "threshold": lab.threshold,
         "horizon_hours": lab.horizon_hours,
         "step_hours": data.grid.step_hours,
-        "folds": folds,
+        "folds": folds if split is None else "split",
+        "trained_only": n_train if split is not None else 0,
         "average_distance_estimate": distance,
         "models": per_model,
         "problems": problems,

@@ -465,3 +465,32 @@ def test_the_seismic_kernel_is_recovered_from_its_own_delays() -> None:
     assert 0.2 <= got_s0 <= 1.0  # on the grid of the delays' quantiles
     with pytest.raises(DegenerateTraining):
         baselines.fit_seismic_kernel(np.array([1.0, 2.0]))
+
+
+def test_temporal_split_trains_on_earlier_uploads_only(world: synthetic.SyntheticWorld) -> None:
+    """The later uploads are predicted by a model fitted on the earlier ones alone."""
+    c = world.cascades
+    grid = Grid(1.0, 48.0)
+    data = baselines.Inputs(
+        cascades=c, labels=make_labels(c, 10, 48.0), grid=grid, sizes=c.size_matrix(grid.times)
+    )
+    upload = np.random.default_rng(5).permutation(c.n).astype(float) // 2  # ties in pairs
+    split = evaluate.temporal_split(upload, 0.3)
+    test, train = np.flatnonzero(split == 0), np.flatnonzero(split == -1)
+    assert set(np.unique(split)) == {-1, 0}
+    assert upload[test].min() > upload[train].max()
+    assert abs(test.size - 0.3 * c.n) <= 2
+    runs = evaluate.cross_predict(data, ["nodecount"], split=split)
+    run = runs["nodecount"]
+    assert run.scores is not None and run.decisions is not None
+    alone = baselines.build("nodecount")
+    alone.fit(data.take(train))
+    scores, _ = alone.decide(data.take(test))
+    np.testing.assert_array_equal(run.scores[test], scores)
+    assert not run.decisions[train].any()  # never predicted: trained on
+    ev = pipeline.evaluate(data, {}, models=("nodecount",), split=split)
+    assert ev.data.cascades.n == test.size
+    assert ev.metrics["trained_only"] == train.size
+    assert ev.metrics["viral"] == int(data.labels.viral[test].sum())
+    with pytest.raises(ValueError, match="test_share"):
+        evaluate.temporal_split(upload, 1.0)
