@@ -2,9 +2,13 @@
 
 Three parts, one JSON object on stdout (the comparison table goes to stderr):
 
-* ``world``: every model (SANSNET, CrowdCast and the baselines), 5-fold cross-validated
-  by track on the default simulated world (seed 1, 20,000 users), against the truth's
-  viral flags at its threshold (25 reposts);
+* ``world``: every model (SANSNET, CrowdCast and the baselines) on simulated worlds of
+  three seeds (120,000 social users each, 230-320 viral tracks), against the truth's
+  viral flags at its threshold (25 reposts), read two ways: 5-fold cross-validated by
+  track, and a temporal split (fitted on the earlier 70% of uploads, tested on the
+  later 30%); per seed, a verdict: does SANSNET's EPA at the 2% false-alarm budget
+  beat every baseline with the interval of the difference above 0, and if not, which
+  baseline leads;
 * ``training``: the simulator's default world holds only a few thousand tracks, so the
   100,000 training cascades come from :mod:`scoring.virality.synthetic`, a faithful
   independent-cascade process on a power-law follower graph; the time to fit SANSNET
@@ -61,26 +65,76 @@ def world_cascades(
     return cascades, graph, upload_us / HOUR_US
 
 
+BASELINES = ("seismic", "szabo_huberman", "logistic", "nodecount", "crowdcast")
+
+
 def world_part(
-    seed: int, users: int, threshold: int, horizon: float, step: float
+    seed: int, users: int, threshold: int, horizon: float, step: float, test_share: float
 ) -> dict[str, Any]:
-    """Cross-validated comparison of every model on the simulated world."""
+    """Every model on the world of ``seed`` (all ``users`` social), read two ways.
+
+    ``random``: 5 folds by track; ``temporal``: fitted on the earlier uploads, tested
+    on the later ``test_share`` of them (CrowdCast's nested decision hour only on the
+    random folds, whose inner folds it needs).
+    """
     t0 = time.perf_counter()
-    world = World.generate(seed=seed, users=users)
+    world = World.generate(seed=seed, users=users, core=users)
     cascades, graph, upload_h = world_cascades(world, horizon)
     viral = world.viral(threshold)[cascades.track_ids - 1]
     grid = Grid(step, horizon)
     labels = labels_from_truth(cascades, viral, threshold, horizon)
     data, distance = pipeline.prepare(cascades, labels, grid, graph, upload_abs_hours=upload_h)
-    prep_s = time.perf_counter() - t0
+    out: dict[str, Any] = {"seed": seed, "users": users, "prepare_s": time.perf_counter() - t0}
     ev = pipeline.evaluate(data, distance)
-    print(ev.table, file=sys.stderr)
+    print(f"seed {seed}, 5 folds by track", ev.table, sep="\n", file=sys.stderr)
+    out["random"] = _reading(ev)
+    out["random"]["crowdcast_f"] = crowdcast_f(ev, grid)
+    split = evaluate.temporal_split(upload_h, test_share)
+    ev = pipeline.evaluate(data, distance, split=split)
+    print(f"seed {seed}, temporal split", ev.table, sep="\n", file=sys.stderr)
+    out["temporal"] = _reading(ev)
+    out["temporal"]["test_share"] = test_share
+    out["temporal"]["test_uploads_from_hour"] = float(upload_h[split >= 0].min() - upload_h.min())
+    out["temporal"]["train_uploads_until_hour"] = float(upload_h[split < 0].max() - upload_h.min())
+    return out
+
+
+def _reading(ev: pipeline.Evaluation) -> dict[str, Any]:
+    """One evaluation's metrics, its duration and SANSNET's verdict."""
     out = dict(ev.metrics)
     out.pop("table")
-    out["crowdcast_f"] = crowdcast_f(ev, grid)
-    out["prepare_s"] = prep_s
     out["cross_predict_s"] = ev.durations["cross_predict_s"]
+    out["verdict"] = verdict(out["models"])
     return out
+
+
+def verdict(models: dict[str, Any]) -> dict[str, Any]:
+    """SANSNET against each baseline at the headline false-alarm budget (EPA, hours).
+
+    ``sansnet_leads`` only when every baseline's EPA difference has its whole 95%
+    interval above 0; ``leader`` is the model of the highest EPA, whoever it is.
+    """
+    epa = {name: m.get("epa_hours") for name, m in models.items()}
+    ranked = sorted((v, k) for k, v in epa.items() if isinstance(v, float))
+    mine = models.get("sansnet", {}).get("epa_pairwise", {})
+    against = {}
+    for name in BASELINES:
+        pair = mine.get(name)
+        if pair is None:
+            continue
+        ci = pair.get("epa_difference_ci95")
+        against[name] = {
+            "difference_hours": pair.get("epa_difference_hours"),
+            "ci95": ci,
+            "sansnet_ahead": bool(ci is not None and ci[0] > 0),
+        }
+    return {
+        "epa_hours": epa,
+        "leader": ranked[-1][1] if ranked else None,
+        "sansnet_minus": against,
+        "sansnet_leads": bool(against) and all(a["sansnet_ahead"] for a in against.values()),
+        "not_beaten_by_sansnet": [n for n, a in against.items() if not a["sansnet_ahead"]],
+    }
 
 
 def _f_measure(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -247,21 +301,49 @@ def distance_part(
 def main() -> None:
     """Run both parts and print one JSON object."""
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--users", type=int, default=20_000)
+    p.add_argument("--seeds", default="1,2,3", help="comma-separated world seeds")
+    p.add_argument("--users", type=int, default=120_000, help="social users per world")
+    p.add_argument("--test-share", type=float, default=0.3, help="temporal split: later share")
+    p.add_argument("--train-seed", type=int, default=1)
+    p.add_argument("--skip-training", action="store_true", help="only the world part")
     p.add_argument("--threshold", type=int, default=25)
     p.add_argument("--horizon", type=float, default=240.0)
     p.add_argument("--step", type=float, default=1.0)
     p.add_argument("--train-cascades", type=int, default=100_000)
     p.add_argument("--train-threshold", type=int, default=20)
     args = p.parse_args()
-    out = {
-        "world": world_part(args.seed, args.users, args.threshold, args.horizon, args.step),
-        "training": training_part(
-            args.train_cascades, args.seed, args.train_threshold, 72.0, args.step
-        ),
-        "average_distance_scaling": distance_part(),
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    worlds = [
+        world_part(s, args.users, args.threshold, args.horizon, args.step, args.test_share)
+        for s in seeds
+    ]
+    out: dict[str, Any] = {
+        "worlds": worlds,
+        "summary": [
+            {
+                "seed": w["seed"],
+                "viral": w["random"]["viral"],
+                "cascades": w["random"]["cascades"],
+                **{
+                    split: {
+                        "leader": w[split]["verdict"]["leader"],
+                        "sansnet_leads": w[split]["verdict"]["sansnet_leads"],
+                        "not_beaten_by_sansnet": w[split]["verdict"]["not_beaten_by_sansnet"],
+                    }
+                    for split in ("random", "temporal")
+                },
+                "crowdcast_f_nested": w["random"]["crowdcast_f"]
+                .get("nested_decision_hour", {})
+                .get("f_measure"),
+            }
+            for w in worlds
+        ],
     }
+    if not args.skip_training:
+        out["training"] = training_part(
+            args.train_cascades, args.train_seed, args.train_threshold, 72.0, args.step
+        )
+        out["average_distance_scaling"] = distance_part()
     print(json.dumps(out, default=float))
 
 
