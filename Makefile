@@ -21,7 +21,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy schemas coordinator crawler scoring simulator soundfleet migrations benchmarks
+	$(BIN)/mypy schemas runtime coordinator crawler scoring simulator soundfleet migrations benchmarks
 	$(BIN)/lint-imports
 
 test: lint

@@ -45,13 +45,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy.engine import make_url
 
+from runtime import database, processes
+from runtime.client import CoordinatorClient
 from schemas.coordinator import CoordinatorSettings
 from schemas.errors import SoundfleetError
 from schemas.settings import Settings
 from simulator.world import World
-from soundfleet import database, processes
 from soundfleet.cli_db import migrate_target
-from soundfleet.client import CoordinatorClient
 from soundfleet.fleet import Fleet, FleetSpec, drop_database, scratch_database, start_fleet
 
 

@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import psutil
 
+from runtime import database
+from runtime.client import CoordinatorClient
 from schemas.settings import Settings
 from simulator.world import World
-from soundfleet import database
 from soundfleet.cli_db import migrate_target
-from soundfleet.client import CoordinatorClient
 from soundfleet.fleet import FleetSpec, drop_database, scratch_database, start_fleet
 
 

@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from runtime import database
+from runtime.sink import write_records
 from schemas.settings import Settings
 from schemas.tables import follows
-from soundfleet import database
 from soundfleet.cli_db import migrate_target
-from soundfleet.sink import write_records
 
 COLUMNS = ("follower_id", "followee_id", "event_time", "time_source", "fetched_at")
 

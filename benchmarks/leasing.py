@@ -44,8 +44,8 @@ from sqlalchemy.engine import make_url
 
 from coordinator import queries as q
 from coordinator.auth import new_key
+from runtime import database
 from schemas.settings import Settings
-from soundfleet import database
 from soundfleet.cli_db import migrate_target
 
 POOL_SIZE = 16

@@ -23,8 +23,8 @@ import aiohttp
 
 from benchmarks.leasing import seed_units, start_coordinator
 from coordinator import queries as q
+from runtime import database
 from schemas.settings import Settings
-from soundfleet import database
 from soundfleet.cli_db import migrate_target
 from soundfleet.fleet import drop_database, scratch_database
 

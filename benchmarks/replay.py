@@ -65,6 +65,7 @@ from crawler.metrics import WorkerMetrics
 from crawler.rejections import classify_rejection
 from crawler.store import MemoryStore
 from crawler.transport import AiohttpTransport, BrowserProfile, create_session
+from runtime.logs import configure_logging
 from schemas.api_v2 import (
     Comment,
     Like,
@@ -77,7 +78,6 @@ from schemas.api_v2 import (
 )
 from schemas.errors import PayloadError, SoundfleetError
 from schemas.work import Lease
-from soundfleet.logs import configure_logging
 
 API_HOST = "api-v2.soundcloud.com"
 WEB_HOST = "soundcloud.com"

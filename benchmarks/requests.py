@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks.sweep import scratch_db
+from runtime import database
+from runtime.client import CoordinatorClient
 from schemas.api_v2 import MAX_BATCH_IDS
 from schemas.settings import Settings
 from simulator import ledger
 from simulator.world import World
-from soundfleet import database
-from soundfleet.client import CoordinatorClient
 from soundfleet.fleet import Fleet, FleetSpec, start_fleet
 
 _TABLES = ("users", "user_ids_gone", "web_profiles", "follows", "tracks", "reposts", "likes",

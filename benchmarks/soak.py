@@ -21,10 +21,10 @@ from typing import Any
 
 import psutil
 
+from runtime import database, processes
+from runtime.client import CoordinatorClient
 from schemas.settings import Settings
-from soundfleet import database, processes
 from soundfleet.cli_db import migrate_target
-from soundfleet.client import CoordinatorClient
 from soundfleet.fleet import Fleet, FleetSpec, drop_database, scratch_database, start_fleet
 
 

@@ -34,12 +34,12 @@ import asyncpg
 import numpy as np
 
 from benchmarks.sweep import scratch_db
+from runtime import database
 from schemas.settings import Settings
 from scoring.spam import baselines, core, store
 from simulator import render
 from simulator.regimes import LOOKALIKE_TRAITS, REGIMES
 from simulator.world import World
-from soundfleet import database
 
 KIND_OF_TRUTH = {1: "link", 2: "fake", 3: "churn"}
 TARGETS = {"easy": (0.95, 0.95), "hard": (0.90, 0.80)}

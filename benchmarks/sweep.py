@@ -65,14 +65,14 @@ from yarl import URL
 
 from crawler.cli import tune_gc
 from crawler.config import WorkerSettings
+from runtime import database, processes
+from runtime.client import CoordinatorClient
+from runtime.sink import write_records
 from schemas import records, tables
 from schemas.api_v2 import User
 from schemas.settings import Settings
-from soundfleet import database, processes
 from soundfleet.cli_db import migrate_target
-from soundfleet.client import CoordinatorClient
 from soundfleet.fleet import create_key, drop_database, scratch_database
-from soundfleet.sink import write_records
 
 _CLIENT_ID = re.compile(r'"apiClient", "data": \{"id": "([A-Za-z0-9_-]+)"')
 

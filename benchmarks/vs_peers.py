@@ -45,8 +45,8 @@ import psutil
 import uvloop
 
 from benchmarks.sweep import _cpu_s, ceiling, fleet_run, scratch_db
+from runtime import database, processes
 from schemas.settings import Settings
-from soundfleet import database, processes
 
 
 def _children_cpu_s() -> float:

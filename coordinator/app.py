@@ -44,6 +44,8 @@ from coordinator.http import (
 )
 from coordinator.metrics import Metrics
 from coordinator.service import Coordinator
+from runtime import database
+from runtime.migrate import head_revision
 from schemas.coordinator import CoordinatorSettings
 from schemas.errors import SoundfleetError
 from schemas.jobs import (
@@ -82,8 +84,6 @@ from schemas.work import (
     ThrottleReport,
     UnitStateResponse,
 )
-from soundfleet import database
-from soundfleet.migrate import head_revision
 
 log = structlog.get_logger("coordinator")
 

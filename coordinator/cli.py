@@ -10,11 +10,11 @@ import asyncpg
 
 from coordinator import queries as q
 from coordinator.auth import new_key
+from runtime import database
+from runtime.logs import configure_logging
 from schemas.coordinator import CoordinatorSettings
 from schemas.errors import ConfigError, DatabaseError, InputError
 from schemas.settings import Settings
-from soundfleet import database
-from soundfleet.logs import configure_logging
 
 ROLES = ("researcher", "worker", "admin")
 

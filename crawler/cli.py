@@ -13,16 +13,16 @@ import uvloop
 from pydantic import ValidationError
 
 from crawler.config import WorkerSettings
-from crawler.fleet import CoordinatorClient
 from crawler.metrics import WorkerMetrics
 from crawler.store import Store
 from crawler.worker import Worker, new_worker_id
+from runtime import database
+from runtime.client import CoordinatorClient
+from runtime.logs import configure_logging
+from runtime.requirements import describe_validation_error, load_settings
 from schemas.errors import ConfigError, SoundfleetError
 from schemas.settings import Settings
 from schemas.work import CRAWL_KINDS
-from soundfleet import database
-from soundfleet.logs import configure_logging
-from soundfleet.requirements import describe_validation_error, load_settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

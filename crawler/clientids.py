@@ -14,9 +14,9 @@ import structlog
 
 from crawler.discovery import Discoverer
 from crawler.errors import DiscoveryError
-from crawler.fleet import CoordinatorClient
 from crawler.metrics import WorkerMetrics
-from soundfleet.logs import short
+from runtime.client import CoordinatorClient
+from runtime.logs import short
 
 log = structlog.get_logger("crawler.clientids")
 

@@ -31,7 +31,7 @@ import structlog
 from crawler.cursors import client_id_of
 from crawler.errors import BodyTooLarge, DiscoveryError
 from crawler.transport import BrowserProfile, Transport
-from soundfleet.logs import short
+from runtime.logs import short
 
 log = structlog.get_logger("crawler.discovery")
 

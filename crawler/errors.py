@@ -8,7 +8,7 @@ fail it with ``retryable=False`` (retrying would send the same request again).
 
 from __future__ import annotations
 
-from schemas.errors import ConflictError, InputError, PayloadError, SoundfleetError
+from schemas.errors import InputError, LeaseLost, PayloadError, SoundfleetError
 
 
 class TransientError(SoundfleetError):
@@ -67,13 +67,5 @@ class DiscoveryError(SoundfleetError):
     """No client_id could be found by the configured discovery strategies."""
 
 
-class LeaseLost(ConflictError):
-    """The coordinator re-issued this unit's lease (409): stop working on it."""
-
-
 class StaleLease(LeaseLost):
     """A batch's lease ran out or was re-issued before it landed: nothing was written."""
-
-
-class CoordinatorError(SoundfleetError):
-    """The coordinator is unreachable or answered something unexpected."""

@@ -16,10 +16,10 @@ from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import JSONB
 
 from crawler.errors import StaleLease
+from runtime import database
+from runtime.sink import policy_for, write_records, write_rows
 from schemas import tables
 from schemas.errors import DatabaseError
-from soundfleet import database
-from soundfleet.sink import policy_for, write_records, write_rows
 
 Row = dict[str, Any]
 Record = tuple[Any, ...]

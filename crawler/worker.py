@@ -29,14 +29,7 @@ import structlog
 from crawler.clientids import FleetClientIds
 from crawler.config import DISCOVERY_ORDER, WorkerSettings
 from crawler.discovery import Discoverer
-from crawler.errors import (
-    BodyTooLarge,
-    CoordinatorError,
-    DiscoveryError,
-    LeaseLost,
-    TransientError,
-)
-from crawler.fleet import CoordinatorClient
+from crawler.errors import BodyTooLarge, DiscoveryError, TransientError
 from crawler.handlers import HANDLERS, Drained, UnitContext, UnitResult
 from crawler.http import ApiClient, RetryPolicy
 from crawler.metrics import WorkerMetrics
@@ -49,9 +42,16 @@ from crawler.transport import (
     Transport,
     create_session,
 )
-from schemas.errors import DatabaseError, InputError, SoundfleetError
+from runtime.client import CoordinatorClient
+from runtime.logs import short
+from schemas.errors import (
+    CoordinatorError,
+    DatabaseError,
+    InputError,
+    LeaseLost,
+    SoundfleetError,
+)
 from schemas.work import FleetAdvice, Lease
-from soundfleet.logs import short
 
 log = structlog.get_logger("crawler.worker")
 

@@ -34,3 +34,11 @@ class NotFoundError(SoundfleetError):
 
 class ConflictError(SoundfleetError):
     """A state transition was refused (for example a stale lease token)."""
+
+
+class LeaseLost(ConflictError):
+    """The coordinator re-issued this unit's lease (409): stop working on it."""
+
+
+class CoordinatorError(SoundfleetError):
+    """The coordinator is unreachable or answered something unexpected."""

@@ -1,8 +1,8 @@
 """Parsed api-v2 payloads as rows of the platform tables.
 
 Pure functions, no I/O: each returns a dict keyed by the columns of one table in
-:mod:`schemas.tables`, ready for :func:`soundfleet.sink.write_rows` (:func:`user_record`:
-the same row as a tuple, for :func:`soundfleet.sink.write_records`). ``fetched_at`` is
+:mod:`schemas.tables`, ready for :func:`runtime.sink.write_rows` (:func:`user_record`:
+the same row as a tuple, for :func:`runtime.sink.write_records`). ``fetched_at`` is
 passed in (the time of the fetch), never taken from the clock here, so that landing the
 same fetch twice writes identical rows.
 """
@@ -58,7 +58,7 @@ _AFTER_PLAN = itemgetter(*USER_COLUMNS[_PLAN + 1 : -1])
 def user_record(user: User, fetched_at: datetime) -> tuple[Any, ...]:
     """A ``users`` row as a tuple in :data:`USER_COLUMNS` order.
 
-    For :func:`soundfleet.sink.write_records`: a sweep lands thousands of users a
+    For :func:`runtime.sink.write_records`: a sweep lands thousands of users a
     second, and a tuple of plain values costs less than a dict to build and lay out,
     and (holding no containers) the garbage collector stops tracking it.
     """

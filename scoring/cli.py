@@ -11,11 +11,11 @@ import json
 import signal
 from typing import Any
 
+from runtime import database
+from runtime.logs import configure_logging
+from runtime.params import parse_params
 from schemas.settings import Settings
 from scoring.registry import MODEL_MODULES, run_model
-from soundfleet import database
-from soundfleet.logs import configure_logging
-from soundfleet.params import parse_params
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -19,24 +19,17 @@ import contextlib
 import os
 import socket
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
-from schemas.errors import InputError, NotFoundError, SoundfleetError
-from schemas.work import (
-    CompleteRequest,
-    FailRequest,
-    HeartbeatRequest,
-    Lease,
-    LeaseRequest,
-    LeaseResponse,
-    ScorePayload,
-)
+from runtime import database
+from runtime.client import CoordinatorClient
+from schemas.errors import InputError, LeaseLost, SoundfleetError
+from schemas.work import Lease, ScorePayload
 from scoring.registry import run_model
-from soundfleet import database
-from soundfleet.client import CoordinatorClient
 
 log = structlog.get_logger("scoring.worker")
 
@@ -46,35 +39,29 @@ def new_worker_id() -> str:
     return f"score-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-async def _heartbeat(
-    client: CoordinatorClient, lease: Lease, worker_id: str, every_s: float
-) -> None:
-    body = HeartbeatRequest(worker_id=worker_id, token=lease.token).model_dump()
+async def _heartbeat(client: CoordinatorClient, lease: Lease, every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
         try:
-            await client.request("POST", f"/v1/leases/{lease.unit_id}/heartbeat", body)
+            await client.heartbeat(lease.unit_id, lease.token, None, 0)
         except SoundfleetError as exc:
             # A missed heartbeat is not fatal: the run is idempotent per unit.
             log.warning("score_heartbeat_failed", unit_id=lease.unit_id, error=str(exc))
 
 
-async def _report(client: CoordinatorClient, path: str, body: dict[str, Any], bound: Any) -> None:
+async def _report(report: Awaitable[Any], bound: Any) -> None:
     try:
-        await client.request("POST", path, body)
-    except (InputError, NotFoundError) as exc:
-        # 409: the lease was re-issued meanwhile; the new holder reports the unit.
+        await report
+    except LeaseLost as exc:
+        # The lease was re-issued meanwhile; the new holder reports the unit.
         bound.warning("score_unit_stale", error=str(exc))
 
 
-async def run_unit(
-    client: CoordinatorClient, dsn: str, lease: Lease, worker_id: str, heartbeat_s: float
-) -> str:
+async def run_unit(client: CoordinatorClient, dsn: str, lease: Lease, heartbeat_s: float) -> str:
     """Run one leased unit and report it; returns ``complete`` or ``fail``."""
-    bound = log.bind(unit_id=lease.unit_id, job_id=lease.job_id, worker_id=worker_id)
-    path = f"/v1/leases/{lease.unit_id}"
+    bound = log.bind(unit_id=lease.unit_id, job_id=lease.job_id, worker_id=client.worker_id)
     retryable = True
-    beat = asyncio.create_task(_heartbeat(client, lease, worker_id, heartbeat_s))
+    beat = asyncio.create_task(_heartbeat(client, lease, heartbeat_s))
     try:
         payload = ScorePayload.model_validate(lease.payload)
         async with database.connection(dsn) as conn:
@@ -89,18 +76,14 @@ async def run_unit(
         error = f"{type(exc).__name__}: {exc}"
     else:
         beat.cancel()
-        body = CompleteRequest(worker_id=worker_id, token=lease.token).model_dump()
-        await _report(client, f"{path}/complete", body, bound)
+        await _report(client.complete(lease.unit_id, lease.token, 0), bound)
         bound.info("score_unit_done", run_id=run_id, model=payload.model)
         return "complete"
     finally:
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beat
-    fail = FailRequest(
-        worker_id=worker_id, token=lease.token, error=error[:4000], retryable=retryable
-    )
-    await _report(client, f"{path}/fail", fail.model_dump(), bound)
+    await _report(client.fail(lease.unit_id, lease.token, error, retryable), bound)
     bound.warning("score_unit_failed", error=error, retryable=retryable)
     return "fail"
 
@@ -120,20 +103,17 @@ async def serve(
     worker_id = worker_id or new_worker_id()
     stop = stop or asyncio.Event()
     outcomes = {"complete": 0, "fail": 0}
-    request = LeaseRequest(worker_id=worker_id, kinds=("score",), max_units=1).model_dump()
     log.info("score_worker_started", worker_id=worker_id, coordinator=coordinator_url)
-    async with CoordinatorClient(coordinator_url, api_key) as client:
+    async with CoordinatorClient(coordinator_url, api_key, worker_id) as client:
         while not stop.is_set():
             if max_units is not None and sum(outcomes.values()) >= max_units:
                 break
-            leased = LeaseResponse.model_validate(
-                await client.request("POST", "/v1/leases", request)
-            )
+            leased = await client.lease(("score",), 1)
             if not leased.units:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), poll_s)
                 continue
             for lease in leased.units:
-                outcomes[await run_unit(client, dsn, lease, worker_id, heartbeat_s)] += 1
+                outcomes[await run_unit(client, dsn, lease, heartbeat_s)] += 1
     log.info("score_worker_stopped", worker_id=worker_id, **outcomes)
     return {"worker_id": worker_id, **outcomes}

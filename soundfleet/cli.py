@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
+from runtime.requirements import check_startup, describe_validation_error
 from schemas.errors import SoundfleetError
-from soundfleet.requirements import check_startup, describe_validation_error
 
 COMMAND_MODULES = [
     "coordinator.cli",

@@ -9,11 +9,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from runtime import database
+from runtime.migrate import head_revision, upgrade
 from schemas.errors import DatabaseError
 from schemas.settings import Settings
 from schemas.tables import metadata
-from soundfleet import database
-from soundfleet.migrate import head_revision, upgrade
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,7 +76,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 async def table_counts(target: database.DatabaseTarget) -> tuple[str | None, dict[str, int]]:
     """The database's Alembic revision and the row count of every table."""
-    from soundfleet.migrate import current_revision
+    from runtime.migrate import current_revision
 
     engine = database.create_engine(target, pool_size=1)
     try:

@@ -8,14 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from runtime import database
+from runtime.client import CoordinatorClient
+from runtime.params import parse_params
 from schemas.errors import InputError
 from schemas.fields import field_rows, text_table
 from schemas.jobs import SPEC_MODELS
 from schemas.settings import Settings
 from schemas.views import VIEW_NAMES
-from soundfleet import database
-from soundfleet.client import CoordinatorClient
-from soundfleet.params import parse_params
 from soundfleet.progress import JOBS_HEADER, describe, watch
 
 KINDS = tuple(SPEC_MODELS)

@@ -25,12 +25,12 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from sqlalchemy.engine import make_url
 
+from runtime import database
+from runtime.client import CoordinatorClient
 from schemas.errors import SoundfleetError
 from schemas.jobs import JobView
 from schemas.settings import Settings
-from soundfleet import database
 from soundfleet.cli_db import migrate_target, table_counts
-from soundfleet.client import CoordinatorClient
 from soundfleet.evaluate import evaluate_all
 from soundfleet.fleet import Fleet, FleetSpec, scratch_database, start_fleet
 from soundfleet.progress import watch

@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from soundfleet import database
+from runtime import database
 
 
 def binary_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float | int]:

@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 from sqlalchemy import BigInteger, Boolean, DateTime, Double, Integer
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from runtime import database
 from schemas.errors import InputError
 from schemas.views import REPORTING_SCHEMA, VIEW_NAMES, reporting_metadata
-from soundfleet import database
 
 Format = Literal["csv", "jsonl", "parquet"]
 

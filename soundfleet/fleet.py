@@ -14,8 +14,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from runtime import database, processes
 from schemas.errors import SoundfleetError
-from soundfleet import database, processes
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from runtime.client import CoordinatorClient
 from schemas.jobs import JobView
-from soundfleet.client import CoordinatorClient
 
 FINISHED = ("done", "failed", "cancelled")
 

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
-from soundfleet import database
+from runtime import database
 
 # The triad-census names of the 13 connected motifs, in the order the counts are stored
 # (scoring.network.core.MOTIF_NAMES; not imported: the report must not load igraph).

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from soundfleet import database
+from runtime import database
 from tests import dbutil
 
 

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from coordinator import queries as q
 from coordinator.app import create_app
 from coordinator.auth import new_key
+from runtime import database
 from schemas.coordinator import CoordinatorSettings
-from soundfleet import database
 
 KEY_NAMES = ("researcher", "researcher2", "worker", "admin")
 

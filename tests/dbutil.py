@@ -15,9 +15,9 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from runtime import database
+from runtime.migrate import MIGRATIONS_DIR, upgrade
 from schemas.settings import Settings
-from soundfleet import database
-from soundfleet.migrate import MIGRATIONS_DIR, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 

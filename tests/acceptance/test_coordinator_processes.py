@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from soundfleet import database
+from runtime import database
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from soundfleet import database, processes
+from runtime import database, processes
 from soundfleet.cli_db import migrate_target
 from soundfleet.fleet import create_key, drop_database, scratch_database
 from tests.browser import chromium

@@ -17,9 +17,9 @@ import asyncpg
 import numpy as np
 import pytest
 
+from runtime import database, processes
+from runtime.client import CoordinatorClient
 from simulator.world import World
-from soundfleet import database, processes
-from soundfleet.client import CoordinatorClient
 from soundfleet.fleet import FleetSpec, start_fleet
 
 USERS = 400

@@ -15,9 +15,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from soundfleet import processes
+from runtime import processes
+from runtime.database import DatabaseTarget, env_with_database
 from soundfleet.cli_db import migrate_target
-from soundfleet.database import DatabaseTarget, env_with_database
 from soundfleet.fleet import create_key
 
 ROLES = ("researcher", "worker", "admin")

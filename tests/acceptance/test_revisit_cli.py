@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import numpy as np
 
+from runtime import database
 from scoring.revisit.model import Shock, simulate
-from soundfleet import database
 
 
 async def test_score_revisit_command_writes_fits(db: asyncpg.Connection, db_dsn: str) -> None:

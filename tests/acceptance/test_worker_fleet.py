@@ -23,9 +23,9 @@ import asyncpg
 import numpy as np
 import pytest
 
+from runtime import processes
+from runtime.client import CoordinatorClient
 from simulator.world import World
-from soundfleet import processes
-from soundfleet.client import CoordinatorClient
 from soundfleet.fleet import create_key
 from tests.integration.test_crawler_handlers import expected_list, user_created
 

@@ -11,11 +11,11 @@ import asyncpg
 import pyarrow.parquet as pq
 import pytest
 
+from runtime.sink import write_rows
 from schemas import records
 from schemas.errors import InputError
 from schemas.tables import follows
 from soundfleet.export import export_view
-from soundfleet.sink import write_rows
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -13,9 +13,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from crawler.errors import LeaseLost, StaleLease
+from crawler.errors import StaleLease
 from crawler.store import Batch, Fence, Store
 from schemas import tables
+from schemas.errors import LeaseLost
 from tests.coordinator_util import Api, app_client, make_keys
 
 

@@ -11,10 +11,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import make_url
 
 from migrations.filters import include_object
+from runtime import database
+from runtime.migrate import downgrade, head_revision, upgrade
 from schemas.tables import metadata
 from schemas.views import READER_ROLE, VIEW_NAMES
-from soundfleet import database
-from soundfleet.migrate import downgrade, head_revision, upgrade
 from tests import dbutil
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import asyncpg
 import numpy as np
 
+from runtime.sink import write_rows
 from schemas import records
 from schemas.tables import reposts
 from soundfleet.report import PLOTS, write_report
-from soundfleet.sink import write_rows
 
 T0 = datetime(2025, 5, 1, tzinfo=UTC)
 

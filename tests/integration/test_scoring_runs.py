@@ -8,10 +8,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from runtime.params import parse_params
 from schemas.errors import InputError
 from scoring.registry import get_model
 from scoring.runs import CannotScore, ResultRows, ScoreResult, run_scoring
-from soundfleet.params import parse_params
 
 COLS = (
     "user_id",

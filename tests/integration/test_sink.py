@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from runtime import sink
+from runtime.sink import write_rows
 from schemas import api_v2, records
 from schemas.errors import InputError
 from schemas.tables import follows, tracks, users
-from soundfleet import sink
-from soundfleet.sink import write_rows
 from tests import fixtures
 
 FETCHED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""The worker's coordinator client: transient failures retried with jitter, others not."""
+"""The coordinator client: transient failures retried with jitter, others not."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from crawler.errors import CoordinatorError, LeaseLost
-from crawler.fleet import CoordinatorClient
-from schemas.errors import ConfigError
+from runtime.client import CoordinatorClient
+from schemas.errors import ConfigError, CoordinatorError, LeaseLost
 
 Answer = Callable[[int], web.Response]
 

@@ -1,18 +1,18 @@
-"""soundfleet.requirements: what a process cannot run without, named in one line."""
+"""runtime.requirements: what a process cannot run without, named in one line."""
 
 from __future__ import annotations
 
 import pytest
 
-from schemas.errors import ConfigError
-from schemas.settings import Settings
-from soundfleet.requirements import (
+from runtime.requirements import (
     check_startup,
     env_var,
     load_settings,
     require_settings,
     required_fields,
 )
+from schemas.errors import ConfigError
+from schemas.settings import Settings
 
 
 def test_env_var_names_the_variable_a_user_sets() -> None:
@@ -66,7 +66,7 @@ def test_malformed_value_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> 
 def test_validation_errors_without_a_known_prefix_name_model_and_field() -> None:
     from pydantic import ValidationError
 
-    from soundfleet.requirements import describe_validation_error
+    from runtime.requirements import describe_validation_error
 
     with pytest.raises(ValidationError) as err:
         Settings(db_pool_size=0, log_level="loud")

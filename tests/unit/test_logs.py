@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from soundfleet.logs import configure_logging
+from runtime.logs import configure_logging
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from runtime.database import parse_database_url
 from schemas.errors import ConfigError
 from schemas.settings import Settings
-from soundfleet.database import parse_database_url
 
 
 def test_env_prefix_and_database_url(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]

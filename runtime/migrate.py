@@ -1,4 +1,4 @@
-"""Run Alembic programmatically on a :class:`~soundfleet.database.DatabaseTarget`."""
+"""Run Alembic programmatically on a :class:`~runtime.database.DatabaseTarget`."""
 
 from __future__ import annotations
 
