@@ -253,10 +253,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     try:
-        serve_forever(world, cfg, announce)
+        return serve_forever(world, cfg, announce)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
-    return 0
 
 
 def _truth(args: argparse.Namespace) -> int:

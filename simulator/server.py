@@ -20,18 +20,15 @@ client_id rotation and the admin clock are shared between ``--processes`` worker
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import math
 import multiprocessing
 import multiprocessing.sharedctypes
-import os
 import re
-import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import formatdate
@@ -42,8 +39,8 @@ from urllib.parse import quote, urlsplit
 import structlog
 from aiohttp import web
 
+from runtime import serving
 from schemas.api_v2 import MAX_BATCH_IDS
-from schemas.errors import SoundfleetError
 from simulator import hashing, render
 from simulator.botprotect import BotConfig, BotProtection
 from simulator.ledger import Ledger
@@ -61,10 +58,6 @@ _US_CURSOR = re.compile(r"^[0-9]{1,19}\Z")
 _ISO_MS = r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z)"
 _TRACKS_CURSOR = re.compile(r"^" + _ISO_MS + r",tracks,([0-9]{20})\Z")
 _LIKES_CURSOR = re.compile(r"^" + _ISO_MS + r",user-track-likes,000-([0-9]{20})-([0-9]{20})\Z")
-
-
-class WorkerDied(SoundfleetError):
-    """One of the ``--processes`` workers exited: the service is no longer whole."""
 
 
 class BadRequest(Exception):
@@ -860,106 +853,41 @@ class Simulator:
 # ---------------------------------------------------------------------- processes
 
 
-def _listen_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    return sock
-
-
-async def _serve(sim: Simulator, sock: socket.socket, ready: Callable[[], None]) -> None:
-    runner = web.AppRunner(sim.app(), access_log=None, handle_signals=True)
+async def _serve(sim: Simulator, sock: socket.socket, ready: Callable[[], None] | None) -> None:
+    runner = web.AppRunner(sim.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
-    ready()
+    if ready is not None:
+        ready()
     try:
-        await asyncio.Event().wait()
+        await serving.until_stopped()
     finally:
         await runner.cleanup()
 
 
-def _run_loop(coro: Awaitable[None]) -> None:
-    try:
-        import uvloop
+def serve_forever(world: World, cfg: ServerConfig, announce: Callable[[str], None]) -> int:
+    """Serve until SIGINT/SIGTERM; ``announce`` gets ``simulator listening on …`` once ready.
 
-        uvloop.run(coro)  # type: ignore[arg-type]
-    except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
-
-
-async def _serve_child(sim: Simulator, sock: socket.socket, ready: Any, parent: int) -> None:
-    server = asyncio.ensure_future(_serve(sim, sock, ready.set))
-    # an orphaned worker (the parent was killed) stops by itself
-    while os.getppid() == parent:
-        done, _ = await asyncio.wait([server], timeout=0.5)
-        if done:
-            break
-    server.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await server
-
-
-def _child(sim: Simulator, host: str, port: int, ready: Any, parent: int) -> None:
-    sock = _listen_socket(host, port)
-    _run_loop(_serve_child(sim, sock, ready, parent))
-
-
-def serve_forever(world: World, cfg: ServerConfig, announce: Callable[[str], None]) -> None:
-    """Serve until interrupted; ``announce`` gets ``simulator listening on …`` once ready."""
+    Returns the exit code: 1 when one of the ``processes`` died (the service is no
+    longer whole), else 0.
+    """
     shared = Shared()
     world.warm()
-    probe = _listen_socket(cfg.host, cfg.port)
-    port = probe.getsockname()[1]
-    line = f"simulator listening on http://{cfg.host}:{port}"
+    sock = serving.bind(cfg.host, cfg.port)
+    line = f"simulator listening on http://{cfg.host}:{sock.getsockname()[1]}"
     sim = Simulator(world, cfg, shared)
     log.info(
         "simulator_starting",
-        port=port,
+        port=sock.getsockname()[1],
         processes=cfg.processes,
         clock=render.iso_ms(sim.clock.now_us()),
         time_scale=cfg.time_scale,
         faults={"5xx": cfg.fault_5xx, "malformed": cfg.fault_malformed,
                 "slow": cfg.fault_slow, "rate_limit": cfg.rate_limit},
     )  # fmt: skip
-    if cfg.processes <= 1:
-        _run_loop(_serve(sim, probe, lambda: announce(line)))
-        return
-    ctx = multiprocessing.get_context("fork")
-    children = []
-    events = []
 
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(0)
+    def serve(sock: socket.socket, first: bool) -> Coroutine[Any, Any, None]:
+        return _serve(sim, sock, (lambda: announce(line)) if first else None)
 
-    # SIGTERM must run the clean-up below (the default action would orphan the workers)
-    signal.signal(signal.SIGTERM, stop)
-    for _ in range(cfg.processes):
-        ev = ctx.Event()
-        proc = ctx.Process(target=_child, args=(sim, cfg.host, port, ev, os.getpid()), daemon=True)
-        proc.start()
-        children.append(proc)
-        events.append(ev)
-    for ev, proc in zip(events, children, strict=True):
-        while not ev.wait(0.2):
-            if not proc.is_alive():
-                for p in children:
-                    p.terminate()
-                raise OSError(f"a simulator worker exited with status {proc.exitcode}")
-    probe.close()
-    announce(line)
-    try:
-        while all(p.is_alive() for p in children):
-            time.sleep(0.5)
-        codes = [p.exitcode for p in children]
-        log.error("simulator_worker_exited", codes=codes)
-        raise WorkerDied(f"a simulator worker process exited (exit codes {codes})")
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in children:
-            if p.is_alive():
-                p.terminate()
-        for p in children:
-            p.join(5)
+    return serving.run(serve, sock, cfg.processes)
