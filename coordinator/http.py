@@ -40,16 +40,6 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 @dataclass(frozen=True)
-class QueryParam:
-    """A documented query parameter."""
-
-    name: str
-    schema: dict[str, Any]
-    description: str
-    required: bool = False
-
-
-@dataclass(frozen=True)
 class Route:
     """One endpoint: who may call it, what it takes and what it answers."""
 
@@ -61,7 +51,7 @@ class Route:
     body: Any = None  # a pydantic model or an Annotated union
     response: Any = None
     status: int = 200
-    query: tuple[QueryParam, ...] = ()
+    query: type[BaseModel] | None = None  # the query parameters' model (schemas/)
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = field(default=())
     raw_response: str | None = None  # content type of a non-JSON answer
@@ -275,6 +265,44 @@ def _unstorable_error(field: str) -> FieldsError:
     )
 
 
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """OpenAPI query parameters of ``model``, field by field from its JSON schema."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        description = prop.pop("description", "")
+        # An optional parameter is one left out, not a null: its non-null branch.
+        branches = [b for b in prop.pop("anyOf", ()) if b.get("type") != "null"]
+        if len(branches) == 1:
+            prop = {**branches[0], **prop}
+        if prop.get("default", ...) is None:
+            del prop["default"]
+        params.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": name in required,
+                "schema": prop,
+                "description": description,
+            }
+        )
+    return params
+
+
+def query(request: web.Request, model: type[T]) -> T:
+    """The request's query parameters as ``model``, else 422 naming each bad one."""
+    adapter = _adapter(model)
+    try:
+        parsed: T = adapter.validate_python(dict(request.query))
+    except ValidationError as exc:
+        raise FieldsError("invalid query parameters", field_errors(exc, "query")) from None
+    for name, value in request.query.items():
+        check_text(f"query.{name}", value)
+    return parsed
+
+
 async def body_as(request: web.Request, model: Any) -> Any:
     """:func:`body` for a type that is not a class (e.g. an ``Annotated`` union)."""
     raw = await request.read()
@@ -369,14 +397,7 @@ def openapi(routes: list[Route], title: str, version: str) -> dict[str, Any]:
                 for p in path_params
             ]
             + [
-                {
-                    "name": qp.name,
-                    "in": "query",
-                    "required": qp.required,
-                    "schema": qp.schema,
-                    "description": qp.description,
-                }
-                for qp in route.query
+                *(query_parameters(route.query) if route.query is not None else ()),
             ],
             "responses": {},
         }

@@ -316,3 +316,28 @@ class Health(BaseModel):
 
     status: Literal["ok", "unavailable"]
     detail: str = ""
+
+
+class JobListQuery(BaseModel):
+    """Filters of ``GET /v1/jobs`` (its query parameters, documented from here)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: JobState | None = Field(default=None, description="only jobs in this state")
+    kind: JobKind | None = Field(default=None, description="only jobs of this kind")
+    before: int | None = Field(
+        default=None, ge=1, description="only jobs with a smaller id (paging)"
+    )
+    limit: int = Field(default=50, ge=1, le=500, description="page size")
+
+
+class RunListQuery(BaseModel):
+    """Filters of ``GET /v1/scoring-runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ScoreModel | None = Field(default=None, description="only runs of this model")
+    before: int | None = Field(
+        default=None, ge=1, description="only runs with a smaller id (paging)"
+    )
+    limit: int = Field(default=50, ge=1, le=500, description="page size")

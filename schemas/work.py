@@ -329,3 +329,21 @@ class ThrottleReport(_Strict):
 
     worker_id: str
     retry_after_s: float | None = Field(default=None, ge=0, le=3600)
+
+
+class ClientIdQuery(BaseModel):
+    """``GET /v1/client-ids/current``'s query."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: str | None = Field(
+        default=None, description="the asking worker (needed to be granted the discovery)"
+    )
+
+
+class AdviceQuery(BaseModel):
+    """``GET /v1/fleet/advice``'s query."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: str = Field(description="the asking worker")

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from coordinator.app import ROUTE_TABLE
+from coordinator.routes import ROUTE_TABLE
 from tests import dbutil
 from tests.coordinator_util import Api, app_client, auth, make_keys
 

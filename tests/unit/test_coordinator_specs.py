@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from coordinator import expand
-from coordinator.app import ROUTE_TABLE
 from coordinator.auth import hash_key, new_key
 from coordinator.http import field_errors, openapi
+from coordinator.routes import ROUTE_TABLE
 from schemas.jobs import (
     MAX_UNITS_PER_JOB,
     JobSubmit,
