@@ -1,10 +1,9 @@
 """The virality scoring run: read crawled timelines, evaluate every model, write scores.
 
-This is the only module of :mod:`scoring.virality` that speaks SQL. It reads tracks,
-repost (optionally like) events, follow events and the PageRank cache
-(``user_graph_stats`` of the latest finished network run; when there is none it is
-recomputed weekly from ``follows`` so that each track reads the table of its upload),
-runs :mod:`.pipeline`, and returns ``virality_scores`` rows: for
+It reads tracks, repost (optionally like) events, follow events and the PageRank
+cache through :mod:`.store` (when there is no cache it is recomputed weekly from
+``follows`` so that each track reads the table of its upload), runs
+:mod:`.pipeline`, and returns ``virality_scores`` rows: for
 every track, model and prediction hour, the out-of-fold score and decision (a track
 is always scored by a model that never saw it). Labels come from the data itself: a
 track is viral once it reached ``threshold`` shares within ``horizon_hours``.
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scoring.registry import ScoringModel
 from scoring.runs import CannotScore, ResultRows, ScoreResult
-from scoring.virality import crowdcast, pipeline
+from scoring.virality import crowdcast, pipeline, store
 from scoring.virality.baselines import MODEL_NAMES
 from scoring.virality.cascades import from_events
 from scoring.virality.labels import Grid, make_labels
@@ -63,58 +62,6 @@ class ViralityParams(BaseModel):
     min_nodes_estimate: int = Field(default=30, ge=3)
 
 
-async def _read(conn: asyncpg.Connection, include_likes: bool) -> dict[str, Any]:
-    # Only tracks whose cascade was observed: their reposters list was crawled (a done
-    # track_list unit), or they had no repost when fetched. A track found by a user_tracks
-    # crawl without its timeline has an unknown cascade, not an empty one.
-    tracks = await conn.fetch(
-        "SELECT t.id, t.user_id, extract(epoch FROM t.created_at) AS up FROM tracks t"
-        " WHERE t.created_at IS NOT NULL AND (coalesce(t.reposts_count, 0) = 0 OR EXISTS ("
-        "  SELECT 1 FROM work_units u WHERE u.kind = 'track_list' AND u.state = 'done'"
-        "  AND u.payload->>'list' = 'reposters' AND (u.payload->>'track_id')::bigint = t.id))"
-        " ORDER BY t.id"
-    )
-    # Only event times whose source can be trusted: from the item, a one-item page's
-    # cursor, or a page's cursor bound. A 'none' time (no cursor time: the listed
-    # user's creation stands in for the key) would date a share or a follow wrongly:
-    # such shares are dropped and such follows count in no audience as of a decision.
-    share_sql = (
-        "SELECT track_id, user_id, extract(epoch FROM event_time) AS t FROM reposts"
-        " WHERE time_source <> 'none'"
-    )
-    untimed_sql = "SELECT count(*) FILTER (WHERE time_source = 'none') FROM reposts"
-    if include_likes:
-        share_sql += (
-            " UNION ALL SELECT track_id, user_id, extract(epoch FROM event_time) FROM likes"
-            " WHERE time_source <> 'none'"
-        )
-        untimed_sql += " UNION ALL SELECT count(*) FILTER (WHERE time_source = 'none') FROM likes"
-    shares = await conn.fetch(share_sql)
-    untimed = sum(int(r[0]) for r in await conn.fetch(untimed_sql))
-    follows = await conn.fetch(
-        "SELECT follower_id, followee_id, CASE WHEN time_source = 'none' THEN NULL"
-        " ELSE extract(epoch FROM event_time) END AS t FROM follows"
-    )
-    ranks = await conn.fetch(
-        "SELECT s.user_id, s.pagerank FROM user_graph_stats s WHERE s.run_id = ("
-        " SELECT max(r.id) FROM scoring_runs r WHERE r.model = 'network' AND r.state = 'done'"
-        " AND EXISTS (SELECT 1 FROM user_graph_stats u WHERE u.run_id = r.id)) ORDER BY s.user_id"
-    )
-    as_of = await conn.fetchval(
-        "SELECT extract(epoch FROM greatest((SELECT max(fetched_at) FROM reposts),"
-        " (SELECT max(fetched_at) FROM tracks)))"
-    )
-    return {
-        "tracks": tracks,
-        "shares": shares,
-        "follows": follows,
-        "ranks": ranks,
-        "as_of": as_of,
-        "untimed_shares": untimed,
-        "untimed_follows": sum(1 for r in follows if r["t"] is None),
-    }
-
-
 def _col(rows: list[asyncpg.Record], key: str, dtype: type) -> np.ndarray:
     return np.asarray([r[key] for r in rows], dtype=dtype)
 
@@ -123,7 +70,7 @@ async def compute(conn: asyncpg.Connection, params: dict[str, Any]) -> ScoreResu
     """Read, evaluate and score (see the module doc); writes nothing itself."""
     p = ViralityParams.model_validate(params)
     t0 = time.perf_counter()
-    raw = await _read(conn, p.include_likes)
+    raw = await store.read(conn, p.include_likes)
     read_s = time.perf_counter() - t0
     if not raw["tracks"]:
         raise CannotScore("no tracks with an upload time: nothing to score")

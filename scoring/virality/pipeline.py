@@ -1,6 +1,6 @@
 """One virality evaluation, from cascades and the follower graph to metrics and a table.
 
-Shared by the scoring run (:mod:`.store`) and the benchmark: build the inputs every
+Shared by the scoring run (:mod:`.job`) and the benchmark: build the inputs every
 model reads, predict out of fold, score every model, and explain what was skipped.
 """
 
