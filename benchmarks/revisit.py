@@ -37,9 +37,11 @@ from scipy.optimize import least_squares
 from threadpoolctl import threadpool_limits
 
 from scoring.revisit.baseline import fit_holt_winters
-from scoring.revisit.fit import _Problem, anchored, fit, rmse
+from scoring.revisit.fit import fit
+from scoring.revisit.forecast import anchored, rmse
 from scoring.revisit.model import Shock, pack, simulate
 from scoring.revisit.series import mark_outages
+from scoring.revisit.solve import Problem
 
 _SERIES = Path("shared") / "data" / "real-popularity-series.json"
 # The shared data sit next to the checkout (../shared); a worktree nests one level deeper.
@@ -52,7 +54,7 @@ LENGTHS = (250, 500, 1000, 2000, 4000, 8000)
 
 def solve_counted(y: np.ndarray, theta0: np.ndarray, starts: np.ndarray) -> int:
     """One least-squares fit with fixed starts; the number of model evaluations it took."""
-    prob = _Problem(y, starts, None, float(max(np.max(y), 1.0)))
+    prob = Problem(y, starts, None, float(max(np.max(y), 1.0)))
     res = least_squares(
         prob.residuals, theta0, jac=prob.jacobian, method="trf", x_scale="jac", max_nfev=200
     )

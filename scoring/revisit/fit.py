@@ -5,15 +5,8 @@ The search follows the paper. Shock candidates come from the Ricker CWT
 first; each round tries the largest few, each try placing one new shock (fitted alone
 to the unexplained part from a few start windows) and then refitting *all* parameters
 jointly with ``scipy.optimize.least_squares`` (trust-region reflective, a bounded
-Levenberg-Marquardt). The model's cost is its minimum description length in bits:
-
-* ``log*`` for every integer, as the paper codes them: ``log*(K + 1)`` for the shock
-  count, ``log*(n)`` per shock start (a window among ``n``, coded as the reference code
-  does), ``log*`` of each shock's population ``S0`` (an integer count); 64 bits per
-  real parameter (beta, gamma, omega per shock, 2 for the periodic term, plus one flag
-  bit);
-* the residuals under a Gaussian code, ``n/2 * log2(2 pi e sigma^2)`` with ``sigma^2``
-  their mean square (floored at the integer-count quantisation ``1/12``).
+Levenberg-Marquardt, :func:`.solve.solve`). The model's cost is its minimum
+description length in bits (:mod:`.mdl`).
 
 A series with plays always gets one shock. Further shocks are added greedily while the
 cost stays within ``tolerance`` (5 %, the paper's stop) of the cheapest model seen so
@@ -42,12 +35,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import least_squares
 from threadpoolctl import threadpool_limits
 
 from scoring.revisit import wavelet
+from scoring.revisit.mdl import data_bits, model_bits
 from scoring.revisit.model import (
-    PERIOD_WIDTH,
     SHOCK_WIDTH,
     FloatArray,
     Period,
@@ -57,10 +49,9 @@ from scoring.revisit.model import (
     encode_shock,
     simulate_batch,
 )
-from scoring.revisit.model import jacobian as model_jacobian
+from scoring.revisit.solve import LOWER, UPPER, solve
 
 TOLERANCE = 0.05
-BITS_PER_REAL = 64
 # The shortest series we fit: the support of the smallest Ricker wavelet (10 * width 1).
 MIN_POINTS = 10
 MAX_SHOCKS = 12
@@ -71,12 +62,6 @@ TRIES_PER_ROUND = 2
 MIN_SEPARATION = 2
 # Bumps start where the unexplained series first rises above this share of the peak.
 ONSET_SHARE = 0.05
-MAX_NFEV = 120
-FD_STEP = 1e-6
-# Bounds per shock in the optimiser's coordinates: S0 >= 1 (it starts with one infected
-# individual), growth rate, logit gamma and log omega kept where floats stay finite.
-_LOWER = np.array([0.0, -30.0, -20.0, -40.0])
-_UPPER = np.array([40.0, 3.0, 20.0, 40.0])
 # Plays per infected individual over an infection (omega / gamma) along which the
 # audience/revisit split is profiled: revisit shares from about 0 to about 0.99.
 SHARE_PROFILE = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -87,51 +72,6 @@ SHARE_SPREAD = 0.2
 
 class FitError(ValueError):
     """The series cannot be fitted (the message explains why, for the track's row)."""
-
-
-def log_star(n: int) -> float:
-    """Rissanen's universal code length of a positive integer, in bits."""
-    if n < 1:
-        raise ValueError("log* is defined for positive integers")
-    bits = math.log2(2.865064)
-    x = float(n)
-    while True:
-        x = math.log2(x)
-        if x <= 0:
-            break
-        bits += x
-    return bits
-
-
-def model_bits(
-    n_shocks: int, n_points: int, with_period: bool, s0: FloatArray | None = None
-) -> float:
-    """Bits to describe the model's structure and parameters.
-
-    Integers cost ``log*`` as the paper codes them: the shock count, each start (a
-    window among ``n_points``: ``log*(n_points)``, as the reference code charges it)
-    and, with ``s0`` given, each ``S0`` (a number of individuals), so only beta, gamma
-    and omega cost 64 bits each; without ``s0``, every shock parameter is charged 64.
-    """
-    bits = log_star(n_shocks + 1) + 1.0
-    bits += n_shocks * log_star(max(n_points, 1))
-    if s0 is None:
-        bits += n_shocks * SHOCK_WIDTH * BITS_PER_REAL
-    else:
-        bits += n_shocks * (SHOCK_WIDTH - 1) * BITS_PER_REAL
-        bits += sum(log_star(max(round(float(v)), 1)) for v in s0[:n_shocks])
-    if with_period:
-        bits += PERIOD_WIDTH * BITS_PER_REAL
-    return bits
-
-
-def data_bits(residuals: FloatArray) -> float:
-    """Gaussian code length of the residuals in bits."""
-    n = len(residuals)
-    if n == 0:
-        return 0.0
-    var = max(float(np.mean(residuals**2)), 1.0 / 12.0)
-    return 0.5 * n * math.log2(2.0 * math.pi * math.e * var)
 
 
 def _revisit_share(pop: FloatArray, aud: FloatArray) -> float | None:
@@ -248,74 +188,6 @@ def _fill_gaps(y: FloatArray) -> FloatArray:
         return y
     idx = np.arange(len(y))
     return np.interp(idx, idx[valid], y[valid])
-
-
-class _Problem:
-    """Residuals and a batched forward-difference Jacobian for one model structure."""
-
-    def __init__(
-        self, y: FloatArray, starts: NDArray[np.int64], period: float | None, scale: float
-    ) -> None:
-        self.valid = np.isfinite(y)
-        self.y = y[self.valid] / scale
-        self.starts = starts
-        self.period = period
-        self.n = len(y)
-        self.scale = scale
-
-    def _pred(self, thetas: FloatArray) -> FloatArray:
-        pop, _ = simulate_batch(thetas, self.starts, self.n, self.period)
-        return pop[:, self.valid] / self.scale
-
-    def residuals(self, theta: FloatArray) -> FloatArray:
-        return np.asarray(self._pred(theta[None, :])[0] - self.y, dtype=np.float64)
-
-    def jacobian(self, theta: FloatArray) -> FloatArray:
-        steps = FD_STEP * np.maximum(1.0, np.abs(theta))
-        _, jac = model_jacobian(theta, self.starts, self.n, self.period, steps)
-        return np.asarray(jac[self.valid] / self.scale, dtype=np.float64)
-
-
-def _bounds(k: int, period: float | None) -> tuple[FloatArray, FloatArray]:
-    lower = np.tile(_LOWER, k)
-    upper = np.tile(_UPPER, k)
-    if period is not None:
-        lower = np.append(lower, [-20.0, -np.inf])
-        upper = np.append(upper, [20.0, np.inf])
-    return lower, upper
-
-
-def _least_squares(
-    prob: _Problem, theta0: FloatArray, lower: FloatArray, upper: FloatArray
-) -> FloatArray:
-    theta0 = np.clip(theta0, lower + 1e-9, upper - 1e-9)
-    res = least_squares(
-        prob.residuals,
-        theta0,
-        jac=prob.jacobian,
-        bounds=(lower, upper),
-        method="trf",
-        x_scale="jac",
-        max_nfev=MAX_NFEV,
-        xtol=1e-8,
-        ftol=1e-8,
-    )
-    return np.asarray(res.x, dtype=np.float64)
-
-
-def _scale(y: FloatArray) -> float:
-    finite = y[np.isfinite(y)]
-    return float(max(np.max(np.abs(finite)), 1.0))
-
-
-def _solve(
-    y: FloatArray, theta0: FloatArray, starts: NDArray[np.int64], period: float | None
-) -> tuple[FloatArray, FloatArray]:
-    """Least-squares fit from ``theta0``; returns parameters and the residuals in y units."""
-    prob = _Problem(y, starts, period, _scale(y))
-    lower, upper = _bounds(len(starts), period)
-    theta = _least_squares(prob, theta0, lower, upper)
-    return theta, prob.residuals(theta) * prob.scale
 
 
 def _profile_share(
@@ -438,12 +310,12 @@ def _place_shock(
         if start < 0 or np.any(np.abs(taken - start) <= MIN_SEPARATION):
             continue
         for shape in _shapes(target, guess, start):
-            theta, resid = _solve(target, encode_shock(shape), np.array([start]), None)
+            theta, resid = solve(target, encode_shock(shape), np.array([start]), None)
             sse = float(np.sum(resid[np.isfinite(resid)] ** 2))
             if best is None or sse < best[0]:
                 best = (sse, theta, start)
     if best is None:
-        theta, _ = _solve(target, encode_shock(guess), np.array([guess.start]), None)
+        theta, _ = solve(target, encode_shock(guess), np.array([guess.start]), None)
         return theta, guess.start
     return best[1], best[2]
 
@@ -478,7 +350,7 @@ def _initial_period(
 
 
 def _cost(resid: FloatArray, theta: FloatArray, k: int, n_points: int, with_period: bool) -> float:
-    s0 = np.exp(np.clip(theta[0 : SHOCK_WIDTH * k : SHOCK_WIDTH], _LOWER[0], _UPPER[0]))
+    s0 = np.exp(np.clip(theta[0 : SHOCK_WIDTH * k : SHOCK_WIDTH], LOWER[0], UPPER[0]))
     return model_bits(k, n_points, with_period, s0) + data_bits(resid)
 
 
@@ -505,6 +377,131 @@ def fit(
         return _fit(y, period, tolerance, max_shocks, profile_share)
 
 
+@dataclass(frozen=True)
+class _Model:
+    """One candidate model of the search: its MDL cost and what it is made of."""
+
+    cost: float
+    theta: FloatArray
+    starts: NDArray[np.int64]
+    period: float | None
+    resid: FloatArray  # fitted minus observed, at the valid points
+
+
+@dataclass(frozen=True)
+class _Series:
+    """The series being fitted, in the forms every step reads."""
+
+    y: FloatArray
+    valid: NDArray[np.bool_]
+    filled: FloatArray  # gaps filled, for the wavelet candidates
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_valid(self) -> int:
+        return int(self.valid.sum())
+
+    def simulate(
+        self, theta: FloatArray, starts: NDArray[np.int64], period: float | None
+    ) -> FloatArray:
+        pop: FloatArray = simulate_batch(theta[None, :], starts, self.n, period)[0][0]
+        return pop
+
+
+def _periods(period: float | tuple[float, ...] | None, n_valid: int) -> tuple[float, ...]:
+    """The candidate periods: those the series covers at least twice."""
+    if period is None:
+        return ()
+    given = period if isinstance(period, tuple) else (period,)
+    return tuple(float(p) for p in given if n_valid >= 2 * float(p))
+
+
+def _next_shock(s: _Series, m: _Model, history: list[dict[str, float]]) -> _Model | None:
+    """One round of the search: the best model with one more shock, or None.
+
+    Candidates are what the model does not explain yet, largest volume first. Each is
+    fitted in two stages: the new shock alone against what is unexplained (4 cheap
+    parameters, from a few start windows), then everything jointly from there; the
+    joint fit is kept only if it is better, so a new shock never worsens the old ones.
+    """
+    current = s.simulate(m.theta, m.starts, m.period) if len(m.starts) else np.zeros(s.n)
+    unexplained = s.filled - current
+    k = len(m.starts)
+    tried = 0
+    best: _Model | None = None
+    for cand in wavelet.candidates(np.clip(unexplained, 0.0, None)):
+        if tried >= TRIES_PER_ROUND:
+            break
+        guess = _initial_shock(unexplained, cand)
+        # Two shocks starting (nearly) together are one shock to the data.
+        if np.any(np.abs(m.starts - guess.start) <= MIN_SEPARATION):
+            continue
+        tried += 1
+        alone, start = _place_shock(s.y - current, guess, cand, m.starts)
+        starts = np.append(m.starts, start)
+        theta = np.concatenate([m.theta[: SHOCK_WIDTH * k], alone, m.theta[SHOCK_WIDTH * k :]])
+        resid = s.simulate(theta, starts, m.period)[s.valid] - s.y[s.valid]
+        joint, resid_joint = solve(s.y, theta, starts, m.period)
+        if np.sum(resid_joint**2) < np.sum(resid**2):
+            theta, resid = joint, resid_joint
+        cost = _cost(resid, theta, len(starts), s.n_valid, m.period is not None)
+        history.append({"shocks": float(len(starts)), "cost_bits": cost})
+        if best is None or cost < best.cost:
+            best = _Model(cost, theta, starts, m.period, resid)
+    return best
+
+
+def _with_period(
+    s: _Series, m: _Model, periods: tuple[float | None, ...], history: list[dict[str, float]]
+) -> _Model:
+    """``m`` with each of ``periods`` (None: no periodic term) refitted; the cheapest."""
+    k = len(m.starts)
+    shocks_only = m.theta[: SHOCK_WIDTH * k]
+    best = m
+    for per in periods:
+        if per == m.period:
+            continue
+        theta0 = shocks_only if per is None else _initial_period(s.y, shocks_only, m.starts, per)
+        theta, resid = solve(s.y, theta0, m.starts, per)
+        cost = _cost(resid, theta, k, s.n_valid, per is not None)
+        history.append({"shocks": float(k), "cost_bits": cost, "period": per or 0.0})
+        if cost < best.cost:
+            best = _Model(cost, theta, m.starts, per, resid)
+    return best
+
+
+def _search(s: _Series, periods: tuple[float, ...], max_shocks: int, tolerance: float,
+            history: list[dict[str, float]]) -> _Model:  # fmt: skip
+    """Add shocks while the MDL cost stays within ``tolerance`` of the cheapest seen.
+
+    A series with plays has at least one shock (the empty model predicts none, so on
+    short series it can out-bid one shock's 256 parameter bits); after that, the
+    paper's 5 % tolerance. The periodic term is decided on the first shock, so later
+    shocks are not spent on the periodic pattern. The cheapest model is returned.
+    """
+    empty = np.zeros(0)
+    resid = -s.y[s.valid]
+    m = _Model(_cost(resid, empty, 0, s.n_valid, False), empty, np.zeros(0, np.int64), None, resid)
+    history.append({"shocks": 0.0, "cost_bits": m.cost})
+    best = m
+    while len(m.starts) < max_shocks:
+        grown = _next_shock(s, m, history)
+        if grown is None:
+            break
+        first = len(m.starts) == 0
+        if not first and grown.cost > best.cost + tolerance * abs(best.cost):
+            break
+        if len(grown.starts) == 1 and periods:
+            grown = _with_period(s, grown, periods, history)
+        m = grown
+        if first or m.cost < best.cost:
+            best = m
+    return best
+
+
 def _fit(
     y: FloatArray,
     period: float | tuple[float, ...] | None,
@@ -513,184 +510,29 @@ def _fit(
     profile_share: bool,
 ) -> Fit:
     y = validate(y)
-    n = len(y)
-    valid = np.isfinite(y)
-    n_valid = int(valid.sum())
-    filled = _fill_gaps(y)
-    if period is None:
-        periods: tuple[float, ...] = ()
-    elif isinstance(period, tuple):
-        periods = tuple(float(p) for p in period)
-    else:
-        periods = (float(period),)
-    periods = tuple(p for p in periods if n_valid >= 2 * p)
-
-    theta = np.zeros(0)
-    starts = np.zeros(0, dtype=np.int64)
-    chosen: float | None = None
-    best_resid = -y[valid]
-    best_cost = _cost(best_resid, theta, 0, n_valid, False)
-    best = (best_cost, theta, starts, chosen, best_resid)
-    history = [{"shocks": 0.0, "cost_bits": best_cost}]
-    current = np.zeros(n)
-    while len(starts) < max_shocks:
-        # Candidates of what the model does not explain yet, largest volume first.
-        unexplained = filled - current
-        cands = wavelet.candidates(np.clip(unexplained, 0.0, None))
-        tried = 0
-        round_best: tuple[float, FloatArray, NDArray[np.int64], FloatArray] | None = None
-        k = len(starts)
-        for cand in cands:
-            if tried >= TRIES_PER_ROUND:
-                break
-            guess = _initial_shock(unexplained, cand)
-            # Two shocks starting (nearly) together are one shock to the data.
-            if np.any(np.abs(starts - guess.start) <= MIN_SEPARATION):
-                continue
-            tried += 1
-            # Stage 1: the new shock alone against what is unexplained (4 parameters,
-            # cheap), from a few start windows; stage 2: everything jointly from the
-            # best. The joint fit is kept only if it is better, so a new shock never
-            # makes the old ones worse.
-            alone, start = _place_shock(y - current, guess, cand, starts)
-            starts_try = np.append(starts, start)
-            theta_try = np.concatenate([theta[: SHOCK_WIDTH * k], alone, theta[SHOCK_WIDTH * k :]])
-            staged = simulate_batch(theta_try[None, :], starts_try, n, chosen)[0][0]
-            resid_try = staged[valid] - y[valid]
-            joint, resid_joint = _solve(y, theta_try, starts_try, chosen)
-            if np.sum(resid_joint**2) < np.sum(resid_try**2):
-                theta_try, resid_try = joint, resid_joint
-            cost = _cost(resid_try, theta_try, len(starts_try), n_valid, chosen is not None)
-            history.append({"shocks": float(len(starts_try)), "cost_bits": cost})
-            if round_best is None or cost < round_best[0]:
-                round_best = (cost, theta_try, starts_try, resid_try)
-        if round_best is None:
-            break
-        # A series with plays has at least one shock (the empty model predicts none, so
-        # on short series it can out-bid one shock's 256 parameter bits); after that,
-        # the paper's 5 % tolerance: the search goes on while the cost stays within the
-        # tolerance of the cheapest model seen, and the cheapest model is returned.
-        first = k == 0
-        if not first and round_best[0] > best[0] + tolerance * abs(best[0]):
-            break
-        cost_now, theta, starts, resid_now = round_best
-        if len(starts) == 1 and periods:
-            # The periodic term is decided on the first shock, so later shocks are not
-            # spent on the periodic pattern.
-            shock_only = theta
-            for per in periods:
-                theta_p = _initial_period(y, shock_only, starts, per)
-                theta_p, resid_p = _solve(y, theta_p, starts, per)
-                cost_p = _cost(resid_p, theta_p, 1, n_valid, True)
-                history.append({"shocks": 1.0, "cost_bits": cost_p, "period": per})
-                if cost_p < cost_now:
-                    cost_now, theta, resid_now, chosen = cost_p, theta_p, resid_p, per
-        current = simulate_batch(theta[None, :], starts, n, chosen)[0][0]
-        if first or cost_now < best[0]:
-            best = (cost_now, theta, starts, chosen, resid_now)
-    best_cost, theta, starts, chosen, resid_valid = best
-    if periods and len(starts):
+    s = _Series(y, np.isfinite(y), _fill_gaps(y))
+    periods = _periods(period, s.n_valid)
+    history: list[dict[str, float]] = []
+    m = _search(s, periods, max_shocks, tolerance, history)
+    if periods and len(m.starts):
         # The periodic term was decided on the first shock alone, whose misfit can hide
         # a weekly (daily) pattern or fake one; decide it again on the chosen shocks.
-        k = len(starts)
-        shocks_only = theta[: SHOCK_WIDTH * k]
-        options: list[tuple[float | None, FloatArray]] = []
-        if chosen is not None:
-            options.append((None, shocks_only))
-        for per in periods:
-            if per != chosen:
-                options.append((per, _initial_period(y, shocks_only, starts, per)))
-        for per_opt, theta0 in options:
-            theta_o, resid_o = _solve(y, theta0, starts, per_opt)
-            cost_o = _cost(resid_o, theta_o, k, n_valid, per_opt is not None)
-            history.append({"shocks": float(k), "cost_bits": cost_o, "period": per_opt or 0.0})
-            if cost_o < best_cost:
-                best_cost, theta, chosen, resid_valid = cost_o, theta_o, per_opt, resid_o
-
-    pop, aud = simulate_batch(theta[None, :], starts, n, chosen, with_audience=True)
+        m = _with_period(s, m, (None, *periods), history)
+    pop, aud = simulate_batch(m.theta[None, :], m.starts, s.n, m.period, with_audience=True)
     assert aud is not None
-    shocks = decode_shocks(theta, starts)
-    per_term = (
-        decode_period(theta[SHOCK_WIDTH * len(starts) :], chosen) if chosen is not None else None
-    )
+    k = len(m.starts)
     return Fit(
-        shocks=shocks,
-        period=per_term,
-        n_points=n,
+        shocks=decode_shocks(m.theta, m.starts),
+        period=decode_period(m.theta[SHOCK_WIDTH * k :], m.period)
+        if m.period is not None
+        else None,
+        n_points=s.n,
         fitted=pop[0],
         audience=aud[0],
-        rmse=float(np.sqrt(np.mean(resid_valid**2))),
-        cost_bits=best_cost,
-        theta=theta,
-        starts=starts,
+        rmse=float(np.sqrt(np.mean(m.resid**2))),
+        cost_bits=m.cost,
+        theta=m.theta,
+        starts=m.starts,
         history=history,
-        share_profile=_profile_share(theta, starts, n, chosen) if profile_share else None,
-    )
-
-
-@dataclass(frozen=True)
-class Forecast:
-    """Fit on a prefix, predict the next ``horizon`` windows."""
-
-    horizon: int
-    predicted: FloatArray
-    actual: FloatArray
-    rmse: float
-    n_shocks: int
-
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready forecast (the ``revisit_fits.forecast`` value)."""
-        return {
-            "horizon": self.horizon,
-            "predicted": [float(v) for v in self.predicted],
-            "rmse": self.rmse,
-            "prefix_shocks": self.n_shocks,
-        }
-
-
-ANCHOR_WINDOWS = 7
-
-
-def anchored(curve: FloatArray, prefix: FloatArray, windows: int = ANCHOR_WINDOWS) -> FloatArray:
-    """``curve`` (the fit over the prefix and beyond) with the level it misses at the origin.
-
-    The shocks are fitted to the whole prefix, so the curve's level where the forecast
-    starts is a compromise with the distant past. Its mean miss over the last
-    ``windows`` observed windows before the origin (a week of days) is carried forward
-    as a persistent level, and popularity is kept at or above zero. Returns the curve
-    past the prefix.
-    """
-    n = len(prefix)
-    recent = prefix[max(0, n - windows) :] - curve[max(0, n - windows) : n]
-    seen = recent[np.isfinite(recent)]
-    shift = float(seen.mean()) if seen.size else 0.0
-    return np.asarray(np.maximum(curve[n:] + shift, 0.0), dtype=np.float64)
-
-
-def rmse(predicted: FloatArray, actual: FloatArray) -> float:
-    """Root mean square error over the windows where ``actual`` is observed."""
-    ok = np.isfinite(actual)
-    if not ok.any():
-        return float("nan")
-    return float(np.sqrt(np.mean((predicted[ok] - actual[ok]) ** 2)))
-
-
-def forecast(
-    y: FloatArray, horizon: int, period: float | tuple[float, ...] | None = None
-) -> Forecast:
-    """Fit Phoenix-R to all but the last ``horizon`` windows and predict them, the fitted
-    curve anchored at the origin (:func:`anchored`)."""
-    y = np.asarray(y, dtype=np.float64)
-    if horizon < 1 or horizon >= len(y):
-        raise FitError(f"forecast horizon {horizon} must be in 1 .. {len(y) - 1}")
-    prefix = y[:-horizon]
-    model = fit(prefix, period, profile_share=False)
-    pred = anchored(model.predict(len(y)), prefix)
-    actual = y[-horizon:]
-    return Forecast(
-        horizon=horizon,
-        predicted=pred,
-        actual=actual,
-        rmse=rmse(pred, actual),
-        n_shocks=model.n_shocks,
+        share_profile=_profile_share(m.theta, m.starts, s.n, m.period) if profile_share else None,
     )

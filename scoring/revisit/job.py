@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scoring.registry import ScoringModel
 from scoring.revisit import store
-from scoring.revisit.fit import FitError, fit, forecast
+from scoring.revisit.fit import FitError, fit
+from scoring.revisit.forecast import forecast
 from scoring.revisit.series import PERIODS, WINDOWS, SeriesError, regularize
 from scoring.runs import CannotScore, ScoreResult
 

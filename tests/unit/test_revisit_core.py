@@ -9,16 +9,9 @@ import pytest
 
 from scoring.revisit import wavelet
 from scoring.revisit.baseline import _sigmoid, fit_holt_winters
-from scoring.revisit.fit import (
-    FitError,
-    anchored,
-    data_bits,
-    fit,
-    forecast,
-    log_star,
-    model_bits,
-    rmse,
-)
+from scoring.revisit.fit import FitError, fit
+from scoring.revisit.forecast import anchored, forecast, rmse
+from scoring.revisit.mdl import data_bits, log_star, model_bits
 from scoring.revisit.model import Period, Shock, pack, simulate, simulate_batch
 from scoring.revisit.series import SeriesError, mark_outages, regularize
 
