@@ -208,7 +208,8 @@ def _serve(args: argparse.Namespace) -> int:
         seconds=round(time.perf_counter() - t, 2),
     )
     from simulator.botprotect import BotConfig
-    from simulator.server import ServerConfig, serve_forever
+    from simulator.server import serve_forever
+    from simulator.state import ServerConfig
 
     slow_p, slow_ms = args.fault_slow
     real = args.profile == "real"

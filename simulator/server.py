@@ -22,17 +22,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import math
-import multiprocessing
-import multiprocessing.sharedctypes
 import re
 import socket
-import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from datetime import datetime
 from email.utils import formatdate
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -41,16 +34,18 @@ from aiohttp import web
 
 from runtime import serving
 from schemas.api_v2 import MAX_BATCH_IDS
-from simulator import hashing, render
-from simulator.botprotect import BotConfig, BotProtection
+from simulator import answers, hashing, render
+from simulator.answers import BadRequest
+from simulator.botprotect import BotProtection
 from simulator.ledger import Ledger
-from simulator.world import GONE_RATE, S_CLIENT, S_FAULT, S_GONE, Csr, World
+from simulator.pages import Admin, WebPages
+from simulator.state import ClientIds, Clock, RateLimiter, ServerConfig, Shared
+from simulator.world import GONE_RATE, S_FAULT, S_GONE, Csr, World
 
 log = structlog.get_logger("simulator.server")
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
-_JSON = "application/json"
 _TRACK_LIST = re.compile(r"^/tracks/(\d+)/(?:reposters|likers)$")
 _ID = re.compile(r"^[0-9]{1,18}\Z")
 _USER_URN = re.compile(r"^soundcloud:users:([0-9]{1,18})\Z")
@@ -58,202 +53,6 @@ _US_CURSOR = re.compile(r"^[0-9]{1,19}\Z")
 _ISO_MS = r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z)"
 _TRACKS_CURSOR = re.compile(r"^" + _ISO_MS + r",tracks,([0-9]{20})\Z")
 _LIKES_CURSOR = re.compile(r"^" + _ISO_MS + r",user-track-likes,000-([0-9]{20})-([0-9]{20})\Z")
-
-
-class BadRequest(Exception):
-    """A malformed parameter: answered with 400 and the real service's error body."""
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Everything ``soundfleet simulator`` takes besides the world itself."""
-
-    host: str = "127.0.0.1"
-    port: int = 8701
-    api_prefix: str = "/api"
-    time_scale: float = 1.0
-    rotate_client_id_s: float = 0.0
-    client_id_grace_s: float = 10.0
-    fault_5xx: float = 0.0
-    fault_malformed: float = 0.0
-    fault_slow: float = 0.0
-    fault_slow_ms: int = 0
-    # A hostile platform, per track: its reposters/likers answer a body of this many MB
-    # (streamed, no Content-Length), or a page whose next_href is the page itself.
-    hostile_body_tracks: tuple[int, ...] = ()
-    hostile_body_mb: int = 300
-    hostile_loop_tracks: tuple[int, ...] = ()
-    rate_limit: float = 0.0
-    # The real platform's failure modes (``--profile real``): DataDome in front of the
-    # API, text 429s without Retry-After, epoch-millisecond cursors on follow lists,
-    # web-profiles served only by URN.
-    bot_protection: BotConfig | None = None
-    fault_429_text: float = 0.0
-    follow_cursor: str = "us"
-    urn_web_profiles_only: bool = False
-    admin_token: str | None = None
-    processes: int = 1
-    clock_start_us: int | None = None  # default: the world's start
-    # Append one line per request answered here (see simulator.ledger).
-    ledger: Path | None = None
-
-
-STAT_NAMES = (
-    "homepage",
-    "api_requests",
-    "blocked_no_browser",
-    "blocked_no_cookie",
-    "blocked_burst",
-    "blocked_ip",
-    "text_429",
-    "retry_after_429",
-    "unauthorized",
-)
-
-
-class Shared:
-    """State every worker process sees: admin clock offset and forced client_id rotations."""
-
-    def __init__(self) -> None:
-        self.t0 = time.time()
-        self.offset_us = multiprocessing.sharedctypes.RawValue("d", 0.0)
-        self.bumps = multiprocessing.sharedctypes.RawValue("q", 0)
-        self.bump_wall = multiprocessing.sharedctypes.RawValue("d", 0.0)
-        # What was served, for /_admin/stats (approximate across processes: no lock).
-        self.counts = {name: multiprocessing.sharedctypes.RawValue("q", 0) for name in STAT_NAMES}
-        # Wall time of the last homepage visit and the shortest gap between two (ms; -1:
-        # fewer than two): how often the fleet rediscovered, fleet-wide.
-        self.homepage_at = multiprocessing.sharedctypes.RawValue("d", 0.0)
-        self.homepage_min_gap_ms = multiprocessing.sharedctypes.RawValue("q", -1)
-
-    def bump(self, name: str) -> None:
-        """Count one ``name`` event."""
-        self.counts[name].value += 1
-
-    def homepage_visited(self) -> None:
-        """Count a homepage visit and keep the shortest gap between two."""
-        now = time.time()
-        last = self.homepage_at.value
-        if last:
-            gap = int((now - last) * 1000)
-            if self.homepage_min_gap_ms.value < 0 or gap < self.homepage_min_gap_ms.value:
-                self.homepage_min_gap_ms.value = gap
-        self.homepage_at.value = now
-        self.bump("homepage")
-
-
-class Clock:
-    """Simulated time: ``start + offset + (wall - t0) * scale`` in epoch µs."""
-
-    def __init__(self, start_us: int, scale: float, shared: Shared) -> None:
-        self.start_us = start_us
-        self.scale = scale
-        self.shared = shared
-
-    def now_us(self) -> int:
-        """The current simulated time."""
-        elapsed = (time.time() - self.shared.t0) * self.scale * 1e6
-        return self.start_us + int(self.shared.offset_us.value) + int(elapsed)
-
-    def set(self, target_us: int) -> None:
-        """Jump to ``target_us`` (forward or back; tests only)."""
-        self.shared.offset_us.value += float(target_us - self.now_us())
-
-
-class ClientIds:
-    """The current client_id (rotating every ``period_s`` and on demand) and its grace."""
-
-    def __init__(self, seed: int, period_s: float, grace_s: float, shared: Shared) -> None:
-        self.seed = seed
-        self.period_s = period_s
-        self.grace_s = grace_s
-        self.shared = shared
-        self._cache: dict[int, str] = {}
-
-    def _epoch(self) -> tuple[int, float]:
-        now = time.time()
-        epoch = int(self.shared.bumps.value)
-        began = self.shared.bump_wall.value
-        if self.period_s > 0:
-            k = int((now - self.shared.t0) // self.period_s)
-            epoch += k
-            began = max(began, self.shared.t0 + k * self.period_s)
-        return epoch, began
-
-    def value(self, epoch: int) -> str:
-        """The client_id of rotation ``epoch``."""
-        if epoch not in self._cache:
-            self._cache[epoch] = render.token(self.seed, S_CLIENT, epoch, 32)
-        return self._cache[epoch]
-
-    def current(self) -> str:
-        """The client_id the homepage hands out now."""
-        return self.value(self._epoch()[0])
-
-    def valid(self, candidate: str) -> bool:
-        """Current id, or the previous one within the grace period after a rotation."""
-        epoch, began = self._epoch()
-        if candidate == self.value(epoch):
-            return True
-        return (
-            epoch > 0 and candidate == self.value(epoch - 1) and time.time() - began < self.grace_s
-        )
-
-    def rotate(self) -> None:
-        """Force a rotation now (admin route)."""
-        self.shared.bump_wall.value = time.time()
-        self.shared.bumps.value += 1
-
-
-class RateLimiter:
-    """Token bucket of ``rate`` requests/s (burst ``max(1, rate)``) per client_id."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.burst = max(1.0, rate)
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def retry_after(self, client_id: str) -> int:
-        """0 if the request may go ahead, else the seconds to wait."""
-        if self.rate <= 0:
-            return 0
-        now = time.monotonic()
-        tokens, last = self._buckets.get(client_id, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[client_id] = (tokens - 1.0, now)
-            return 0
-        self._buckets[client_id] = (tokens, now)
-        return max(1, math.ceil((1.0 - tokens) / self.rate))
-
-
-def _error(status: int, message: str) -> web.Response:
-    reason = {400: "Bad Request", 401: "Unauthorized", 429: "Too Many Requests"}[status]
-    body = {
-        "code": status,
-        "message": message,
-        "link": "https://developers.soundcloud.com/docs/api/explorer/open-api",
-        "status": f"{status} - {reason}",
-        "errors": [{"error_message": message}],
-        "error": None,
-    }
-    return web.Response(status=status, body=json.dumps(body).encode(), content_type=_JSON)
-
-
-def _not_found() -> web.Response:
-    return web.Response(status=404, body=b"{}", content_type=_JSON)
-
-
-def _dump(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _parse_iso_us(text: str) -> int:
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadRequest(f"invalid cursor time {text!r}") from exc
-    return int(dt.timestamp()) * 1_000_000 + dt.microsecond
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -337,7 +136,7 @@ class Simulator:
             client_id = request.query.get("client_id")
             if not client_id or not self.client_ids.valid(client_id):
                 shared.bump("unauthorized")
-                return _error(401, "invalid or missing client_id")
+                return answers.error(401, "invalid or missing client_id")
             wait = self.limiter.retry_after(client_id)
             if wait and self.bots is not None:
                 # The real platform's throttle: plain text, no Retry-After.
@@ -345,7 +144,7 @@ class Simulator:
                 return web.Response(status=429, text="Please slow down.")
             if wait:
                 shared.bump("retry_after_429")
-                resp = _error(429, "rate limit exceeded")
+                resp = answers.error(429, "rate limit exceeded")
                 resp.headers["Retry-After"] = str(wait)
                 return resp
             n = next(self._requests)
@@ -369,10 +168,10 @@ class Simulator:
             try:
                 result = fn(request, now_us)
             except BadRequest as exc:
-                return _error(400, str(exc))
+                return answers.error(400, str(exc))
             if result is None:
-                return _not_found()
-            body = result if isinstance(result, bytes) else _dump(result)
+                return answers.not_found()
+            body = result if isinstance(result, bytes) else answers.dump(result)
             if cfg.fault_malformed and (
                 hashing.uniform(seed, S_FAULT, 3 * n + 2) < cfg.fault_malformed
             ):
@@ -380,7 +179,9 @@ class Simulator:
                 request["fault"] = "malformed"
             # The platform's clock, as a crawler sees it: the simulated time.
             headers = {"Date": formatdate(now_us / 1_000_000, usegmt=True)}
-            resp = web.Response(body=body, content_type=_JSON, charset="utf-8", headers=headers)
+            resp = web.Response(
+                body=body, content_type=answers.JSON, charset="utf-8", headers=headers
+            )
             if self.bots is not None:
                 resp.headers["x-datadome"] = "protected"
                 self.bots.hand_cookie(request, resp)
@@ -408,10 +209,10 @@ class Simulator:
 
     async def _huge_body(self, request: web.Request, megabytes: int) -> web.StreamResponse:
         # Valid-looking JSON that never ends within any sane cap: one user repeated.
-        resp = web.StreamResponse(headers={"Content-Type": _JSON})
+        resp = web.StreamResponse(headers={"Content-Type": answers.JSON})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
-        user = _dump(render.mini_user(self.world, 1, self.clock.now_us()))
+        user = answers.dump(render.mini_user(self.world, 1, self.clock.now_us()))
         chunk = b",".join([user] * max(1, 65_536 // len(user))) + b","
         await resp.write(b'{"collection": [')
         sent = 0
@@ -430,7 +231,7 @@ class Simulator:
             "collection": [render.mini_user(self.world, 1, self.clock.now_us())],
             "next_href": str(request.url),
         }
-        return web.Response(body=_dump(page), content_type=_JSON)
+        return web.Response(body=answers.dump(page), content_type=answers.JSON)
 
     def _limit(self, request: web.Request) -> int:
         raw = request.query.get("limit")
@@ -559,7 +360,7 @@ class Simulator:
             m = _TRACKS_CURSOR.match(raw)
             if not m:
                 raise BadRequest(f"invalid offset {raw!r}")
-            cursor = (_parse_iso_us(m.group(1)), int(m.group(2)))
+            cursor = (answers.parse_iso_us(m.group(1)), int(m.group(2)))
         if not self._user_exists(uid, now_us):
             return None
         w = self.world
@@ -598,7 +399,7 @@ class Simulator:
             m = _LIKES_CURSOR.match(raw)
             if not m:
                 raise BadRequest(f"invalid offset {raw!r}")
-            cursor = (_parse_iso_us(m.group(1)), int(m.group(3)))
+            cursor = (answers.parse_iso_us(m.group(1)), int(m.group(3)))
         if not self._user_exists(uid, now_us):
             return None
         w = self.world
@@ -721,106 +522,7 @@ class Simulator:
 
     async def unknown(self, request: web.Request) -> web.Response:
         """Any other API path: the real service's bare 404."""
-        return _not_found()
-
-    # ------------------------------------------------------------------ web pages
-
-    def _bundle_names(self, client_id: str) -> tuple[str, str]:
-        tag = render.token(self.world.seed, S_CLIENT + 50, sum(map(ord, client_id)), 8)
-        return f"0-{tag[:4]}{tag[4:]}.js", f"49-{tag[::-1]}.js"
-
-    async def homepage(self, request: web.Request) -> web.Response:
-        self.shared.homepage_visited()
-        client_id = self.client_ids.current()
-        hydration = [
-            {"hydratable": "anonymousId", "data": "285105-278878-684219-149994"},
-            {"hydratable": "features", "data": {"features": []}},
-            {"hydratable": "geoip", "data": {"country_code": "DE", "country_name": "Germany"}},
-            {"hydratable": "apiClient", "data": {"id": client_id, "isExpiring": False}},
-        ]
-        config = {"api_base": self.api_base(request), "first_user": self.first_live}
-        first, last = self._bundle_names(client_id)
-        html = (
-            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            "<title>Stream and listen to music online for free with SoundCloud</title>"
-            f"<script>window.__sf_config = {json.dumps(config)};</script></head>"
-            '<body><div id="app"></div>'
-            f"<script>window.__sc_hydration = {json.dumps(hydration)};</script>\n"
-            f'<script crossorigin src="/assets/{first}"></script>\n'
-            f'<script crossorigin src="/assets/{last}"></script>\n'
-            "</body></html>"
-        )
-        resp = web.Response(text=html, content_type="text/html")
-        if self.bots is not None:
-            self.bots.hand_cookie(request, resp)  # DataDome's tag on the page sets it too
-        return resp
-
-    async def asset(self, request: web.Request) -> web.Response:
-        client_id = self.client_ids.current()
-        first, last = self._bundle_names(client_id)
-        name = request.match_info["name"]
-        if name == first:
-            body = (
-                '(self.webpackChunk=self.webpackChunk||[]).push([[0],{1:function(e,t,n){"use '
-                'strict";e.exports={version:"1.0.0",locale:"en"}}}]);'
-                # A minimal webpack runtime: later chunks' modules run when pushed, so the
-                # last bundle's code really calls the API in a browser (browser discovery).
-                "self.webpackChunk.push=function(c){var m=c[1];"
-                "for(var k in m){m[k]({exports:{}},{},null);}return 0;};"
-            )
-        elif name == last:
-            body = (
-                "(self.webpackChunk=self.webpackChunk||[]).push([[49],{2:function(e,t,n){"
-                f'var c={{env:"production",client_id:"{client_id}",'
-                'stripe_client_id:"pk_live_51SimulatorStripeKey",'
-                'google_client_id:"1234567890-sim.apps.googleusercontent.com",'
-                'widget_client_id:"wIdGeTcLiEnTiD00000000000000000"};'
-                "var b=(window.__sf_config||{}).api_base;"
-                "var u=(window.__sf_config||{}).first_user||1;"
-                'if(b){fetch(b+"/users/"+u+"?client_id="+c.client_id).catch(function(){});}'
-                "}}]);"
-            )
-        else:
-            return web.Response(status=404, text="not found")
-        return web.Response(text=body, content_type="application/javascript")
-
-    # ------------------------------------------------------------------ admin
-
-    def _admin_ok(self, request: web.Request) -> bool:
-        token = self.cfg.admin_token
-        return bool(token) and request.headers.get("Authorization") == f"Bearer {token}"
-
-    async def admin_clock(self, request: web.Request) -> web.Response:
-        if not self._admin_ok(request):
-            return _error(401, "admin token required")
-        if request.method == "POST":
-            try:
-                body = await request.json()
-                if "advance_s" in body:
-                    self.clock.set(self.clock.now_us() + int(float(body["advance_s"]) * 1e6))
-                elif "now" in body:
-                    self.clock.set(_parse_iso_us(str(body["now"])))
-                else:
-                    raise BadRequest("expected advance_s or now")
-            except (ValueError, TypeError, BadRequest) as exc:
-                return _error(400, f"invalid clock body: {exc}")
-            log.info("clock_set", now=render.iso_ms(self.clock.now_us()))
-        now = self.clock.now_us()
-        return web.json_response({"now_us": now, "now": render.iso_ms(now)})
-
-    async def admin_stats(self, request: web.Request) -> web.Response:
-        if not self._admin_ok(request):
-            return _error(401, "admin token required")
-        stats = {k: v.value for k, v in self.shared.counts.items()}
-        stats["homepage_min_gap_ms"] = self.shared.homepage_min_gap_ms.value
-        return web.json_response(stats)
-
-    async def admin_rotate(self, request: web.Request) -> web.Response:
-        if not self._admin_ok(request):
-            return _error(401, "admin token required")
-        self.client_ids.rotate()
-        log.info("client_id_rotated", client_id=self.client_ids.current()[:6] + "…")
-        return web.json_response({"client_id": self.client_ids.current()})
+        return answers.not_found()
 
     # ------------------------------------------------------------------ app
 
@@ -829,8 +531,10 @@ class Simulator:
         app = web.Application()
         p = self.prefix
         r = app.router
-        r.add_get("/", self.logged(self.homepage))
-        r.add_get("/assets/{name}", self.logged(self.asset))
+        pages = WebPages(self.world, self.client_ids, self.shared, self.bots, self.api_base,
+                         self.first_live)  # fmt: skip
+        r.add_get("/", self.logged(pages.homepage))
+        r.add_get("/assets/{name}", self.logged(pages.asset))
         r.add_get(p + "/users/{id}", self.api(self.get_user))
         r.add_get(p + "/users/{id}/followers", self.api(self.get_followers))
         r.add_get(p + "/users/{id}/followings", self.api(self.get_followings))
@@ -844,9 +548,10 @@ class Simulator:
         r.add_get(p + "/resolve", self.api(self.get_resolve))
         r.add_route("*", p + "/{tail:.*}", self.unknown)
         if self.cfg.admin_token:
-            r.add_route("*", "/_admin/clock", self.admin_clock)
-            r.add_post("/_admin/rotate-client-id", self.admin_rotate)
-            r.add_get("/_admin/stats", self.admin_stats)
+            admin = Admin(self.cfg.admin_token, self.clock, self.client_ids, self.shared)
+            r.add_route("*", "/_admin/clock", admin.admin_clock)
+            r.add_post("/_admin/rotate-client-id", admin.admin_rotate)
+            r.add_get("/_admin/stats", admin.admin_stats)
         return app
 
 

@@ -42,7 +42,8 @@ from crawler.transport import (
     create_session,
 )
 from schemas.work import Lease
-from simulator.server import ServerConfig, Shared, Simulator
+from simulator.server import Simulator
+from simulator.state import ServerConfig, Shared
 from simulator.world import World
 from tests.browser import chromium
 

@@ -25,7 +25,8 @@ from aiohttp import web
 
 from schemas import api_v2
 from simulator import ledger, render
-from simulator.server import ClientIds, ServerConfig, Shared, Simulator
+from simulator.server import Simulator
+from simulator.state import ClientIds, ServerConfig, Shared
 from simulator.world import World
 from tests import fixtures
 
