@@ -127,6 +127,21 @@ class FleetService(ServiceState):
         async with self.pool.acquire() as conn:
             return await self._block(conn, req.worker_id, req.reason)
 
+    async def _cut_budget(
+        self, conn: asyncpg.Connection, retry_after_s: float | None, *, counted: bool = True
+    ) -> None:
+        """The AIMD decrease of the fleet budget (and a pause for ``retry_after_s``)."""
+        s = self.settings
+        await q.throttle(
+            conn,
+            s.budget_increase_rps_per_s,
+            s.budget_decrease_factor,
+            s.budget_min_rps,
+            s.budget_decrease_window_s,
+            retry_after_s,
+            counted=counted,
+        )
+
     async def _block(self, conn: asyncpg.Connection, worker_id: str, reason: str) -> BlockState:
         s = self.settings
         row = await q.block(conn, s.block_base_s, s.block_max_s, s.block_reset_s, reason)
@@ -134,15 +149,7 @@ class FleetService(ServiceState):
         new = row["what"] != "same"
         if new:
             # A block is congestion too (often a burst): the budget takes the AIMD cut.
-            await q.throttle(
-                conn,
-                s.budget_increase_rps_per_s,
-                s.budget_decrease_factor,
-                s.budget_min_rps,
-                s.budget_decrease_window_s,
-                None,
-                counted=False,
-            )
+            await self._cut_budget(conn, None, counted=False)
             self.metrics.blocks.inc()
             log.warning(
                 "fleet_blocked",
@@ -171,14 +178,7 @@ class FleetService(ServiceState):
                 update={"retry_after_s": min(req.retry_after_s, s.worker_pause_max_s)}
             )
         async with self.pool.acquire() as conn:
-            await q.throttle(
-                conn,
-                s.budget_increase_rps_per_s,
-                s.budget_decrease_factor,
-                s.budget_min_rps,
-                s.budget_decrease_window_s,
-                req.retry_after_s,
-            )
+            await self._cut_budget(conn, req.retry_after_s)
             self._advice = None
             self.metrics.throttles.inc()
             advice = await self.advice(conn, req.worker_id)
