@@ -69,17 +69,13 @@ class TokenBucket:
         if now < self._paused_until or self._queued:
             return False
         # Nobody is waiting: take a token without queueing (no await between the check
-        # and the take, so this is atomic on the event loop). The refill is inlined:
-        # this runs thousands of times a second.
-        rate = self._rate
-        if rate <= 0:
+        # and the take, so this is atomic on the event loop).
+        if self._rate <= 0:
             return True
-        tokens = min(self._capacity, self._tokens + (now - self._stamp) * rate)
-        self._stamp = now
-        if tokens >= 1.0:
-            self._tokens = tokens - 1.0
+        self._refill(now)
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
             return True
-        self._tokens = tokens
         return False
 
     async def acquire(self) -> None:
