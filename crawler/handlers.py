@@ -213,7 +213,7 @@ async def user_range(ctx: UnitContext) -> UnitResult:
             # The lane holds one request slot for all its ids (see ApiClient.lane).
             async with api.lane() as held:
                 while (user_id := take()) is not None:
-                    user = (await api.fetch(f"{base}{user_id}", User, lane=held)).data
+                    user = (await held.fetch(f"{base}{user_id}", User)).data
                     fetched_at = _now()
                     if user is GONE:
                         gone.append((user_id, fetched_at))
@@ -227,10 +227,10 @@ async def user_range(ctx: UnitContext) -> UnitResult:
                         # By URN, as the web client asks; the numeric form as fallback.
                         # A 404 on both means no profile list, never a gone user.
                         url = f"{base}soundcloud:users:{user_id}/web-profiles"
-                        listed = (await api.fetch(url, parse_web_profiles, lane=held)).data
+                        listed = (await held.fetch(url, parse_web_profiles)).data
                         if listed is GONE:
                             url = f"{base}{user_id}/web-profiles"
-                            listed = (await api.fetch(url, parse_web_profiles, lane=held)).data
+                            listed = (await held.fetch(url, parse_web_profiles)).data
                         if listed is not GONE:
                             batch.profiles_of.add(user_id)
                             # One row per URL (the key): a link listed twice is one row.

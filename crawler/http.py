@@ -29,7 +29,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -104,13 +104,24 @@ class Fetched:
 
 
 class Lane:
-    """One request slot held across a run of requests by one task (:meth:`ApiClient.lane`)."""
+    """One request slot held across a run of requests by one task (:meth:`ApiClient.lane`).
 
-    __slots__ = ("_slots", "task")
+    ``async with api.lane() as lane: await lane.fetch(url, parser)``: the lane's
+    requests are the client's, on the slot the lane holds.
+    """
 
-    def __init__(self, slots: asyncio.Semaphore) -> None:
+    __slots__ = ("_client", "_slots", "task")
+
+    def __init__(self, client: ApiClient, slots: asyncio.Semaphore) -> None:
+        self._client = client
         self._slots = slots
         self.task: asyncio.Task[Any] | None = None
+
+    def fetch(
+        self, url: str, parse: Parser = None, *, not_found_ok: bool = True
+    ) -> Coroutine[Any, Any, Fetched]:
+        """:meth:`ApiClient.fetch` on this lane's slot (no coroutine of its own)."""
+        return self._client.fetch(url, parse, not_found_ok=not_found_ok, lane=self)
 
     async def __aenter__(self) -> Lane:
         await self._slots.acquire()
@@ -292,8 +303,8 @@ class ApiClient:
         a :class:`PayloadError` from it counts as a malformed body and is retried. A 404
         returns :data:`GONE` when ``not_found_ok``. Raises :class:`TransientError` once
         retries are exhausted, :class:`OffHostError` or :class:`UnexpectedResponse` for
-        requests that must not be retried. ``lane``: the caller's :meth:`lane`, whose
-        request slot this request uses instead of taking one of its own.
+        requests that must not be retried. ``lane`` is set by :meth:`Lane.fetch` only:
+        the request uses that lane's slot instead of taking one of its own.
         """
         # The one entry point of every request (callers take ``.data``): no wrapper
         # coroutine above it, since each suspension of a request resumes through every
@@ -307,7 +318,7 @@ class ApiClient:
             return await self._retry(url, parse, not_found_ok, lane, exc)
 
     def lane(self) -> Lane:
-        """One request slot held across a run of requests (``fetch(..., lane=lane)``).
+        """One request slot held across a run of requests (:meth:`Lane.fetch`).
 
         A sweep runs more lanes than there are slots, so that while some units' lanes
         wait at a batch boundary the others keep every slot busy. Taking the slot once
@@ -316,7 +327,7 @@ class ApiClient:
         its slot while one of its requests backs off. Only the task that entered a
         lane may fetch with it (its requests' deadlines are that task's).
         """
-        return Lane(self._slots)
+        return Lane(self, self._slots)
 
     async def _retry(
         self,
