@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from crawler.errors import StaleLease
 from runtime import database
-from runtime.sink import policy_for, write_records, write_rows
+from runtime.sink import lay_out, policy_for, write_records
 from schemas import tables
 from schemas.errors import DatabaseError
 
@@ -111,13 +111,16 @@ class Batch:
             len(recs) for _, recs in self._records.values()
         )
 
-    def tables(self) -> list[tuple[Table, list[Row], tuple[tuple[str, ...], list[Record]] | None]]:
-        """Non-empty tables in landing order: their dict rows and their laid-out records."""
+    def laid_out(self) -> list[tuple[Table, tuple[str, ...], list[Record]]]:
+        """Every non-empty table's rows as records, in landing order: one way to land.
+
+        Rows added as mappings are laid out here (:func:`runtime.sink.lay_out`, which
+        names a row that does not fit); rows added as records go as they are.
+        """
         order = {t.name: i for i, t in enumerate(_ORDER)}
-        laid_out = {t: held for t, held in self._records.items() if held[1]}
-        items = [(t, self._rows.get(t, []), laid_out.get(t)) for t in {*self._rows, *laid_out}]
-        items = [item for item in items if item[1] or item[2]]
-        return sorted(items, key=lambda item: order.get(item[0].name, len(order)))
+        out = [(t, *lay_out(t, rows)) for t, rows in self._rows.items() if rows]
+        out += [(t, cols, recs) for t, (cols, recs) in self._records.items() if recs]
+        return sorted(out, key=lambda item: order.get(item[0].name, len(order)))
 
     def counts(self) -> dict[str, int]:
         """Rows queued per table name."""
@@ -162,15 +165,12 @@ class MemoryStore:
     async def land(self, batch: Batch, fence: Fence | None = None) -> int:
         """Check and keep every row of ``batch``; returns how many (no leases here)."""
         written = 0
-        for table, rows, laid_out in batch.tables():
+        for table, columns, records in batch.laid_out():
             known = set(table.columns.keys())
             # jsonb goes to PostgreSQL as JSON text: anything else fails there.
             json_columns = [c.name for c in table.columns if isinstance(c.type, JSONB)]
             key = policy_for(table).key
-            as_dicts = list(rows)
-            if laid_out is not None:
-                columns, records = laid_out
-                as_dicts.extend(dict(zip(columns, r, strict=True)) for r in records)
+            as_dicts = [dict(zip(columns, r, strict=True)) for r in records]
             for row in as_dicts:
                 unknown = set(row) - known
                 missing = [c for c in key if row.get(c) is None]
@@ -242,11 +242,8 @@ class Store:
                     )
                 if batch.profiles_of:
                     await conn.execute(_DELETE_PROFILES, sorted(batch.profiles_of))
-                for table, rows, laid_out in batch.tables():
-                    if rows:
-                        written += await write_rows(conn, table, rows)
-                    if laid_out is not None:
-                        written += await write_records(conn, table, *laid_out)
+                for table, columns, records in batch.laid_out():
+                    written += await write_records(conn, table, columns, records)
         except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
             raise DatabaseError(f"landing a batch failed: {exc}") from exc
         return written

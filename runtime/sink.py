@@ -181,6 +181,17 @@ async def _land(
     return status
 
 
+def lay_out(
+    table: Table, rows: Sequence[Mapping[str, Any]]
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """``rows`` (mappings with the same keys) as records: their columns and the tuples.
+
+    Raises :class:`InputError` naming the table and column when the rows do not fit.
+    """
+    columns = _columns_of(table, rows)
+    return columns, _as_records(table, rows, columns)
+
+
 async def write_rows(
     conn: asyncpg.Connection, table: Table, rows: Sequence[Mapping[str, Any]]
 ) -> int:
@@ -191,8 +202,7 @@ async def write_rows(
     """
     if not rows:
         return 0
-    columns = _columns_of(table, rows)
-    return await write_records(conn, table, columns, _as_records(table, rows, columns))
+    return await write_records(conn, table, *lay_out(table, rows))
 
 
 async def write_records(
