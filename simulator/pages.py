@@ -10,8 +10,9 @@ from aiohttp import web
 
 from simulator import answers, render
 from simulator.botprotect import BotProtection
+from simulator.params import S_CLIENT
 from simulator.state import ClientIds, Clock, Shared
-from simulator.world import S_CLIENT, World
+from simulator.world import World
 
 log = structlog.get_logger("simulator")
 

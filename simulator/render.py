@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from simulator import hashing
+from simulator.params import S_CITY, S_DESC, S_NAME, S_PLAN, S_TRACK, created_s_of
 from simulator.regimes import LOOK_EXPLICIT, LOOK_SHORTENER
-from simulator.world import S_CITY, S_DESC, S_NAME, S_PLAN, S_TRACK, World, created_s_of
+from simulator.world import World
 
 _SYLL = (
     "ka", "lo", "mi", "ra", "ne", "so", "ta", "vi", "zu", "be", "do", "fa", "gi", "ju",

@@ -37,10 +37,12 @@ from schemas.api_v2 import MAX_BATCH_IDS
 from simulator import answers, hashing, render
 from simulator.answers import BadRequest
 from simulator.botprotect import BotProtection
+from simulator.events import Csr
 from simulator.ledger import Ledger
 from simulator.pages import Admin, WebPages
+from simulator.params import GONE_RATE, S_FAULT, S_GONE
 from simulator.state import ClientIds, Clock, RateLimiter, ServerConfig, Shared
-from simulator.world import GONE_RATE, S_FAULT, S_GONE, Csr, World
+from simulator.world import World
 
 log = structlog.get_logger("simulator.server")
 

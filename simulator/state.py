@@ -15,7 +15,7 @@ import structlog
 
 from simulator import render
 from simulator.botprotect import BotConfig
-from simulator.world import S_CLIENT
+from simulator.params import S_CLIENT
 
 log = structlog.get_logger("simulator.server")
 

@@ -37,7 +37,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simulator.world import LIFE_HOURS, SPAM_KINDS, World
+from simulator.params import LIFE_HOURS, SPAM_KINDS
+from simulator.world import World
 
 GONE_CHUNK = 1_000_000
 

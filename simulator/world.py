@@ -40,13 +40,30 @@ row in ``follows`` (and a separate entry in the target's follower list).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 
 from simulator import dynamics, hashing
+from simulator.events import F64, I64, B, Csr, Events, Tracks, distinct_times
+from simulator.growth import (
+    draw_shocks,
+    grow_cascades,
+    grow_follow_graph,
+    plant_fake_batches,
+    upload_tracks,
+)
+from simulator.params import (
+    DEFAULT_CORE,
+    DEFAULT_START,
+    FIRST_USER_S,
+    GONE_RATE,
+    LIFE_HOURS,
+    S_GONE,
+    SPAM_KINDS,
+)
 from simulator.regimes import (
     REGIMES,
     SpamRegime,
@@ -55,113 +72,6 @@ from simulator.regimes import (
     lookalikes,
     signup_bursts,
 )
-
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
-B = npt.NDArray[np.bool_]
-
-SPAM_KINDS = ("none", "link_spam", "fake_batch", "follow_churn")
-DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
-FIRST_USER_S = int(datetime(2008, 1, 1, tzinfo=UTC).timestamp())
-DEFAULT_CORE = 20_000
-GONE_RATE = 0.06
-LIFE_HOURS = 42 * 24  # plays are simulated for 6 weeks after upload
-HISTORY_DAYS = 180  # tracks are uploaded from start-180d to the horizon's end
-
-# hash streams for procedural fields
-S_GONE, S_PLAN, S_NAME, S_CITY, S_DESC, S_TRACK, S_FAULT, S_CLIENT = range(1, 9)
-
-
-@dataclass(frozen=True)
-class Events:
-    """A table of timed events ``src -> dst`` sorted by ``t_us`` (distinct times)."""
-
-    src: I64
-    dst: I64
-    t_us: I64
-
-    def __len__(self) -> int:
-        return int(self.t_us.size)
-
-    def visible(self, now_us: int) -> Events:
-        """Events that happened at or before ``now_us``."""
-        k = int(np.searchsorted(self.t_us, now_us, side="right"))
-        return Events(self.src[:k], self.dst[:k], self.t_us[:k])
-
-
-@dataclass(frozen=True)
-class Tracks:
-    """All tracks, index ``id - 1``; private tracks have no likes, reposts or plays."""
-
-    id: I64
-    user_id: I64
-    created_s: I64
-    public: B
-    quality: F64
-
-
-@dataclass(frozen=True)
-class Csr:
-    """Events grouped by a key (0-based), time-ascending inside each group."""
-
-    ptr: I64
-    other: I64
-    t_us: I64
-
-    @staticmethod
-    def build(key: I64, other: I64, t_us: I64, n: int) -> Csr:
-        """Group ``(key, other, t_us)`` rows by ``key`` in ``[0, n)``."""
-        order = np.lexsort((t_us, key))
-        counts = np.bincount(key, minlength=n)
-        ptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=ptr[1:])
-        return Csr(ptr, other[order].astype(np.int64), t_us[order].astype(np.int64))
-
-    def count(self, k: int, now_us: int) -> int:
-        """Events of group ``k`` at or before ``now_us``."""
-        lo, hi = int(self.ptr[k]), int(self.ptr[k + 1])
-        if lo == hi:
-            return 0
-        # fast paths (request handlers call this a lot): all or nothing visible yet
-        if self.t_us[hi - 1] <= now_us:
-            return hi - lo
-        if self.t_us[lo] > now_us:
-            return 0
-        return int(self.t_us[lo:hi].searchsorted(now_us, side="right"))
-
-    def counts(self, now_us: int) -> I64:
-        """Visible events per group at ``now_us`` (vectorised)."""
-        n = self.ptr.size - 1
-        vis = self.t_us <= now_us
-        key = np.repeat(np.arange(n), np.diff(self.ptr))
-        return np.bincount(key[vis], minlength=n).astype(np.int64)
-
-
-def _gather(ptr: I64, data: I64, nodes: I64) -> tuple[I64, I64]:
-    """``data`` of all groups in ``nodes`` concatenated, and the position in ``nodes``."""
-    lo = ptr[nodes]
-    lens = ptr[nodes + 1] - lo
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    owner = np.repeat(np.arange(nodes.size), lens)
-    starts = np.repeat(lo - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
-    idx = np.arange(total) + starts
-    return data[idx], owner
-
-
-def _distinct_times(t_us: I64) -> tuple[I64, I64]:
-    """Sort order and the times nudged by whole µs so that no two are equal."""
-    order = np.argsort(t_us, kind="stable")
-    t = t_us[order]
-    ramp = np.arange(t.size, dtype=np.int64)
-    return order, np.maximum.accumulate(t - ramp) + ramp
-
-
-def created_s_of(user_id: int, users: int, start_s: int) -> int:
-    """Procedural ``created_at`` (epoch s) of any id: grows with the id."""
-    span = start_s - 2 * 86400 - FIRST_USER_S
-    return FIRST_USER_S + (user_id - 1) * span // max(users, 1)
 
 
 @dataclass
@@ -227,7 +137,7 @@ class World:
 
         spam = np.zeros(core, dtype=np.int8)
         batch_description: dict[int, str] = {}
-        batches = _plant_fake_batches(
+        batches = plant_fake_batches(
             rng, seed, created_s, gone, spam, batch_description, regime.fake_share
         )
         live_free = np.flatnonzero(~gone & (spam == 0))
@@ -267,20 +177,22 @@ class World:
         attract[mav_idx] *= 3.0
 
         end_us = end_s * 1_000_000
-        follows = _follow_graph(rng, created_s, spam, normal_idx, community, attract, maven, end_s)
+        follows = grow_follow_graph(
+            rng, created_s, spam, normal_idx, community, attract, maven, end_s
+        )
         if not regime.easy:
             src, dst, t = hard_follows(
                 hard_rng, regime, (follows.src - 1, follows.dst - 1, follows.t_us),
                 created_s, spam, camouflaged, lookalike, batches, bursts, attract, artist, end_s,
             )  # fmt: skip
-            order, t = _distinct_times(t)
+            order, t = distinct_times(t)
             follows = Events(src[order] + 1, dst[order] + 1, t)
-        tracks = _tracks(rng, created_s, art_idx, start_s, end_s)
+        tracks = upload_tracks(rng, created_s, art_idx, start_s, end_s)
         act = np.zeros(core)
         act[normal_idx] = rng.beta(2.0, 5.0, normal_idx.size) * 2.0
-        reposts, likes = _cascades(rng, core, follows, spam, tracks, act, maven, end_us)
+        reposts, likes = grow_cascades(rng, core, follows, spam, tracks, act, maven, end_us)
         foll_final = np.bincount(follows.dst - 1, minlength=core)
-        shocks, period_s, period_amp = _shocks(rng, tracks, reposts, foll_final, start_s)
+        shocks, period_s, period_amp = draw_shocks(rng, tracks, reposts, foll_final, start_s)
         hourly = dynamics.hourly_plays(
             shocks, tracks.id.size, LIFE_HOURS, tracks.created_s, period_s, period_amp
         )
@@ -460,306 +372,3 @@ class World:
             "public_tracks_by",
         ):
             getattr(self, name)
-
-
-# ---------------------------------------------------------------------- generators
-
-
-_BATCH_DESCRIPTIONS = (
-    "Music lover. Follow for follow!",
-    "new account, check my playlists",
-    "DM for promo deals",
-    "just vibes",
-    "Official fan page",
-)
-
-
-def _plant_fake_batches(
-    rng: np.random.Generator,
-    seed: int,
-    created_s: I64,
-    gone: B,
-    spam: npt.NDArray[np.int8],
-    descriptions: dict[int, str],
-    share: float,
-) -> list[tuple[int, int]]:
-    """Batches of consecutive ids sharing one created_at second and one description.
-
-    Returns each batch's first index and size.
-    """
-    core = created_s.size
-    budget = round(share * core)
-    taken = 0
-    batches: list[tuple[int, int]] = []
-    tries = 0
-    while taken < budget and tries < 1000:
-        tries += 1
-        size = int(rng.integers(5, 31))
-        first = int(rng.integers(0, max(1, core - size)))
-        if first + size > core or spam[first : first + size].any():
-            continue
-        # the batch goes through the same sign-up second: all live, same created_at
-        gone[first : first + size] = False
-        created_s[first : first + size] = created_s[first]
-        spam[first : first + size] = 2
-        text = _BATCH_DESCRIPTIONS[int(rng.integers(len(_BATCH_DESCRIPTIONS)))]
-        tag = hashing.key(seed, S_DESC, first) % 100_000
-        for i in range(first, first + size):
-            descriptions[i + 1] = f"{text} #{tag:05d}"
-        taken += size
-        batches.append((first, size))
-    return batches
-
-
-def _sample(
-    rng: np.random.Generator,
-    weights: F64,
-    groups: npt.NDArray[np.int32] | None,
-    want: npt.NDArray[np.int32] | None,
-    n: int,
-) -> I64:
-    """``n`` indices drawn with probability ∝ ``weights`` (within ``want`` groups if given)."""
-    cand = np.flatnonzero(weights > 0)
-    if cand.size == 0:
-        return np.zeros(0, np.int64)
-    if groups is None or want is None:
-        cum = np.cumsum(weights[cand])
-        r = rng.random(n) * cum[-1]
-        pick = np.minimum(np.searchsorted(cum, r, side="right"), cand.size - 1)
-        return np.asarray(cand[pick], dtype=np.int64)
-    order = cand[np.argsort(groups[cand], kind="stable")]
-    g = groups[order]
-    cum = np.cumsum(weights[order])
-    n_groups = int(groups.max()) + 1
-    first = np.searchsorted(g, np.arange(n_groups), side="left")
-    last = np.searchsorted(g, np.arange(n_groups), side="right")
-    base = np.where(first > 0, cum[np.maximum(first - 1, 0)], 0.0)
-    top = np.where(last > 0, cum[np.maximum(last - 1, 0)], 0.0)
-    r = base[want] + rng.random(n) * (top[want] - base[want])
-    pos = np.minimum(np.searchsorted(cum, r, side="right"), order.size - 1)
-    return np.asarray(order[pos], dtype=np.int64)
-
-
-def _distinct_targets(rng: np.random.Generator, attract: F64, sizes: I64) -> I64:
-    """For each size, that many distinct users drawn with probability ∝ ``attract``."""
-    cand = np.flatnonzero(attract > 0)
-    cum = np.cumsum(attract[cand])
-    parts = []
-    for k in sizes.tolist():
-        want = 2 * k + 16
-        while True:
-            # oversample, keep the first k distinct draws (in draw order)
-            draws = np.minimum(np.searchsorted(cum, rng.random(want) * cum[-1], "right"),
-                               cand.size - 1)  # fmt: skip
-            _, first = np.unique(draws, return_index=True)
-            if first.size >= k:
-                parts.append(cand[draws[np.sort(first)[:k]]])
-                break
-            want *= 4
-    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-
-
-def _follow_graph(
-    rng: np.random.Generator,
-    created_s: I64,
-    spam: npt.NDArray[np.int8],
-    normal_idx: I64,
-    community: npt.NDArray[np.int32],
-    attract: F64,
-    maven: B,
-    end_s: int,
-) -> Events:
-    """Power-law follower graph with communities, mavens and planted spam follows."""
-    deg = np.minimum(np.floor(rng.lognormal(1.6, 1.2, normal_idx.size)), 1500).astype(np.int64)
-    deg[maven[normal_idx]] += 20
-    src = np.repeat(normal_idx, deg)
-    cross_p = np.where(maven[src], 0.5, 0.15)
-    cross = rng.random(src.size) < cross_p
-    dst = np.empty(src.size, dtype=np.int64)
-    inside = ~cross
-    dst[inside] = _sample(rng, attract, community, community[src[inside]], int(inside.sum()))
-    n_cross = int(cross.sum())
-    to_maven = rng.random(n_cross) < 0.5
-    # flattened weights: every maven gets a broad cross-community audience, not just a few
-    mav_w = np.where(maven, attract**0.25, 0.0)
-    cross_dst = np.empty(n_cross, dtype=np.int64)
-    cross_dst[to_maven] = _sample(rng, mav_w, None, None, int(to_maven.sum()))
-    cross_dst[~to_maven] = _sample(rng, attract, None, None, int((~to_maven).sum()))
-    dst[cross] = cross_dst
-    keep = src != dst
-    pair = np.unique(src[keep] * created_s.size + dst[keep])
-    src, dst = pair // created_s.size, pair % created_s.size
-    lo = np.maximum(created_s[src], created_s[dst]).astype(np.float64)
-    t = lo + rng.random(src.size) * (end_s - lo)
-    parts_src, parts_dst, parts_t = [src], [dst], [t]
-
-    link = np.flatnonzero(spam == 1)
-    if link.size:
-        n = np.minimum(rng.integers(250, 351, link.size), int((attract > 0).sum()))
-        s = np.repeat(link, n)
-        d = _distinct_targets(rng, attract, n)
-        lo = np.maximum(created_s[s], created_s[d]).astype(np.float64)
-        parts_src.append(s)
-        parts_dst.append(d)
-        parts_t.append(np.minimum(lo + rng.random(s.size) * 2 * 86400, end_s - 1))
-
-    churn = np.flatnonzero(spam == 3)
-    if churn.size:
-        n = np.minimum(rng.integers(20, 61, churn.size), int((attract > 0).sum()))
-        s = np.repeat(churn, n)
-        d = _distinct_targets(rng, attract, n)
-        reps = rng.integers(2, 7, s.size)
-        s, d = np.repeat(s, reps), np.repeat(d, reps)
-        lo = np.maximum(created_s[s], created_s[d]).astype(np.float64)
-        parts_src.append(s)
-        parts_dst.append(d)
-        parts_t.append(lo + rng.random(s.size) * (end_s - lo))
-
-    src = np.concatenate(parts_src)
-    dst = np.concatenate(parts_dst)
-    t_us = (np.concatenate(parts_t) * 1_000_000).astype(np.int64)
-    order, t_us = _distinct_times(t_us)
-    return Events(src[order] + 1, dst[order] + 1, t_us)
-
-
-def _tracks(
-    rng: np.random.Generator, created_s: I64, art_idx: I64, start_s: int, end_s: int
-) -> Tracks:
-    """Artists' uploads, ids in upload order."""
-    n = np.minimum(rng.geometric(0.3, art_idx.size), 150)
-    owner = np.repeat(art_idx, n)
-    lo = np.maximum(created_s[owner], start_s - HISTORY_DAYS * 86400)
-    hi = end_s - 86400
-    t = (lo + rng.random(owner.size) * np.maximum(hi - lo, 0)).astype(np.int64)
-    order = np.lexsort((owner, t))
-    owner, t = owner[order], t[order]
-    public = rng.random(owner.size) >= 0.06
-    quality = rng.lognormal(0.0, 1.0, owner.size)
-    ids = np.arange(1, owner.size + 1, dtype=np.int64)
-    return Tracks(ids, owner + 1, t, public, quality)
-
-
-def _cascades(
-    rng: np.random.Generator,
-    core: int,
-    follows: Events,
-    spam: npt.NDArray[np.int8],
-    tracks: Tracks,
-    act: F64,
-    maven: B,
-    end_us: int,
-) -> tuple[Events, Events]:
-    """Independent-cascade spreading of each public track over the follower graph."""
-    normal_edge = (spam[follows.src - 1] == 0) & (spam[follows.dst - 1] == 0)
-    pairs = np.unique((follows.dst[normal_edge] - 1) * core + (follows.src[normal_edge] - 1))
-    fol = Csr.build(pairs // core, pairs % core, np.zeros(pairs.size, np.int64), core)
-    boost = np.where(maven, 2.5, 1.0)
-    rp_u, rp_t, rp_k, lk_u, lk_t, lk_k = [], [], [], [], [], []
-    hour = 3_600_000_000
-    for k in np.flatnonzero(tracks.public):
-        q = tracks.quality[k]
-        owner = int(tracks.user_id[k]) - 1
-        seen = np.array([owner], dtype=np.int64)
-        front = np.array([owner], dtype=np.int64)
-        front_t = np.array([int(tracks.created_s[k]) * 1_000_000], dtype=np.int64)
-        while front.size and seen.size < 20_000:
-            users, pos = _gather(fol.ptr, fol.other, front)
-            if users.size == 0:
-                break
-            delay = (rng.lognormal(1.5, 1.0, users.size) * hour).astype(np.int64)
-            te = front_t[pos] + delay
-            order = np.argsort(te, kind="stable")
-            users, te = users[order], te[order]
-            users, first = np.unique(users, return_index=True)
-            te = te[first]
-            fresh = ~np.isin(users, seen) & (te < end_us)
-            users, te = users[fresh], te[fresh]
-            if users.size == 0:
-                break
-            seen = np.concatenate((seen, users))
-            a = act[users]
-            like = rng.random(users.size) < np.minimum(0.6, 0.05 * q * a)
-            rep = rng.random(users.size) < np.minimum(0.4, 0.02 * q * a * boost[users])
-            lt = te + (rng.exponential(2.0, users.size) * hour).astype(np.int64)
-            rt = te + (rng.exponential(3.0, users.size) * hour).astype(np.int64)
-            like &= lt < end_us
-            rep &= rt < end_us
-            lk_u.append(users[like])
-            lk_t.append(lt[like])
-            lk_k.append(np.full(int(like.sum()), k))
-            rp_u.append(users[rep])
-            rp_t.append(rt[rep])
-            rp_k.append(np.full(int(rep.sum()), k))
-            front, front_t = users[rep], rt[rep]
-
-    def table(u: list[I64], t: list[I64], k: list[I64]) -> Events:
-        if not u:
-            z = np.zeros(0, np.int64)
-            return Events(z, z, z)
-        uu, tt, kk = np.concatenate(u), np.concatenate(t), np.concatenate(k)
-        order, tt = _distinct_times(tt)
-        return Events(uu[order] + 1, kk[order].astype(np.int64) + 1, tt)
-
-    return table(rp_u, rp_t, rp_k), table(lk_u, lk_t, lk_k)
-
-
-def _shocks(
-    rng: np.random.Generator,
-    tracks: Tracks,
-    reposts: Events,
-    followers: I64,
-    start_s: int,
-) -> tuple[dynamics.Shocks, I64, F64]:
-    """Upload shock, shocks from the two biggest reposters, occasional external shocks."""
-    pub = np.flatnonzero(tracks.public)
-    q = tracks.quality
-    trk = [pub]
-    s0 = [
-        (20.0 + 8.0 * followers[tracks.user_id[pub] - 1])
-        * np.sqrt(q[pub])
-        * rng.uniform(0.5, 1.5, pub.size)
-    ]
-    start_h = [np.zeros(pub.size, dtype=np.int64)]
-    # reposts by well-followed users start a new shock of their own
-    rf = followers[reposts.src - 1]
-    big = rf >= 30
-    if big.any():
-        rk = reposts.dst[big] - 1
-        order = np.lexsort((-rf[big], rk))
-        rk_sorted = rk[order]
-        rank = np.arange(rk_sorted.size) - np.searchsorted(rk_sorted, rk_sorted, side="left")
-        top = order[rank < 2]
-        tk = rk[top]
-        h = (reposts.t_us[big][top] // 1_000_000 - tracks.created_s[tk]) // 3600
-        trk.append(tk)
-        s0.append(4.0 * rf[big][top] * rng.uniform(0.5, 1.5, top.size))
-        start_h.append(h.astype(np.int64))
-    ext = pub[rng.random(pub.size) < 0.08]
-    trk.append(ext)
-    s0.append(s0[0][np.searchsorted(pub, ext)] * rng.uniform(2.0, 10.0, ext.size))
-    start_h.append(rng.integers(48, 30 * 24, ext.size).astype(np.int64))
-    track = np.concatenate(trk).astype(np.int64)
-    s0_all = np.concatenate(s0)
-    sh_h = np.concatenate(start_h)
-    keep = sh_h < LIFE_HOURS
-    track, s0_all, sh_h = track[keep], s0_all[keep], sh_h[keep]
-    n = track.size
-    r0 = rng.uniform(0.6, 2.5, n)
-    gamma = rng.uniform(0.03, 0.25, n)
-    beta = r0 * gamma / s0_all
-    omega = rng.uniform(0.3, 2.0, n)
-    i0 = np.maximum(1.0, 0.05 * s0_all)
-    order = np.lexsort((sh_h, track))
-    shocks = dynamics.Shocks(
-        track[order],
-        sh_h[order],
-        s0_all[order],
-        i0[order],
-        beta[order],
-        gamma[order],
-        omega[order],
-    )
-    u = rng.random(tracks.id.size)
-    period_s = np.where(u < 0.25, 7 * 86400, np.where(u < 0.35, 86400, 0)).astype(np.int64)
-    period_amp = np.where(period_s > 0, rng.uniform(0.2, 0.6, tracks.id.size), 0.0)
-    return shocks, period_s, period_amp

@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from simulator import dynamics, hashing, truth
-from simulator.world import LIFE_HOURS, World
+from simulator.params import LIFE_HOURS
+from simulator.world import World
 
 SEED = 5
 USERS = 3000
