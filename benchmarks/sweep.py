@@ -15,18 +15,13 @@ One run, printing one JSON object:
    50, 75 and 100% of the job's units, with its peak; the CPU per user of the workers,
    the simulator, the coordinator and the PostgreSQL backends is reported, so a ratio
    can be read against where the two cores went;
-3. ``least_pipeline`` (unless ``--no-least``): the ceiling's loop plus only the work the
-   issue asks of a worker for each user (validation into the schemas' ``User``, the
-   row, batched binary COPY landing with the workers' own sink) in this one process,
-   sending requests the way the workers do (no cookie jar, no timer per request, URLs
-   built from parts) but with no coordinator, leases, checkpoints, retries or
-   politeness: its ratio is what a crawler that validates and lands can reach on this
-   machine, and each worker count's ``of_least`` (its ratio over the least pipeline's,
-   round by round) is what the fleet's own machinery costs.
+
+What a crawler without the fleet's machinery reaches on the same machine is
+:mod:`benchmarks.vs_peers`'s question (a one-off script, Scrapy), not this one's.
 
 The machine is shared and noisy: the same code's ratio moves by about ±0.05 from one
 fleet run to the next. So the runs are repeated (``--repeats``, default 3: 1 and 2
-workers and the least pipeline, three times over, a ceiling between each two runs), and
+workers, three times over, a ceiling between each two runs), and
 each reports its ``ratio`` as the median of its runs, next to ``ratio_min`` and every
 run's figures.
 
@@ -41,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import math
 import os
@@ -51,9 +45,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +54,9 @@ import aiohttp
 import asyncpg
 import psutil
 import uvloop
-from yarl import URL
 
-from crawler.cli import tune_gc
-from crawler.config import WorkerSettings
 from runtime import database, processes
 from runtime.client import CoordinatorClient
-from runtime.sink import write_records
-from schemas import records, tables
-from schemas.api_v2 import User
 from schemas.settings import Settings
 from soundfleet.cli_db import migrate_target
 from soundfleet.fleet import create_key, drop_database, scratch_database
@@ -201,145 +188,6 @@ async def scratch_db(admin_dsn: str, prefix: str) -> AsyncIterator[str]:
         yield dsn
     finally:
         await asyncio.to_thread(drop_database, admin_dsn, dsn)
-
-
-class _LeastSink:
-    """Batches of ``users`` and ``user_ids_gone`` rows landed one after another, each
-    landing overlapping the next batch's fetching (as a worker's ``user_range`` does)."""
-
-    def __init__(self, conn: asyncpg.Connection, batch_size: int) -> None:
-        self.conn = conn
-        self.batch_size = batch_size
-        self.users: list[tuple[Any, ...]] = []
-        self.gone: list[tuple[Any, ...]] = []
-        self._landing: asyncio.Task[None] | None = None
-        self._order = asyncio.Lock()
-
-    async def added(self) -> None:
-        """Land the batch once it is full."""
-        if len(self.users) + len(self.gone) >= self.batch_size:
-            await self.flush()
-
-    async def flush(self) -> None:
-        """Start landing the batch, after the previous landing (one connection)."""
-        users, gone, self.users, self.gone = self.users, self.gone, [], []
-        async with self._order:
-            if self._landing is not None:
-                await self._landing
-            self._landing = asyncio.create_task(self._land(users, gone))
-
-    async def close(self) -> None:
-        """Land what is left and wait for it."""
-        await self.flush()
-        if self._landing is not None:
-            await self._landing
-
-    async def _land(self, users: list[tuple[Any, ...]], gone: list[tuple[Any, ...]]) -> None:
-        async with self.conn.transaction():
-            await write_records(self.conn, tables.users, records.USER_COLUMNS, users)
-            await write_records(self.conn, tables.user_ids_gone, records.GONE_COLUMNS, gone)
-
-
-async def _least_loop(
-    session: aiohttp.ClientSession,
-    url_of: Callable[[int], URL],
-    next_id: Iterator[int],
-    sink: _LeastSink,
-) -> None:
-    for user_id in next_id:
-        async with session.get(url_of(user_id), allow_redirects=False) as resp:
-            body = await resp.read()
-            status = resp.status
-        fetched_at = datetime.now(UTC)
-        if status == 404:
-            sink.gone.append((user_id, fetched_at))
-        elif status == 200:
-            sink.users.append(records.user_record(User.model_validate_json(body), fetched_at))
-        else:
-            raise RuntimeError(f"/users/{user_id}: HTTP {status}")
-        await sink.added()
-
-
-@contextmanager
-def _worker_gc() -> Iterator[None]:
-    """The collector tuned as in a worker for the block, then put back as it was."""
-    thresholds = gc.get_threshold()
-    tune_gc()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
-
-
-async def least_pipeline(
-    dsn: str, web_base: str, ids: int, concurrency: int, sim: psutil.Process
-) -> dict[str, Any]:
-    """The least landing crawler: the ceiling's loop plus only the work issue 5 requires.
-
-    Each user's body is validated into the schemas' ``User``, laid out as a ``users``
-    row (404s as ``user_ids_gone`` rows) and landed with the workers' own bulk sink
-    (binary COPY into a staging table, one upsert, a transaction per batch of the
-    workers' ``id_batch`` ids) into a fresh database. Requests go out as a worker's do
-    (no cookie jar, no timer per request, URLs built from parts, redirects not
-    followed); there is no coordinator, no leases, checkpoints, retries, token bucket,
-    deadlines or metrics. The collector is tuned as in a worker (batches of parsed
-    rows would otherwise be re-scanned by every young collection), and put back
-    afterwards for the ceiling runs.
-    """
-    batch_size = WorkerSettings.model_fields["id_batch"].default
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
-    with _worker_gc():
-        async with (
-            database.connection(dsn) as conn,
-            database.connection(dsn) as monitor,
-            # The workers' request path: no cookie jar, no timer per request, URLs from parts.
-            aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                timeout=aiohttp.ClientTimeout(),
-            ) as session,
-        ):
-            client_id = await _client_id(session, web_base)
-            base = URL(web_base)
-            query = f"client_id={client_id}"
-
-            def url_of(user_id: int) -> URL:
-                return URL.build(
-                    scheme=base.scheme,
-                    authority=base.raw_authority,
-                    path=f"/api/users/{user_id}",
-                    query_string=query,
-                    encoded=True,
-                )
-
-            next_id = iter(range(1, ids + 1))
-            sink = _LeastSink(conn, batch_size)
-            sim_cpu = _cpu_s(sim)
-            pg_cpu = (await _backends_cpu_s(monitor))[""]
-            own_cpu = time.process_time()
-            started = time.perf_counter()
-            await asyncio.gather(
-                *(_least_loop(session, url_of, next_id, sink) for _ in range(concurrency))
-            )
-            await sink.close()
-            elapsed = time.perf_counter() - started
-            own_cpu = time.process_time() - own_cpu
-            sim_cpu = _cpu_s(sim) - sim_cpu
-            pg_cpu = (await _backends_cpu_s(monitor))[""] - pg_cpu
-            landed = await monitor.fetchval(
-                "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM user_ids_gone)"
-            )
-    return {
-        "seconds": round(elapsed, 2),
-        "users_per_s": round(ids / elapsed, 1),
-        "rows_landed": int(landed),
-        "cpu_us_per_user": {
-            "client": round(1e6 * own_cpu / ids, 1),
-            "simulator": round(1e6 * sim_cpu / ids, 1),
-            "postgres": round(1e6 * pg_cpu / ids, 1),
-        },
-    }
 
 
 async def fleet_run(
@@ -483,17 +331,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         # fleet runs, and each run is compared with the mean of the two around it.
         sim_proc = psutil.Process(sim.proc.pid)
         ceilings = [await ceiling(sim.url, args.ids, args.concurrency, sim_proc)]
-        kinds: list[int | str] = [*args.workers, *(["least"] if args.least else [])]
-        by_kind: dict[int | str, list[dict[str, Any]]] = {k: [] for k in kinds}
-        for kind in [k for _ in range(args.repeats) for k in kinds]:
+        by_kind: dict[int, list[dict[str, Any]]] = {k: [] for k in args.workers}
+        for kind in [k for _ in range(args.repeats) for k in args.workers]:
             async with scratch_db(admin_dsn, f"bench_sweep_{kind}") as dsn:
-                if kind == "least":
-                    run = await least_pipeline(dsn, sim.url, args.ids, args.concurrency, sim_proc)
-                else:
-                    run = await fleet_run(
-                        dsn, sim.url, args.ids, args.concurrency, int(kind), args.chunk,
-                        log_dir, sim_proc,
-                    )  # fmt: skip
+                run = await fleet_run(
+                    dsn, sim.url, args.ids, args.concurrency, kind, args.chunk, log_dir, sim_proc
+                )
             ceilings.append(await ceiling(sim.url, args.ids, args.concurrency, sim_proc))
             around = (ceilings[-2]["users_per_s"] + ceilings[-1]["users_per_s"]) / 2
             run["ceiling_users_per_s"] = round(around, 1)
@@ -506,26 +349,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "ratio_min": min(ratios),
                 "ratios": ratios,
             }
-            if kind != "least" and args.least:
-                # The fleet against the least pipeline of the same round: what leases,
-                # checkpoints, retries and politeness cost beyond validating and landing.
-                least = [r["ratio"] for r in by_kind["least"]]
-                of_least = [round(a / b, 3) for a, b in zip(ratios, least, strict=True)]
-                summary["of_least"] = round(statistics.median(of_least), 3)
-                summary["of_least_runs"] = of_least
             summary["runs"] = runs
-            result["least_pipeline" if kind == "least" else f"workers_{kind}"] = summary
+            result[f"workers_{kind}"] = summary
         result["ceiling"] = ceilings
     finally:
         processes.stop(sim, grace_s=10)
     summaries = [result[f"workers_{n}"] for n in args.workers]
     runs = [r for s in summaries for r in s["runs"]]
-    landed = [*runs, *result.get("least_pipeline", {}).get("runs", [])]
     result["targets"] = {
         "median_ratio_ge_0_7": all(s["ratio"] >= 0.7 for s in summaries),
         "every_ratio_ge_0_7": all(r["ratio"] >= 0.7 for r in runs),
         "rss_lt_200mb": all(w["peak_rss_mb"] < 200 for r in runs for w in r["per_worker"]),
-        "rows_complete": all(r["rows_landed"] == args.ids for r in landed),
+        "rows_complete": all(r["rows_landed"] == args.ids for r in runs),
     }
     result["logs"] = str(log_dir)
     return result
@@ -548,13 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats",
         type=int,
         default=3,
-        help="runs per worker count and of the least pipeline (median reported)",
-    )
-    parser.add_argument(
-        "--no-least",
-        dest="least",
-        action="store_false",
-        help="skip the least landing pipeline (run once per round after the fleet runs)",
+        help="runs per worker count (median reported)",
     )
     args = parser.parse_args(argv)
     if args.repeats < 1:
