@@ -50,10 +50,6 @@ class TokenBucket:
         """Hold every request for ``seconds`` from now (a 429's ``Retry-After``)."""
         self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
 
-    def pause_until_monotonic(self, deadline: float) -> None:
-        """Hold every request until the monotonic clock reads ``deadline``."""
-        self._paused_until = max(self._paused_until, deadline)
-
     def _refill(self, now: float) -> None:
         if self._rate > 0:
             self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._rate)

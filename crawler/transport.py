@@ -62,15 +62,6 @@ class BrowserProfile:
             **self.extra,
         }
 
-    def page_headers(self) -> dict[str, str]:
-        """Headers of a browser loading a page or script (discovery)."""
-        return {
-            "User-Agent": self.user_agent,
-            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-            "Accept-Language": self.accept_language,
-            **self.extra,
-        }
-
     def query_suffix(self) -> str:
         """``&app_version=…&app_locale=…`` once the version is known, else empty."""
         if not self.app_version:
