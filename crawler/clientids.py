@@ -42,20 +42,36 @@ class ClientIdProvider(Protocol):
         ...
 
 
-class LocalClientIds:
-    """Discover locally, without a coordinator (benchmarks, ``--check``, tests)."""
+class _Held:
+    """The id in hand and the ids the platform refused, as both providers keep them.
 
-    def __init__(self, discoverer: Discoverer, metrics: WorkerMetrics | None = None) -> None:
-        self._discoverer = discoverer
-        self._metrics = metrics
+    A refused id must not come back through a lease response sent before the
+    coordinator saw the refusal; a rediscovery that finds it again takes it back.
+    """
+
+    def __init__(self) -> None:
         self._value: str | None = None
         self._lock = asyncio.Lock()
         self._refused: set[str] = set()
 
     @property
     def known(self) -> str | None:
-        """The id in hand, if any, without waiting (else await :meth:`current`)."""
+        """The id in hand, if any, without waiting (else await ``current()``)."""
         return self._value
+
+    def advise(self, value: str | None) -> None:
+        """Adopt an id from outside unless the platform refused it already."""
+        if value and value not in self._refused:
+            self._value = value
+
+
+class LocalClientIds(_Held):
+    """Discover locally, without a coordinator (benchmarks, ``--check``, tests)."""
+
+    def __init__(self, discoverer: Discoverer, metrics: WorkerMetrics | None = None) -> None:
+        super().__init__()
+        self._discoverer = discoverer
+        self._metrics = metrics
 
     async def current(self) -> str:
         """The id to use now."""
@@ -78,13 +94,8 @@ class LocalClientIds:
         if self._value == value:
             self._value = None
 
-    def advise(self, value: str | None) -> None:
-        """Adopt an id from outside unless the platform refused it already."""
-        if value and value not in self._refused:
-            self._value = value
 
-
-class FleetClientIds:
+class FleetClientIds(_Held):
     """The coordinator's client_id registry; this worker discovers when told to."""
 
     def __init__(
@@ -94,27 +105,11 @@ class FleetClientIds:
         metrics: WorkerMetrics | None = None,
         max_wait_s: float = 120.0,
     ) -> None:
+        super().__init__()
         self._coordinator = coordinator
         self._discoverer = discoverer
         self._metrics = metrics
         self._max_wait_s = max_wait_s
-        self._value: str | None = None
-        self._lock = asyncio.Lock()
-        # Ids the platform refused: a lease response carrying one (sent before the
-        # coordinator saw our report) must not bring it back. The coordinator's own
-        # answer to a client_id query may: a rediscovery that found the same id again
-        # (a block, not a rotation) hands it back to the fleet, and we take it.
-        self._refused: set[str] = set()
-
-    def advise(self, value: str | None) -> None:
-        """Adopt the fleet's id from a lease/heartbeat response."""
-        if value and value not in self._refused and value != self._value:
-            self._value = value
-
-    @property
-    def known(self) -> str | None:
-        """The id in hand, if any, without waiting (else await :meth:`current`)."""
-        return self._value
 
     async def current(self) -> str:
         """The fleet's id; runs the discovery itself when the coordinator says so."""

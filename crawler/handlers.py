@@ -399,6 +399,14 @@ def _page_key(url: str) -> int:
     return hash(without_params(url, CLIENT_PARAMS))
 
 
+async def _user_gone(ctx: UnitContext, user_id: int) -> UnitResult:
+    """A user whose list answered 404 (a live user vouching for the platform): gone."""
+    gone = Batch()
+    gone.add(tables.user_ids_gone, records.gone_row(user_id, _now()))
+    await ctx.land(gone, None)
+    return UnitResult(ctx.rows)
+
+
 async def follow_list(ctx: UnitContext) -> UnitResult:
     """A user's follower or following list: users plus follow events."""
     payload = FollowListPayload.model_validate(ctx.lease.payload)
@@ -424,10 +432,7 @@ async def follow_list(ctx: UnitContext) -> UnitResult:
     )
     live = await _walk(ctx, first, _USER_LIST, on_page)
     if not live:
-        gone = Batch()
-        gone.add(tables.user_ids_gone, records.gone_row(payload.user_id, _now()))
-        await ctx.land(gone, None)
-        return UnitResult(ctx.rows)
+        return await _user_gone(ctx, payload.user_id)
     discovered: list[int] = []
     if payload.expand:
         if resumed:  # ids listed before the checkpoint were landed, not remembered
@@ -452,10 +457,7 @@ async def user_tracks(ctx: UnitContext) -> UnitResult:
     )
     live = await _walk(ctx, first, _TRACK_LIST, on_page)
     if not live:
-        gone = Batch()
-        gone.add(tables.user_ids_gone, records.gone_row(payload.user_id, _now()))
-        await ctx.land(gone, None)
-        return UnitResult(ctx.rows)
+        return await _user_gone(ctx, payload.user_id)
     discovered: list[int] = []
     if payload.then_timelines is not None:
         if resumed:
