@@ -89,29 +89,39 @@ class ScriptedCoordinator:
         return 60.0
 
 
+async def _run(
+    db_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    handler: Any,
+    units: int,
+    **settings: Any,
+) -> ScriptedCoordinator:
+    """Run a worker with ``handler`` for user_range over ``units`` scripted leases."""
+    coordinator = ScriptedCoordinator(units=units)
+    monkeypatch.setattr(worker_module, "CoordinatorClient", coordinator)
+    monkeypatch.setitem(HANDLERS, "user_range", handler)
+    config = WorkerSettings(
+        api_key="k",
+        kinds=("user_range",),
+        api_base="http://127.0.0.1:9/api",
+        web_base="http://127.0.0.1:9",
+        **settings,
+    )
+    assert await Worker(config, db_dsn).run(stop_after_idle=0.5) == 0
+    return coordinator
+
+
 async def test_no_busy_leasing_while_the_last_units_run(
     db_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    coordinator = ScriptedCoordinator(units=2)
-    monkeypatch.setattr(worker_module, "CoordinatorClient", coordinator)
-
     async def handler(ctx: UnitContext) -> UnitResult:
         # One unit ends at once, the other runs on: the window the bug spun in.
         await asyncio.sleep(0.0 if ctx.lease.unit_id == 1 else 2.0)
         return UnitResult(0)
 
-    monkeypatch.setitem(HANDLERS, "user_range", handler)
-    settings = WorkerSettings(
-        api_key="k",
-        kinds=("user_range",),
-        unit_slots=4,
-        idle_poll_s=1.0,
-        heartbeat_s=30.0,
-        api_base="http://127.0.0.1:9/api",
-        web_base="http://127.0.0.1:9",
+    coordinator = await _run(
+        db_dsn, monkeypatch, handler, 2, unit_slots=4, idle_poll_s=1.0, heartbeat_s=30.0
     )
-    code = await Worker(settings, db_dsn).run(stop_after_idle=0.5)
-    assert code == 0
     assert sorted(coordinator.completed) == [1, 2]
     # 2 s of the second unit at one lease per second plus one per completion and the
     # idle exit: a handful, where a spinning loop makes thousands.
@@ -122,22 +132,13 @@ async def test_a_failed_unit_hands_back_its_last_checkpoint(
     db_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pages landed after the last heartbeat are not walked again by the retry."""
-    coordinator = ScriptedCoordinator(units=1)
-    monkeypatch.setattr(worker_module, "CoordinatorClient", coordinator)
 
     async def handler(ctx: UnitContext) -> UnitResult:
         await ctx.land(Batch(), "http://127.0.0.1:9/api/users?cursor=page-3")
         raise TransientError("HTTP 503 from page 3, retries spent")
 
-    monkeypatch.setitem(HANDLERS, "user_range", handler)
-    settings = WorkerSettings(
-        api_key="k",
-        kinds=("user_range",),
-        heartbeat_s=30.0,  # no heartbeat carries the cursor before the failure
-        api_base="http://127.0.0.1:9/api",
-        web_base="http://127.0.0.1:9",
-    )
-    assert await Worker(settings, db_dsn).run(stop_after_idle=0.5) == 0
+    # heartbeat_s: no heartbeat carries the cursor before the failure
+    coordinator = await _run(db_dsn, monkeypatch, handler, 1, heartbeat_s=30.0)
     [(unit_id, error, retryable, rows, cursor)] = coordinator.failed
     assert (unit_id, retryable, rows) == (1, True, 0)
     assert "HTTP 503" in error
@@ -148,22 +149,12 @@ async def test_a_landed_checkpoint_goes_out_before_the_next_period(
     db_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker killed right after a landing must not cost its successor those pages."""
-    coordinator = ScriptedCoordinator(units=1)
-    monkeypatch.setattr(worker_module, "CoordinatorClient", coordinator)
 
     async def handler(ctx: UnitContext) -> UnitResult:
         await ctx.land(Batch(), "http://127.0.0.1:9/api/users?cursor=page-2")
         await asyncio.sleep(3.0)  # half a heartbeat period: the old loop never beat
         return UnitResult(0)
 
-    monkeypatch.setitem(HANDLERS, "user_range", handler)
-    settings = WorkerSettings(
-        api_key="k",
-        kinds=("user_range",),
-        heartbeat_s=6.0,
-        api_base="http://127.0.0.1:9/api",
-        web_base="http://127.0.0.1:9",
-    )
-    assert await Worker(settings, db_dsn).run(stop_after_idle=0.5) == 0
+    coordinator = await _run(db_dsn, monkeypatch, handler, 1, heartbeat_s=6.0)
     assert coordinator.completed == [1]
     assert (1, "http://127.0.0.1:9/api/users?cursor=page-2", 0) in coordinator.beats
