@@ -45,7 +45,14 @@ import numpy as np
 
 from scoring.virality.baselines import Inputs, Model, ThresholdRanker, build
 from scoring.virality.cascades import BoolArray, FloatArray, IntArray
-from scoring.virality.labels import DegenerateTraining, Labels, alive_matrix
+from scoring.virality.labels import (
+    DegenerateTraining,
+    Labels,
+    alive_matrix,
+    detection_hours,
+    false_alarm_shift,
+    margins_of,
+)
 
 FALSE_ALARM_RATES = (0.005, 0.01, 0.02, 0.05, 0.1)
 HEADLINE_FALSE_ALARM_RATE = 0.02
@@ -58,7 +65,9 @@ class ModelRun:
     ``margins`` is ``score - cut`` (the model's own decision is ``margin >= 0``);
     ``matched[alpha]`` are the decisions at the false-alarm budget ``alpha``, with the
     shift tuned on each fold's training data. ``windows`` holds, per fold, the
-    activity-graph window (hours) a CrowdCast model chose at each decision time.
+    activity-graph window (hours) a CrowdCast model chose at each decision time;
+    ``choices``, per fold, what a model chose on its training folds (SANSNET's
+    covariates).
     """
 
     name: str
@@ -70,6 +79,7 @@ class ModelRun:
     hours_to_viral: FloatArray | None = None
     problems: list[str] = field(default_factory=list)
     windows: list[FloatArray] = field(default_factory=list)
+    choices: list[dict[str, Any]] = field(default_factory=list)
 
     def take(self, idx: IntArray) -> ModelRun:
         """The predictions of the cascades ``idx`` only (fit time and problems kept)."""
@@ -87,6 +97,7 @@ class ModelRun:
             rows(self.hours_to_viral),
             list(self.problems),
             list(self.windows),
+            list(self.choices),
         )
 
 
@@ -107,30 +118,6 @@ def temporal_split(upload_hours: FloatArray, test_share: float) -> IntArray:
         raise ValueError(f"test_share must be in (0, 1), got {test_share}")
     cut = np.quantile(upload_hours, 1.0 - test_share) if upload_hours.size else 0.0
     return np.where(upload_hours > cut, 0, -1).astype(np.int64)
-
-
-def margins_of(scores: FloatArray, cuts: FloatArray) -> FloatArray:
-    """``score - cut`` per cascade and time; ``-inf`` where no decision is defined."""
-    with np.errstate(invalid="ignore"):
-        m = scores - cuts[None, :]
-    # inf - inf (an undefined cut met by an infinite score) decides nothing.
-    return np.where(np.isnan(m), -np.inf, m)
-
-
-def false_alarm_shift(margins: FloatArray, labels: Labels, alpha: float) -> float:
-    """The shift ``tau`` such that flagging ``margin > tau`` at any decision time flags
-    at most ``alpha`` of the never-viral cascades of ``labels`` (``margins`` are theirs).
-
-    Ties are flagged together or not at all, so the budget is never exceeded. Raises
-    :class:`DegenerateTraining` when the data hold no fully observed never-viral cascade.
-    """
-    negative = labels.labeled & ~labels.viral
-    n_neg = int(negative.sum())
-    if n_neg == 0:
-        raise DegenerateTraining("no never-viral training cascade: no false-alarm budget")
-    peak = np.sort(margins[negative].max(axis=1))[::-1]
-    k = int(np.floor(alpha * n_neg + 1e-9))
-    return float(peak[k]) if k < n_neg else -np.inf
 
 
 def cross_predict(
@@ -203,19 +190,14 @@ def cross_predict(
                 run.hours_to_viral[test_idx] = predicted(test)
             if isinstance(model, ThresholdRanker) and model.name == "crowdcast":
                 run.windows.append(model.windows)
+            chosen = getattr(model, "chosen", None)
+            if chosen is not None:
+                run.choices.append(chosen())
     for run in runs.values():
         if failed[run.name] == len(held_out):
             run.scores = run.decisions = run.margins = None
             run.matched = {}
     return runs
-
-
-def detection_hours(decisions: BoolArray, labels: Labels, grid_times: FloatArray) -> FloatArray:
-    """The first decision time at which each cascade is flagged before it went viral
-    (NaN: never)."""
-    flagged = decisions & alive_matrix(labels, grid_times)
-    ever = flagged.any(axis=1)
-    return np.where(ever, grid_times[np.argmax(flagged, axis=1)], np.nan)
 
 
 def early_prediction(
@@ -331,6 +313,8 @@ def metrics(
     lab = labels.labeled
     alive = alive_matrix(labels, grid_times)
     out: dict[str, Any] = {"fit_s": run.fit_s, "problems": run.problems, "at_hour": {}}
+    if run.choices:
+        out["chosen_by_fold"] = run.choices
     # the decision-time column of each evaluation hour on the grid
     columns = {
         h: g

@@ -138,3 +138,35 @@ def best_cut(
     else:
         edge = sorted_key[best - 1]
     return float(edge if lower_is_viral else -edge), float(cost[best])
+
+
+def margins_of(scores: FloatArray, cuts: FloatArray) -> FloatArray:
+    """``score - cut`` per cascade and time; ``-inf`` where no decision is defined."""
+    with np.errstate(invalid="ignore"):
+        m = scores - cuts[None, :]
+    # inf - inf (an undefined cut met by an infinite score) decides nothing.
+    return np.where(np.isnan(m), -np.inf, m)
+
+
+def false_alarm_shift(margins: FloatArray, labels: Labels, alpha: float) -> float:
+    """The shift ``tau`` such that flagging ``margin > tau`` at any decision time flags
+    at most ``alpha`` of the never-viral cascades of ``labels`` (``margins`` are theirs).
+
+    Ties are flagged together or not at all, so the budget is never exceeded. Raises
+    :class:`DegenerateTraining` when the data hold no fully observed never-viral cascade.
+    """
+    negative = labels.labeled & ~labels.viral
+    n_neg = int(negative.sum())
+    if n_neg == 0:
+        raise DegenerateTraining("no never-viral training cascade: no false-alarm budget")
+    peak = np.sort(margins[negative].max(axis=1))[::-1]
+    k = int(np.floor(alpha * n_neg + 1e-9))
+    return float(peak[k]) if k < n_neg else -np.inf
+
+
+def detection_hours(decisions: BoolArray, labels: Labels, grid_times: FloatArray) -> FloatArray:
+    """The first decision time at which each cascade is flagged before it went viral
+    (NaN: never)."""
+    flagged = decisions & alive_matrix(labels, grid_times)
+    ever = flagged.any(axis=1)
+    return np.where(ever, grid_times[np.argmax(flagged, axis=1)], np.nan)

@@ -25,13 +25,15 @@ hours given what was seen, which separates fast-growing cascades earlier than th
 survival up to ``t`` alone (both are survival functions of the same fitted model).
 Breslow's hazard is pooled over groups of intervals whose length doubles with age
 (``pooled_hazard``): with a few dozen viral training cascades most hours hold no
-crossing at all, and a zero hazard there would make the look-ahead blind. Options
-kept for comparison: ``form="conditional"`` (the survival over the look-ahead given
-that the cascade is still below the threshold, ``S(t+L | v(t)) / S(t | v(t))``; it is
-not monotone in ``t``, so the monotone boundary below fits it badly) and
-``rate_hours`` (the shares of the last hours as a second time-varying covariate). The
-defaults were chosen on two other simulated worlds (seeds 2 and 3), not on the
-benchmark's (seed 1): neither option helped there. The classifier is
+crossing at all, and a zero hazard there would make the look-ahead blind. Beside the
+log size, two more survival covariates read off the cascade's own shares (no network,
+as in the paper): ``rate_hours``, the shares of the last hours (how fast it grows
+now), and ``gap``, the time since the last share (how long it has been quiet); the
+harness chooses among them on the training cascades alone
+(:class:`scoring.virality.baselines.Sansnet`). Kept for comparison:
+``form="conditional"`` (the survival over the look-ahead given that the cascade is
+still below the threshold, ``S(t+L | v(t)) / S(t | v(t))``; it is not monotone in
+``t``, so the monotone boundary below fits it badly). The classifier is
 a boundary ``s*_t`` in survival space: predict viral at ``t`` when
 ``S(t | v) <= s*_t``. At every decision time the cut minimising the class-balanced cost
 FN/P + FP/N over training cascades still alive is found, and the cuts are made monotone
@@ -58,29 +60,60 @@ from scoring.virality.labels import (
     best_threshold,
 )
 
-COVARIATES = ("x", "rate")
+COVARIATES = ("x", "rate", "gap", "x_age")
 
 
-def covariates(sizes: npt.NDArray[np.int32], rate_steps: int) -> tuple[FloatArray, FloatArray]:
+def _counts(
+    sizes: npt.NDArray[np.int32], rate_steps: int, gap: bool
+) -> list[npt.NDArray[np.int64]]:
+    """The covariates' integer counts at every decision time, upload included.
+
+    Column ``j`` is decision time ``j - 1`` (column 0: upload): the size; with
+    ``rate_steps`` the shares of the last ``rate_steps`` intervals; with ``gap`` the
+    intervals since the last share (or since upload).
+    """
+    n, n_grid = sizes.shape
+    padded = np.concatenate([np.zeros((n, 1), np.int64), sizes.astype(np.int64)], axis=1)
+    out = [padded]
+    j = np.arange(n_grid + 1)
+    if rate_steps > 0:
+        out.append(padded - padded[:, np.maximum(j - rate_steps, 0)])
+    if gap:
+        grew = np.zeros(padded.shape, dtype=bool)
+        grew[:, 1:] = padded[:, 1:] > padded[:, :-1]
+        last = np.maximum.accumulate(np.where(grew, j[None, :], 0), axis=1)
+        out.append(j[None, :] - last)
+    return out
+
+
+def covariates(
+    sizes: npt.NDArray[np.int32],
+    rate_steps: int,
+    gap: bool = False,
+    age_times: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray]:
     """Time-varying covariates at each interval's start and at each decision time.
 
     ``sizes[:, g]`` is the size at decision time ``g``; interval ``g`` runs from decision
-    time ``g - 1`` (upload for ``g = 0``) to ``g``. Covariates are ``log(1 + size)`` and,
-    when ``rate_steps > 0``, ``log(1 + shares in the last rate_steps intervals)``: how
-    fast the cascade grows now, which the size alone cannot tell (a cascade of 10 shares
-    gathered in the last hour is nearer the threshold than one that gathered them in a
-    week). Returns ``(start, now)``, each ``(n, n_grid, k)``.
+    time ``g - 1`` (upload for ``g = 0``) to ``g``. Covariates, each as ``log(1 + count)``:
+    the size; when ``rate_steps > 0`` the shares in the last ``rate_steps`` intervals
+    (how fast the cascade grows now, which the size alone cannot tell: 10 shares
+    gathered in the last hour are nearer the threshold than 10 gathered over a week);
+    with ``gap`` the intervals since the last share (a cascade that has gone quiet is
+    dying, whatever its size); with ``age_times`` (the grid's hours) the log size times
+    ``log(1 + hours since upload)``, so the size's effect may change with age (ten
+    shares in the first hour say more than ten in a week: a time-varying coefficient).
+    All are read off the cascade's own shares: like the paper's, they need no network.
+    Returns ``(start, now)``, each ``(n, n_grid, k)``.
     """
-    n, n_grid = sizes.shape
-    padded = np.concatenate([np.zeros((n, 1), np.int32), sizes], axis=1).astype(np.float64)
-    cols_start = [np.log1p(padded[:, :n_grid])]
-    cols_now = [np.log1p(padded[:, 1:])]
-    if rate_steps > 0:
-        j = np.arange(n_grid + 1)
-        recent = padded - padded[:, np.maximum(j - rate_steps, 0)]
-        cols_start.append(np.log1p(recent[:, :n_grid]))
-        cols_now.append(np.log1p(recent[:, 1:]))
-    return np.stack(cols_start, axis=2), np.stack(cols_now, axis=2)
+    n_grid = sizes.shape[1]
+    counts = [np.log1p(c.astype(np.float64)) for c in _counts(sizes, rate_steps, gap)]
+    if age_times is not None:
+        hours = np.concatenate([[0.0], age_times[:n_grid]])
+        counts.append(counts[0] * np.log1p(hours)[None, :])
+    start = np.stack([c[:, :n_grid] for c in counts], axis=2)
+    now = np.stack([c[:, 1:] for c in counts], axis=2)
+    return start, now
 
 
 @dataclass(frozen=True)
@@ -97,6 +130,8 @@ class SansnetModel:
     n_rows: int
     n_events: int
     rate_steps: int = 0
+    gap: bool = False
+    age: bool = False
     form: str = "path"
 
     @property
@@ -127,7 +162,7 @@ class SansnetModel:
         exactly 1.0 in floating point.
         """
         n_grid = self.baseline_hazard.shape[0]
-        start, now = covariates(sizes[:, :n_grid], self.rate_steps)
+        start, now = covariates(sizes[:, :n_grid], self.rate_steps, self.gap, self._ages)
         cum_h0 = np.cumsum(self.baseline_hazard)
         ahead = cum_h0[np.minimum(np.arange(n_grid) + self.lookahead_steps, n_grid - 1)] - cum_h0
         with np.errstate(over="ignore", invalid="ignore"):
@@ -142,6 +177,10 @@ class SansnetModel:
     def survival(self, sizes: npt.NDArray[np.int32]) -> FloatArray:
         """``S(t | v(t))`` at every decision time (see :meth:`cumulative_hazard`)."""
         return np.exp(-self.cumulative_hazard(sizes))
+
+    @property
+    def _ages(self) -> FloatArray | None:
+        return self.grid.times if self.age else None
 
     @property
     def boundary(self) -> FloatArray:
@@ -168,7 +207,7 @@ class SansnetModel:
         """
         times = self.grid.times
         cum_h0 = np.cumsum(self.baseline_hazard)
-        _, now = covariates(sizes, self.rate_steps)
+        _, now = covariates(sizes, self.rate_steps, self.gap, self._ages)
         with np.errstate(over="ignore"):
             need = cum_h0[None, :] + np.log(2.0) * np.exp(-(now @ self.coef))
         idx = np.searchsorted(cum_h0, need.ravel(), side="left").reshape(need.shape)
@@ -183,6 +222,8 @@ class SansnetModel:
             "coef": [float(c) for c in self.coef],
             "coef_se": [float(c) for c in self.coef_se],
             "rate_steps": self.rate_steps,
+            "gap": self.gap,
+            "age": self.age,
             "rows": self.n_rows,
             "events": self.n_events,
             "lookahead_steps": self.lookahead_steps,
@@ -196,6 +237,8 @@ def risk_table(
     cascades: Cascades,
     grid: Grid,
     rate_steps: int = 0,
+    gap: bool = False,
+    age: bool = False,
 ) -> pd.DataFrame:
     """Collapsed counting-process rows: one per (interval, covariates at its start, event).
 
@@ -206,37 +249,39 @@ def risk_table(
     n_grid = times.shape[0]
     starts = np.concatenate([[0.0], times[:-1]])
     cap = labels.threshold
-    start_sizes = np.concatenate([np.zeros((sizes.shape[0], 1), np.int32), sizes], axis=1)
-    n_cov = 2 if rate_steps > 0 else 1
-    counts = [np.minimum(start_sizes[:, :n_grid], cap - 1).astype(np.int64)]
-    if rate_steps > 0:
-        j = np.arange(n_grid)
-        recent = start_sizes[:, j] - start_sizes[:, np.maximum(j - rate_steps, 0)]
-        counts.append(np.minimum(recent, cap - 1).astype(np.int64))
+    names = ["x", *(["rate"] if rate_steps > 0 else []), *(["gap"] if gap else [])]
+    # Each covariate's count is one digit of a row's key, in a base that holds it.
+    bases = [cap if name != "gap" else n_grid + 1 for name in names]
+    counts = [
+        np.minimum(c[:, :n_grid], base - 1)
+        for c, base in zip(_counts(sizes, rate_steps, gap), bases, strict=True)
+    ]
     t_v = labels.viral_hours[:, None]
     observed = np.minimum(cascades.observed_hours, grid.horizon_hours)[:, None]
     at_risk = (t_v > starts[None, :]) & (observed > starts[None, :])
     event = at_risk & (t_v <= times[None, :]) & labels.viral[:, None]
     key = np.broadcast_to(np.arange(n_grid, dtype=np.int64)[None, :], at_risk.shape).copy()
-    for c in counts:
-        key = key * cap + c
+    for c, base in zip(counts, bases, strict=True):
+        key = key * base + c
     # Unique keys instead of a dense count table: a large threshold stays cheap.
     cells, inverse = np.unique(key[at_risk], return_inverse=True)
     risk = np.bincount(inverse, minlength=cells.size)
     deaths = np.bincount(inverse[event[at_risk]], minlength=cells.size)
     digits = []
     rest = cells
-    for _ in range(n_cov):
-        digits.append(rest % cap)
-        rest = rest // cap
+    for base in bases[::-1]:
+        digits.append(rest % base)
+        rest = rest // base
     g = rest
     values = digits[::-1]
     frames = []
     for is_event, weight in ((1, deaths), (0, risk - deaths)):
         keep = weight > 0
         cols: dict[str, Any] = {"start": starts[g[keep]], "stop": times[g[keep]]}
-        for name, v in zip(COVARIATES, values, strict=False):
+        for name, v in zip(names, values, strict=True):
             cols[name] = np.log1p(v[keep].astype(np.float64))
+        if age:
+            cols["x_age"] = cols["x"] * np.log1p(cols["start"])
         cols["event"] = np.full(int(keep.sum()), is_event, dtype=np.int64)
         cols["weight"] = weight[keep].astype(np.float64)
         frames.append(pd.DataFrame(cols))
@@ -313,12 +358,16 @@ def fit(
     rate_hours: float = 0.0,
     form: str = "path",
     pooled_hazard: bool = True,
+    gap: bool = False,
+    age: bool = False,
 ) -> SansnetModel:
     """Fit the Cox model and the separation boundary on training cascades.
 
-    ``rate_hours > 0`` adds the shares of the last ``rate_hours`` as a second
-    time-varying covariate (see :func:`covariates`); ``form`` is the score's survival
-    (``path`` or ``conditional``, see :meth:`SansnetModel.cumulative_hazard`);
+    ``rate_hours > 0`` adds the shares of the last ``rate_hours`` as a time-varying
+    covariate, ``gap`` the time since the last share, ``age`` the log size's
+    interaction with the cascade's age (see :func:`covariates`);
+    ``form`` is the score's survival (``path`` or ``conditional``, see
+    :meth:`SansnetModel.cumulative_hazard`);
     ``pooled_hazard`` pools Breslow's hazard over doubling groups of intervals (see
     :func:`_breslow`). Raises :class:`DegenerateTraining` when the data hold no
     virality event, or no fully observed negative: the hazard or the boundary would
@@ -334,7 +383,7 @@ def fit(
         )
     rate_steps = max(0, round(rate_hours / grid.step_hours))
     sizes = cascades.size_matrix(grid.times)
-    table = risk_table(sizes, labels, cascades, grid, rate_steps)
+    table = risk_table(sizes, labels, cascades, grid, rate_steps, gap, age)
     n_events = int(table.loc[table["event"] == 1, "weight"].sum())
     if n_events == 0:
         raise DegenerateTraining("no virality event falls inside the horizon")
@@ -344,6 +393,12 @@ def fit(
         # A constant column makes the Hessian singular; the size alone still works.
         table = table.drop(columns="rate")
         rate_steps = 0
+    if gap and table["gap"].nunique() < 2:
+        table = table.drop(columns="gap")
+        gap = False
+    if age and table["x_age"].nunique() < 2:
+        table = table.drop(columns="x_age")
+        age = False
     names = _covariate_names(table)
     ctv = _fit_cox(table, penalizer=0.0)
     params = ctv.params_[names].to_numpy(dtype=np.float64)
@@ -364,6 +419,8 @@ def fit(
         n_rows=len(table),
         n_events=n_events,
         rate_steps=rate_steps,
+        gap=gap,
+        age=age,
         form=form,
     )
     # The path survival falls with t: its boundary s*_t is non-increasing (a rising cut

@@ -20,6 +20,7 @@ from scoring.virality.labels import (
     Labels,
     best_cut,
     best_threshold,
+    false_alarm_shift,
     labels_from_truth,
     make_labels,
 )
@@ -318,11 +319,11 @@ def test_false_alarm_shift_keeps_the_budget_with_ties() -> None:
     margins[~lab.viral, :3] = 5.0  # 200 negatives tied at the top
     margins[~lab.viral][:, 3:] = rng.normal(size=(200, 45))
     for alpha in (0.0, 0.01, 0.1):
-        tau = evaluate.false_alarm_shift(margins, lab, alpha)
+        tau = false_alarm_shift(margins, lab, alpha)
         fallout = (margins[~lab.viral] > tau).any(axis=1).mean()
         assert fallout <= alpha
     with pytest.raises(DegenerateTraining):
-        evaluate.false_alarm_shift(margins[lab.viral], _subset_labels(lab, lab.viral), 0.1)
+        false_alarm_shift(margins[lab.viral], _subset_labels(lab, lab.viral), 0.1)
 
 
 def _subset_labels(lab: Labels, rows: np.ndarray) -> Labels:
@@ -365,7 +366,7 @@ def test_epa_oracle_beats_every_model_and_flagging_everything_earns_nothing(
     naive = evaluate.early_prediction(everything >= 0, lab, grid.times)
     assert naive["epa_hours"] == pytest.approx(best["epa_hours"])
     assert naive["detection"]["fallout"] == 1.0
-    tau = evaluate.false_alarm_shift(everything, lab, alpha)
+    tau = false_alarm_shift(everything, lab, alpha)
     penalized = evaluate.early_prediction(everything > tau, lab, grid.times)
     assert penalized["epa_hours"] == 0.0 and penalized["detection"]["recall"] == 0.0
 
@@ -435,6 +436,49 @@ def test_sansnet_score_forms_and_pooled_hazard(world: synthetic.SyntheticWorld) 
             assert path.baseline_hazard[cells].min() > 0
     with_rate = sansnet.fit(c, lab, grid, rate_hours=6.0)
     assert with_rate.coef.shape == (2,) and with_rate.rate_steps == 6
+
+
+def test_sansnet_survival_covariates_are_read_off_the_shares() -> None:
+    sizes = np.array([[0, 2, 2, 2, 5, 5]], dtype=np.int32)
+    times = np.arange(1.0, 7.0)
+    start, now = sansnet.covariates(sizes, 2, gap=True, age_times=times)
+    padded = np.array([0, 0, 2, 2, 2, 5, 5])
+    since = np.array([0, 1, 0, 1, 2, 0, 1])  # intervals since the last share (or upload)
+    recent = np.array([0, 0, 2, 2, 0, 3, 3])  # shares in the last two intervals
+    hours = np.r_[0.0, times]
+    expect = np.stack([np.log1p(padded), np.log1p(recent), np.log1p(since),
+                       np.log1p(padded) * np.log1p(hours)], axis=1)  # fmt: skip
+    np.testing.assert_allclose(start[0], expect[:-1])
+    np.testing.assert_allclose(now[0], expect[1:])
+
+
+def test_sansnet_chooses_its_covariates_on_the_training_cascades(
+    world: synthetic.SyntheticWorld,
+) -> None:
+    c = world.cascades
+    grid = Grid(1.0, 48.0)
+    data = baselines.Inputs(
+        cascades=c, labels=make_labels(c, 10, 48.0), grid=grid, sizes=c.size_matrix(grid.times)
+    )
+    model = baselines.Sansnet()
+    model.fit(data)
+    chosen = model.chosen()
+    # Every candidate was read (on halves of the training cascades) and the best kept.
+    leads = chosen["selection_lead_hours"]
+    assert isinstance(leads, dict)
+    assert set(leads) == {str(cov) for cov in baselines.SANSNET_CANDIDATES}
+    assert chosen["covariates"] == max(leads, key=lambda k: leads[k])
+    assert model.model is not None
+    cov = model.covariates
+    assert model.model.coef.shape == (1 + bool(cov.rate_hours) + cov.gap + cov.age,)
+    every = baselines.SansnetCovariates(rate_hours=6.0, gap=True, age=True)
+    fixed = baselines.Sansnet(covariates=every, select=False)
+    fixed.fit(data)
+    assert fixed.model is not None and fixed.model.coef.shape == (4,)
+    assert fixed.model.age and fixed.model.gap and fixed.model.rate_steps == 6
+    assert fixed.selection == {}
+    scores, cuts = fixed.decide(data)
+    assert scores.shape == data.sizes.shape and cuts.shape == (48,)
 
 
 def test_f_measure_interval_brackets_the_f_measure() -> None:
