@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scoring.revisit.fit import FitError, fit
+from scoring.revisit.fit import FitError, Options, fit
 from scoring.revisit.model import FloatArray
 
 
@@ -58,7 +58,10 @@ def rmse(predicted: FloatArray, actual: FloatArray) -> float:
 
 
 def forecast(
-    y: FloatArray, horizon: int, period: float | tuple[float, ...] | None = None
+    y: FloatArray,
+    horizon: int,
+    period: float | tuple[float, ...] | None = None,
+    options: Options | None = None,
 ) -> Forecast:
     """Fit Phoenix-R to all but the last ``horizon`` windows and predict them, the fitted
     curve anchored at the origin (:func:`anchored`)."""
@@ -66,7 +69,7 @@ def forecast(
     if horizon < 1 or horizon >= len(y):
         raise FitError(f"forecast horizon {horizon} must be in 1 .. {len(y) - 1}")
     prefix = y[:-horizon]
-    model = fit(prefix, period, profile_share=False)
+    model = fit(prefix, period, options=options or Options(), profile_share=False)
     pred = anchored(model.predict(len(y)), prefix)
     actual = y[-horizon:]
     return Forecast(

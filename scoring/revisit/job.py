@@ -23,9 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scoring.registry import ScoringModel
 from scoring.revisit import store
-from scoring.revisit.fit import FitError, fit
-from scoring.revisit.forecast import forecast
+from scoring.revisit.fit import FitError, Options, fit
+from scoring.revisit.forecast import anchored, forecast
 from scoring.revisit.series import PERIODS, WINDOWS, SeriesError, regularize
+from scoring.revisit.solve import Scale
 from scoring.runs import CannotScore, ScoreResult
 
 VERSION = "1.0"
@@ -46,6 +47,11 @@ class RevisitParams(BaseModel):
     periodic: bool = Field(default=True, description="try the weekly/daily periodic term")
     tolerance: float = Field(default=0.05, gt=0, lt=1, description="MDL search tolerance")
     max_shocks: int = Field(default=8, ge=1, le=32)
+    level: bool = Field(default=True, description="fit a persistent background level")
+    residuals_on: Scale = Field(
+        default="plays",
+        description="residual scale of the fit: plays, sqrt (Anscombe) or log (log1p)",
+    )
 
 
 def fit_track(snaps: store.Snapshots, params: dict[str, Any]) -> dict[str, Any]:
@@ -60,14 +66,21 @@ def fit_track(snaps: store.Snapshots, params: dict[str, Any]) -> dict[str, Any]:
     base["n_points"] = len(y)
     period = tuple(float(p) for p in PERIODS[window]) if params["periodic"] else None
     horizon = params["horizon"] or PERIODS[window][0]
+    options = Options(
+        tolerance=params["tolerance"],
+        max_shocks=params["max_shocks"],
+        level=params["level"],
+        residuals_on=params["residuals_on"],
+    )
     try:
-        model = fit(y, period, tolerance=params["tolerance"], max_shocks=params["max_shocks"])
+        model = fit(y, period, options=options)
     except FitError as exc:
         return {**base, "error": str(exc)}
     except (ArithmeticError, np.linalg.LinAlgError, ValueError) as exc:
         # A numerical failure of the optimiser on odd data: recorded, the run goes on.
         return {**base, "error": f"fit failed: {type(exc).__name__}: {exc}"}
-    ahead = model.predict(len(y) + horizon)[len(y) :]
+    # The forecast the backtest scores: the curve anchored at the last windows seen.
+    ahead = anchored(model.predict(len(y) + horizon), y)
     fc: dict[str, Any] = {
         "observed": [round(float(v), 3) for v in y],  # what the fit saw, for plots
         "horizon": horizon,
@@ -76,7 +89,7 @@ def fit_track(snaps: store.Snapshots, params: dict[str, Any]) -> dict[str, Any]:
         "notes": series.notes,
     }
     try:
-        back = forecast(y, horizon, period)
+        back = forecast(y, horizon, period, options)
         fc["backtest_rmse"] = back.rmse
         fc["backtest_shocks"] = back.n_shocks
     except (FitError, ArithmeticError, np.linalg.LinAlgError, ValueError) as exc:
@@ -86,6 +99,9 @@ def fit_track(snaps: store.Snapshots, params: dict[str, Any]) -> dict[str, Any]:
         fc["revisit_split"] = {
             **model.share_profile.as_dict(),
             "fitted_revisit_share": model.fitted_revisit_share,
+            # The persistent level's plays are outside the split (nobody is modelled).
+            "background_share": model.background_share,
+            "level": model.level,
         }
         if not model.share_identified:
             fc["notes"] = [

@@ -8,10 +8,13 @@ infected individual and nobody recovered, then evolves per window as
     I(t + 1) = I(t) + new(t) - gamma * I(t)
 
 Infected individuals view at rate ``omega`` per window, so the shock's plays are
-``omega * I(t)``; popularity is the sum over shocks, optionally scaled by a periodic
-factor ``1 - amplitude/2 * (sin(2 pi (t + phase) / period) + 1)`` (the SpikeM form the
-paper uses). Of the plays, those by first-time viewers (the *audience*) are
-``(1 - exp(-omega / gamma)) * beta * S * I``; the rest are revisits.
+``omega * I(t)``; popularity is the sum over shocks plus, optionally, a persistent
+background *level* (plays per window that never decay: the catalogue listening a
+track keeps once its shocks are spent, which a sum of decaying shocks cannot hold),
+optionally scaled by a periodic factor ``1 - amplitude/2 * (sin(2 pi (t + phase) /
+period) + 1)`` (the SpikeM form the paper uses). Of the shocks' plays, those by
+first-time viewers (the *audience*) are ``(1 - exp(-omega / gamma)) * beta * S * I``;
+the rest are revisits. The level's plays are neither: who plays them is not modelled.
 
 The recurrence is sequential in time, so it runs as one compiled (numba) loop over
 windows per shock, for a whole batch of parameter vectors at once: a finite-difference
@@ -34,6 +37,9 @@ FloatArray = NDArray[np.float64]
 SHOCK_WIDTH = 4
 # The periodic term: logit amplitude, phase (in windows, unbounded, periodic).
 PERIOD_WIDTH = 2
+# The background level: log plays per window, last in the parameter vector.
+LEVEL_WIDTH = 1
+LEVEL_LOG_RANGE = (-30.0, 40.0)
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,23 @@ def decode_period(theta: FloatArray, period: float) -> Period:
     )
 
 
+def level_index(k: int, period: float | None) -> int:
+    """Where the level's coordinate sits in a parameter vector of ``k`` shocks."""
+    return SHOCK_WIDTH * k + (PERIOD_WIDTH if period is not None else 0)
+
+
+def decode_level(theta: FloatArray, k: int, period: float | None) -> float:
+    """The background level (plays per window) from a parameter vector that has one."""
+    lo, hi = LEVEL_LOG_RANGE
+    return float(np.exp(np.clip(theta[level_index(k, period)], lo, hi)))
+
+
+def encode_level(plays: float) -> float:
+    """A level of ``plays`` per window in the optimiser's coordinate."""
+    lo, hi = LEVEL_LOG_RANGE
+    return float(np.clip(np.log(max(plays, 1e-300)), lo, hi))
+
+
 def encode_period(p: Period) -> FloatArray:
     """The periodic term in unconstrained coordinates."""
     amp = min(max(p.amplitude, 1e-6), 1.0 - 1e-6)
@@ -169,12 +192,14 @@ def simulate_batch(
     period: float | None = None,
     *,
     with_audience: bool = False,
+    level: bool = False,
 ) -> tuple[FloatArray, FloatArray | None]:
     """Popularity for a batch of parameter vectors.
 
-    ``theta`` is ``(batch, 4 * K [+ 2])``: per shock the unconstrained coordinates, then
-    the periodic term's two when ``period`` is given. Returns popularity ``(batch, n)``
-    and, with ``with_audience``, the audience part ``(batch, n)`` (first-time plays).
+    ``theta`` is ``(batch, 4 * K [+ 2] [+ 1])``: per shock the unconstrained
+    coordinates, then the periodic term's two when ``period`` is given, then the log
+    level with ``level``. Returns popularity ``(batch, n)`` and, with
+    ``with_audience``, the audience part ``(batch, n)`` (first-time plays).
     """
     theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
     batch = theta.shape[0]
@@ -193,6 +218,9 @@ def simulate_batch(
         pop, aud_k = _sir_kernel(beta, gamma, s0, omega, starts, n, with_audience)
         if with_audience:
             aud = aud_k
+    if level:
+        lo, hi = LEVEL_LOG_RANGE
+        pop = pop + np.exp(np.clip(theta[:, level_index(k, period)], lo, hi))[:, None]
     if period is not None:
         pt = theta[:, SHOCK_WIDTH * k : SHOCK_WIDTH * k + PERIOD_WIDTH]
         amp = _sigmoid(pt[:, 0])[:, None]
@@ -206,22 +234,32 @@ def simulate_batch(
 
 
 def simulate(
-    shocks: list[Shock], n: int, period: Period | None = None
+    shocks: list[Shock], n: int, period: Period | None = None, level: float | None = None
 ) -> tuple[FloatArray, FloatArray]:
     """Noiseless popularity and its audience part for natural-unit parameters."""
-    theta, starts = pack(shocks, period)
+    theta, starts = pack(shocks, period, level)
     pop, aud = simulate_batch(
-        theta[None, :], starts, n, period.period if period else None, with_audience=True
+        theta[None, :],
+        starts,
+        n,
+        period.period if period else None,
+        with_audience=True,
+        level=level is not None,
     )
     assert aud is not None
     return pop[0], aud[0]
 
 
-def pack(shocks: list[Shock], period: Period | None) -> tuple[FloatArray, NDArray[np.int64]]:
-    """Unconstrained parameter vector and start windows for ``shocks`` (+ ``period``)."""
+def pack(
+    shocks: list[Shock], period: Period | None, level: float | None = None
+) -> tuple[FloatArray, NDArray[np.int64]]:
+    """Unconstrained parameter vector and start windows for ``shocks`` (+ ``period``,
+    + ``level`` plays per window)."""
     parts = [encode_shock(s) for s in shocks]
     if period is not None:
         parts.append(encode_period(period))
+    if level is not None:
+        parts.append(np.array([encode_level(level)]))
     theta = np.concatenate(parts) if parts else np.zeros(0)
     starts = np.array([s.start for s in shocks], dtype=np.int64)
     return theta, starts
@@ -278,13 +316,14 @@ def jacobian(
     n: int,
     period: float | None,
     steps: FloatArray,
+    level: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
     """Popularity and its forward-difference Jacobian ``(n, P)`` at ``theta``.
 
     Shocks are independent, so perturbing a parameter of shock ``j`` only needs shock
     ``j`` re-simulated: ``4K`` single-shock runs instead of ``4K`` runs of all ``K``
     shocks, which keeps a Jacobian as cheap as a few model evaluations however many
-    shocks there are.
+    shocks there are. The level's column is exact (plays are linear in it).
     """
     theta = np.asarray(theta, dtype=np.float64)
     k = len(starts)
@@ -296,6 +335,10 @@ def jacobian(
     pert[idx, idx % SHOCK_WIDTH] += steps[: SHOCK_WIDTH * k]
     curves = _sir_rows(*_natural(pert), np.repeat(starts, SHOCK_WIDTH), n)
     raw = base.sum(axis=0)
+    if level:
+        lo, hi = LEVEL_LOG_RANGE
+        plays = float(np.exp(np.clip(theta[level_index(k, period)], lo, hi)))
+        raw = raw + plays
     factor = np.ones(n)
     if period is not None:
         factor = _factor(theta[SHOCK_WIDTH * k : SHOCK_WIDTH * k + PERIOD_WIDTH], n, period)
@@ -309,4 +352,6 @@ def jacobian(
             jac.append(
                 (raw * (_factor(moved, n, period) - factor) / steps[SHOCK_WIDTH * k + q])[None, :]
             )
+    if level:
+        jac.append((plays * factor)[None, :])
     return raw * factor, np.asarray(np.concatenate(jac, axis=0).T, dtype=np.float64)

@@ -75,6 +75,8 @@ async def test_fits_good_tracks_and_explains_bad_ones(db: asyncpg.Connection) ->
     assert split["identified"] is False
     lo, hi = split["revisit_share_range"]
     assert 0 <= lo < split["fitted_revisit_share"] < hi <= 1
+    # The persistent level's plays are outside the split, and said so.
+    assert split["level"] >= 0 and 0 <= split["background_share"] < 1
     assert any("not identifiable" in n for n in fc["notes"])
     assert "unknown" in " ".join(fc["notes"])  # the four-day gap is reported
 

@@ -9,11 +9,12 @@ import pytest
 
 from scoring.revisit import wavelet
 from scoring.revisit.baseline import _sigmoid, fit_holt_winters
-from scoring.revisit.fit import FitError, fit
+from scoring.revisit.fit import FitError, Options, fit
 from scoring.revisit.forecast import anchored, forecast, rmse
 from scoring.revisit.mdl import data_bits, log_star, model_bits
-from scoring.revisit.model import Period, Shock, pack, simulate, simulate_batch
+from scoring.revisit.model import Period, Shock, jacobian, pack, simulate, simulate_batch
 from scoring.revisit.series import SeriesError, mark_outages, regularize
+from scoring.revisit.solve import Problem, Scale
 
 
 def _reference(shocks: list[Shock], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -132,6 +133,60 @@ def test_popularity_does_not_identify_the_audience() -> None:
     pop2, aud2 = simulate([scaled], 400)
     assert rmse(pop2, pop1) < 0.02 * pop1.max()
     assert aud2.sum() / pop2.sum() > 5 * aud1.sum() / pop1.sum()
+
+
+def test_the_level_adds_plays_that_never_decay() -> None:
+    period = Period(period=7.0, amplitude=0.3, phase=2.0)
+    base, aud = simulate(SHOCKS, 300, period)
+    lifted, aud_lifted = simulate(SHOCKS, 300, period, level=40.0)
+    factor = 1.0 - 0.15 * (np.sin(2.0 * np.pi * (np.arange(300) + 2.0) / 7.0) + 1.0)
+    np.testing.assert_allclose(lifted - base, 40.0 * factor, rtol=1e-9)
+    np.testing.assert_array_equal(aud, aud_lifted)  # nobody is modelled behind the level
+
+
+def test_the_jacobian_has_the_level_and_period_columns() -> None:
+    period = Period(period=7.0, amplitude=0.3, phase=2.0)
+    theta, starts = pack(SHOCKS, period, 40.0)
+    steps = 1e-6 * np.maximum(1.0, np.abs(theta))
+    pop, jac = jacobian(theta, starts, 300, 7.0, steps, level=True)
+    assert jac.shape == (300, theta.size)
+    for q in range(theta.size):
+        moved = theta.copy()
+        moved[q] += steps[q]
+        up = simulate_batch(moved[None, :], starts, 300, 7.0, level=True)[0][0]
+        np.testing.assert_allclose(jac[:, q], (up - pop) / steps[q], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("residuals_on", ["sqrt", "log"])
+def test_stabilised_residuals_have_their_exact_jacobian(residuals_on: Scale) -> None:
+    theta, starts = pack(SHOCKS, None, 5.0)
+    y = _noisy(SHOCKS, 300, 4) + 5.0
+    prob = Problem(y, starts, None, float(y.max()), level=True, residuals_on=residuals_on)
+    jac = prob.jacobian(theta)
+    for q in range(theta.size):
+        moved = theta.copy()
+        moved[q] += 1e-6
+        numeric = (prob.residuals(moved) - prob.residuals(theta)) / 1e-6
+        np.testing.assert_allclose(jac[:, q], numeric, rtol=1e-3, atol=1e-4)
+
+
+def test_fit_recovers_a_planted_level_under_a_shock() -> None:
+    pop, _ = simulate(SHOCKS[:1], 400, level=30.0)
+    y = np.random.default_rng(5).poisson(pop).astype(float)
+    model = fit(y)
+    assert model.n_shocks == 1
+    assert model.level == pytest.approx(30.0, rel=0.15)
+    background = model.background_share
+    assert background is not None
+    assert background == pytest.approx(30.0 * 400 / pop.sum(), rel=0.15)
+    # The shocks alone decay: what is left at the end is the level.
+    assert model.predict(800)[-1] == pytest.approx(30.0, rel=0.15)
+    without = fit(y, options=Options(level=False))
+    assert without.level is None and without.background_share is None
+    scales: tuple[Scale, ...] = ("sqrt", "log")
+    for on in scales:
+        stabilised = fit(y, options=Options(residuals_on=on))
+        assert stabilised.level == pytest.approx(30.0, rel=0.2)
 
 
 def test_fit_handles_gaps_and_keeps_one_shock_for_one_shock() -> None:

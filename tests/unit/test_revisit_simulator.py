@@ -2,6 +2,7 @@
 
 Tracks are drawn at random from the simulator's world (its own mix of one- and
 multi-shock tracks); each noiseless hourly play curve gets Poisson noise and is fitted.
+Forty tracks, as the benchmark reads: with fifteen one track moves the share by 7 %.
 Stated tolerances: the shock count exactly right for >= 80 % of tracks; for >= 80 % of
 the tracks the fitted total plays within 10 % of the planted curve's and the fitted
 peak within 3 hours of the planted peak.
@@ -20,7 +21,7 @@ def test_planted_shock_counts_and_curves_are_recovered() -> None:
     table = world.shock_table()
     ids = np.unique(table["track_id"])
     rng = np.random.default_rng(11)
-    chosen = np.sort(rng.choice(ids, size=15, replace=False))
+    chosen = np.sort(rng.choice(ids, size=40, replace=False))
     _, hourly, _ = world.play_curve(chosen)
     exact = close_total = close_peak = 0
     for row, tid in enumerate(chosen):
