@@ -32,6 +32,15 @@ def world() -> synthetic.SyntheticWorld:
     return synthetic.generate(4000, n_users=4000, mean_follows=15.0, seed=3, horizon_hours=48.0)
 
 
+def _world_inputs(world: synthetic.SyntheticWorld) -> baselines.Inputs:
+    """The world's cascades on a 48-hour grid of hours, viral at 10 shares."""
+    c = world.cascades
+    grid = Grid(1.0, 48.0)
+    return baselines.Inputs(
+        cascades=c, labels=make_labels(c, 10, 48.0), grid=grid, sizes=c.size_matrix(grid.times)
+    )
+
+
 def test_from_events_sorts_dedups_and_drops_unknown() -> None:
     c = from_events(
         [10, 20],
@@ -336,14 +345,8 @@ def test_epa_oracle_beats_every_model_and_flagging_everything_earns_nothing(
     world: synthetic.SyntheticWorld,
 ) -> None:
     """EPA at a matched false-alarm rate: properties that make it a fair comparison."""
-    c = world.cascades
-    grid = Grid(1.0, 48.0)
-    data = baselines.Inputs(
-        cascades=c,
-        labels=make_labels(c, 10, 48.0),
-        grid=grid,
-        sizes=c.size_matrix(grid.times),
-    )
+    data = _world_inputs(world)
+    grid = data.grid
     lab = data.labels
     assert lab.n_viral >= 20
     runs = evaluate.cross_predict(data, ["sansnet", "nodecount", "szabo_huberman"], k=3)
@@ -455,11 +458,7 @@ def test_sansnet_survival_covariates_are_read_off_the_shares() -> None:
 def test_sansnet_chooses_its_covariates_on_the_training_cascades(
     world: synthetic.SyntheticWorld,
 ) -> None:
-    c = world.cascades
-    grid = Grid(1.0, 48.0)
-    data = baselines.Inputs(
-        cascades=c, labels=make_labels(c, 10, 48.0), grid=grid, sizes=c.size_matrix(grid.times)
-    )
+    data = _world_inputs(world)
     model = baselines.Sansnet()
     model.fit(data)
     chosen = model.chosen()
@@ -513,11 +512,8 @@ def test_the_seismic_kernel_is_recovered_from_its_own_delays() -> None:
 
 def test_temporal_split_trains_on_earlier_uploads_only(world: synthetic.SyntheticWorld) -> None:
     """The later uploads are predicted by a model fitted on the earlier ones alone."""
-    c = world.cascades
-    grid = Grid(1.0, 48.0)
-    data = baselines.Inputs(
-        cascades=c, labels=make_labels(c, 10, 48.0), grid=grid, sizes=c.size_matrix(grid.times)
-    )
+    data = _world_inputs(world)
+    c = data.cascades
     upload = np.random.default_rng(5).permutation(c.n).astype(float) // 2  # ties in pairs
     split = evaluate.temporal_split(upload, 0.3)
     test, train = np.flatnonzero(split == 0), np.flatnonzero(split == -1)
