@@ -52,7 +52,14 @@ from schemas.errors import SoundfleetError
 from schemas.settings import Settings
 from simulator.world import World
 from soundfleet.cli_db import migrate_target
-from soundfleet.fleet import Fleet, FleetSpec, drop_database, scratch_database, start_fleet
+from soundfleet.fleet import (
+    Fleet,
+    FleetSpec,
+    create_key,
+    drop_database,
+    scratch_database,
+    start_fleet,
+)
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,12 @@ async def _drive(
     """Drive the jobs to their end under the kills; the views, and whether time ran out."""
     assert fleet.coordinator.url is not None
     rng = random.Random(cfg.seed)
-    async with CoordinatorClient(fleet.coordinator.url, fleet.researcher_key) as client:
+    # The trace reads the fleet as an operator: a researcher's view hides the workers.
+    operator = create_key(fleet.dsn, "admin", "chaos-trace")
+    async with (
+        CoordinatorClient(fleet.coordinator.url, fleet.researcher_key) as client,
+        CoordinatorClient(fleet.coordinator.url, operator) as watcher,
+    ):
         jobs = [
             await client.submit(
                 "user_sweep",
@@ -151,7 +163,8 @@ async def _drive(
         ids = [j.id for j in jobs]
         frozen: list[tuple[processes.Service, float]] = []
         try:
-            return await _loop(fleet, cfg, client, ids, trace, counters, pgdata, rng, frozen)
+            clients = (client, watcher)
+            return await _loop(fleet, cfg, clients, ids, trace, counters, pgdata, rng, frozen)
         finally:
             for worker, _ in frozen:  # nothing stays stopped past the run
                 processes.thaw(worker)
@@ -160,7 +173,7 @@ async def _drive(
 async def _loop(
     fleet: Fleet,
     cfg: ChaosConfig,
-    client: CoordinatorClient,
+    clients: tuple[CoordinatorClient, CoordinatorClient],
     ids: list[int],
     trace: list[Any],
     counters: dict[str, int],
@@ -168,8 +181,12 @@ async def _loop(
     rng: random.Random,
     frozen: list[tuple[processes.Service, float]],
 ) -> tuple[list[Any], bool]:
-    """Watch the jobs; kill or freeze workers, restart the coordinator and PostgreSQL."""
+    """Watch the jobs; kill or freeze workers, restart the coordinator and PostgreSQL.
+
+    ``clients``: the researcher's (the jobs) and the operator's (the fleet trace).
+    """
     assert fleet.coordinator.url is not None
+    client, watcher = clients
     port = int(fleet.coordinator.url.rsplit(":", 1)[1])
     deadline = time.monotonic() + cfg.timeout_s
     next_kill = time.monotonic() + cfg.kill_every_s
@@ -182,7 +199,7 @@ async def _loop(
         if all(v.state in ("done", "failed", "cancelled") for v in views):
             return views, False
         if time.monotonic() >= next_sample:
-            await _sample_fleet(client, views, trace)
+            await _sample_fleet(watcher, views, trace)
             next_sample = time.monotonic() + 5.0
         if time.monotonic() > deadline:
             return views, True  # compared all the same: what was missing, and where
