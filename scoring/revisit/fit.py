@@ -386,8 +386,9 @@ def _initial_period(
     return np.concatenate([shocks, [math.log(amp / (1.0 - amp)), phase], tail])
 
 
-def _cost(resid: FloatArray, theta: FloatArray, k: int, n_points: int, with_period: bool,
-          options: Options) -> float:  # fmt: skip
+def _cost(
+    resid: FloatArray, theta: FloatArray, k: int, n_points: int, with_period: bool, options: Options
+) -> float:
     s0 = np.exp(np.clip(theta[0 : SHOCK_WIDTH * k : SHOCK_WIDTH], LOWER[0], UPPER[0]))
     bits = model_bits(k, n_points, with_period, s0, options.level)
     return bits + data_bits(resid, LOG_FLOOR if options.residuals_on == "log" else 1.0 / 12.0)
