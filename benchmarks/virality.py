@@ -200,16 +200,7 @@ def crowdcast_f(ev: pipeline.Evaluation, grid: Grid, seed: int = 0) -> dict[str,
             picks[name].append(h)
             pooled[name].append((run.decisions[rows, hours[h]], lab.viral[rows]))
     nested = {
-        name: {
-            "candidate_hours": list(hours),
-            "f_measure": _f_measure(
-                np.concatenate([p for p, _ in pooled[name]]),
-                np.concatenate([t for _, t in pooled[name]]),
-            )
-            if pooled[name]
-            else None,
-            "hour_by_fold": picks[name],
-        }
+        name: _pooled_f(pooled[name], list(hours), picks[name])
         for name, hours in (("coarse", coarse), ("fine", fine))
     }
     best = max(held_out, key=lambda h: held_out[h])
@@ -227,6 +218,20 @@ def crowdcast_f(ev: pipeline.Evaluation, grid: Grid, seed: int = 0) -> dict[str,
         "target": 0.309,
         "test_tuned_cut_upper_bound_by_hour": bound,
     }
+
+
+def _pooled_f(
+    pooled: list[tuple[np.ndarray, np.ndarray]], hours: list[str], picks: list[str]
+) -> dict[str, Any]:
+    """The F-measure of the folds' decisions pooled, with its 95% bootstrap interval."""
+    out: dict[str, Any] = {"candidate_hours": hours, "f_measure": None, "f_measure_ci95": None}
+    if pooled:
+        pred = np.concatenate([p for p, _ in pooled])
+        truth = np.concatenate([t for _, t in pooled])
+        out["f_measure"] = _f_measure(pred, truth)
+        out["f_measure_ci95"] = evaluate.f_measure_ci(pred, truth)
+    out["hour_by_fold"] = picks
+    return out
 
 
 def training_part(n: int, seed: int, threshold: int, horizon: float, step: float) -> dict[str, Any]:
@@ -332,9 +337,12 @@ def main() -> None:
                     }
                     for split in ("random", "temporal")
                 },
-                "crowdcast_f_nested": w["random"]["crowdcast_f"]
-                .get("nested_decision_hour", {})
-                .get("f_measure"),
+                **{
+                    f"crowdcast_f_nested{tail}": w["random"]["crowdcast_f"]
+                    .get("nested_decision_hour", {})
+                    .get(key)
+                    for tail, key in (("", "f_measure"), ("_ci95", "f_measure_ci95"))
+                },
             }
             for w in worlds
         ],
