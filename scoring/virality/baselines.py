@@ -469,6 +469,7 @@ class Sansnet:
     def _select(self, train: Inputs) -> SansnetCovariates:
         half = np.random.default_rng(0).permutation(train.cascades.n) % 2
         parts = [train.take(np.nonzero(half == h)[0]) for h in (0, 1)]
+        self.selection = {}
         best: tuple[float, SansnetCovariates] | None = None
         for cov in SANSNET_CANDIDATES:
             try:
