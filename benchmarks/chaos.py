@@ -328,10 +328,18 @@ async def compare(dsn: str, world: World, cfg: ChaosConfig, tracks: list[int]) -
         }
         out["units_by_state"] = states
         dead = await conn.fetch(
-            "SELECT kind, payload, last_error FROM work_units WHERE state = 'dead'"
+            "SELECT kind, state, payload::text AS payload, attempt, last_error "
+            "FROM work_units WHERE state IN ('dead', 'failed')"
         )
-        out["dead_units"] = [
-            {"kind": d["kind"], "error": (d["last_error"] or "")[:200]} for d in dead
+        out["units_given_up"] = [
+            {
+                "kind": d["kind"],
+                "state": d["state"],
+                "payload": d["payload"][:200],
+                "attempt": d["attempt"],
+                "error": (d["last_error"] or "")[:200],
+            }
+            for d in dead
         ]
         out["retries"] = await conn.fetchval(
             "SELECT coalesce(sum(greatest(attempt - 1, 0)), 0) FROM work_units"
@@ -341,7 +349,7 @@ async def compare(dsn: str, world: World, cfg: ChaosConfig, tracks: list[int]) -
         for k in ("users", "user_ids_gone", "reposts", "likes", "follower_pairs")
     )
     problems += out["reposts"]["duplicates"] + out["likes"]["duplicates"]
-    problems += states.get("leased", 0) + len(out["dead_units"])
+    problems += states.get("leased", 0) + len(out["units_given_up"])
     out["mismatches"] = problems
     return out
 
