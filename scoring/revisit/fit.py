@@ -55,6 +55,7 @@ from scoring.revisit.model import (
     encode_level,
     encode_shock,
     level_index,
+    periodic_factor,
     simulate_batch,
 )
 from scoring.revisit.solve import LOWER, UPPER, Scale, solve, stabilised
@@ -605,16 +606,21 @@ def _fit(
     )
     assert aud is not None
     k = len(m.starts)
+    fitted_period = (
+        None if m.period is None else decode_period(m.theta[SHOCK_WIDTH * k :], m.period)
+    )
     level = decode_level(m.theta, k, m.period) if options.level else None
     background = None
     if level is not None:
-        shocks_only = m.theta[None, : level_index(k, m.period)]
-        background = pop[0] - simulate_batch(shocks_only, m.starts, s.n, m.period)[0][0]
+        background = np.full(s.n, level)
+        if fitted_period is not None:
+            p = fitted_period
+            background *= periodic_factor(
+                np.array([p.amplitude]), np.array([p.phase]), p.period, s.n
+            )[0]
     return Fit(
         shocks=decode_shocks(m.theta, m.starts),
-        period=decode_period(m.theta[SHOCK_WIDTH * k :], m.period)
-        if m.period is not None
-        else None,
+        period=fitted_period,
         n_points=s.n,
         fitted=pop[0],
         audience=aud[0],

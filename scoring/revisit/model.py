@@ -223,14 +223,19 @@ def simulate_batch(
         pop = pop + np.exp(np.clip(theta[:, level_index(k, period)], lo, hi))[:, None]
     if period is not None:
         pt = theta[:, SHOCK_WIDTH * k : SHOCK_WIDTH * k + PERIOD_WIDTH]
-        amp = _sigmoid(pt[:, 0])[:, None]
-        phase = pt[:, 1][:, None]
-        t_axis = np.arange(n, dtype=np.float64)[None, :]
-        factor = 1.0 - 0.5 * amp * (np.sin(2.0 * np.pi * (t_axis + phase) / period) + 1.0)
+        factor = periodic_factor(_sigmoid(pt[:, 0]), pt[:, 1], period, n)
         pop = pop * factor
         if aud is not None:
             aud = aud * factor
     return pop, aud
+
+
+def periodic_factor(amplitude: FloatArray, phase: FloatArray, period: float, n: int) -> FloatArray:
+    """The periodic term's multiplier ``(batch, n)`` for amplitudes and phases ``(batch,)``."""
+    t_axis = np.arange(n, dtype=np.float64)[None, :]
+    wave = np.sin(2.0 * np.pi * (t_axis + np.asarray(phase)[:, None]) / period) + 1.0
+    factor: FloatArray = 1.0 - 0.5 * np.asarray(amplitude)[:, None] * wave
+    return factor
 
 
 def simulate(

@@ -86,6 +86,12 @@ def _counts(
     return out
 
 
+def size_by_age(log_size: FloatArray, hours: FloatArray) -> FloatArray:
+    """The size-by-age covariate: log size times ``log(1 + hours since upload)``."""
+    product: FloatArray = log_size * np.log1p(hours)
+    return product
+
+
 def covariates(
     sizes: npt.NDArray[np.int32],
     rate_steps: int,
@@ -110,7 +116,7 @@ def covariates(
     counts = [np.log1p(c.astype(np.float64)) for c in _counts(sizes, rate_steps, gap)]
     if age_times is not None:
         hours = np.concatenate([[0.0], age_times[:n_grid]])
-        counts.append(counts[0] * np.log1p(hours)[None, :])
+        counts.append(size_by_age(counts[0], hours[None, :]))
     start = np.stack([c[:, :n_grid] for c in counts], axis=2)
     now = np.stack([c[:, 1:] for c in counts], axis=2)
     return start, now
@@ -281,7 +287,7 @@ def risk_table(
         for name, v in zip(names, values, strict=True):
             cols[name] = np.log1p(v[keep].astype(np.float64))
         if age:
-            cols["x_age"] = cols["x"] * np.log1p(cols["start"])
+            cols["x_age"] = size_by_age(cols["x"], cols["start"])
         cols["event"] = np.full(int(keep.sum()), is_event, dtype=np.int64)
         cols["weight"] = weight[keep].astype(np.float64)
         frames.append(pd.DataFrame(cols))

@@ -189,6 +189,15 @@ def test_fit_recovers_a_planted_level_under_a_shock() -> None:
         assert stabilised.level == pytest.approx(30.0, rel=0.2)
 
 
+def test_background_is_what_the_fit_holds_beyond_its_shocks() -> None:
+    period = Period(period=7.0, amplitude=0.3, phase=2.0)
+    pop, _ = simulate(SHOCKS[:1], 300, period, level=20.0)
+    model = fit(np.random.default_rng(8).poisson(pop).astype(float), period=7.0)
+    assert model.period is not None and model.background is not None
+    shocks_only, _ = simulate(model.shocks, 300, model.period)
+    np.testing.assert_allclose(model.background, model.fitted - shocks_only, rtol=1e-9)
+
+
 def test_fit_handles_gaps_and_keeps_one_shock_for_one_shock() -> None:
     y = _noisy(SHOCKS[:1], 300, 2)
     y[50:60] = np.nan
