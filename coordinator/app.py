@@ -63,11 +63,11 @@ async def _listen(
             tried.set()
             await lost.wait()
             log.warning("work_listener_lost")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except database.DRIVER_ERRORS as exc:
             log.warning("work_listener_unavailable", error=str(exc))
             tried.set()
         finally:
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(*database.DRIVER_ERRORS):
                 await conn.close()
         await asyncio.sleep(retry_s)
 

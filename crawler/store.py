@@ -244,7 +244,7 @@ class Store:
                     await conn.execute(_DELETE_PROFILES, sorted(batch.profiles_of))
                 for table, columns, records in batch.laid_out():
                     written += await write_records(conn, table, columns, records)
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresError) as exc:
+        except database.DRIVER_ERRORS as exc:
             raise DatabaseError(f"landing a batch failed: {exc}") from exc
         return written
 
@@ -277,5 +277,5 @@ class Store:
             async with self._pool.acquire() as conn:
                 records: list[asyncpg.Record] = await conn.fetch(sql, *args)
                 return records
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except database.DRIVER_ERRORS as exc:
             raise DatabaseError(f"database query failed: {exc}") from exc

@@ -30,6 +30,15 @@ from schemas.settings import Settings
 # XDG_RUNTIME_DIR is unset (containers, CI), warning each time; the fallback is fine.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
+# What the driver raises when the server or the connection fails: every edge that talks
+# to PostgreSQL converts these (a restarting server may surface as any of them, the
+# client's own protocol state error included).
+DRIVER_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 _SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg2"}
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from runtime import database
 from schemas.errors import DatabaseError, InputError
 
 log = structlog.get_logger("scoring.runs")
@@ -218,7 +219,7 @@ async def run_scoring(
         reason = f"{type(exc).__name__}: {exc}"
         try:
             await fail_run(conn, run_id, reason, durations)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        except database.DRIVER_ERRORS:
             bound.error("scoring_run_fail_not_recorded", reason=reason)
         bound.error("scoring_run_failed", reason=reason)
         if isinstance(exc, asyncpg.PostgresError):
