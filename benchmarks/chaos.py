@@ -341,6 +341,22 @@ async def compare(dsn: str, world: World, cfg: ChaosConfig, tracks: list[int]) -
             }
             for d in dead
         ]
+        # How near the run came to giving a unit up: the fewest attempts any unit had
+        # left, and which unit that was (a run that passes with none left is luck).
+        nearest = await conn.fetchrow(
+            "SELECT kind, payload::text AS payload, attempt, max_attempts FROM work_units "
+            "ORDER BY max_attempts - attempt, id LIMIT 1"
+        )
+        out["fewest_attempts_left"] = (
+            None
+            if nearest is None
+            else {
+                "left": nearest["max_attempts"] - nearest["attempt"],
+                "attempt": nearest["attempt"],
+                "kind": nearest["kind"],
+                "payload": nearest["payload"][:200],
+            }
+        )
         out["retries"] = await conn.fetchval(
             "SELECT coalesce(sum(greatest(attempt - 1, 0)), 0) FROM work_units"
         )
