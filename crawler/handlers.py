@@ -169,6 +169,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _flush_period(ctx: UnitContext) -> float:
+    """Seconds between checkpoints: at least one per heartbeat (a third of the lease).
+
+    A short lease under frequent kills must still move the unit's cursor forward
+    between deaths.
+    """
+    lease_left = (ctx.lease.lease_expires_at - _now()).total_seconds()
+    return min(_FLUSH_EVERY_S, max(0.5, lease_left / 3))
+
+
 # ---------------------------------------------------------------------- user_range
 
 
@@ -192,20 +202,25 @@ async def user_range(ctx: UnitContext) -> UnitResult:
     api = ctx.api
     draining = ctx.draining
 
+    flush_every = _flush_period(ctx)
+
     async def fetch(lo: int, hi: int) -> tuple[Batch, int]:
         # A few lanes pulling ids, not one task per id: tasks cost more than requests.
-        # Ids are handed out in order and, once the worker drains, no lane takes
-        # another: the batch is then exactly [lo, end), every id fetched lands and the
-        # checkpoint resumes at ``end`` (nothing fetched is fetched again).
+        # Ids are handed out in order and, once the worker drains or the batch has
+        # run for a checkpoint period, no lane takes another: the batch is then exactly
+        # [lo, end), every id fetched lands and the checkpoint resumes at ``end``
+        # (nothing fetched is fetched again). The time cut keeps a slow platform's
+        # batches checkpointing as often as a list's pages do.
         end = lo
         batch = Batch()
         gone: list[Record] = []
         users: list[Record] = []
+        cut_at = time.monotonic() + flush_every
 
         def take() -> int | None:
             nonlocal end
-            if end >= hi or draining.is_set():
-                return None
+            if end >= hi or draining.is_set() or (end > lo and time.monotonic() >= cut_at):
+                return None  # (a batch holds one id at least: the unit always moves on)
             end += 1
             return end - 1
 
@@ -342,10 +357,11 @@ async def _walk(
     check_on_api_host(url, ctx.settings.api_base)
     batch = Batch()
     last_flush = time.monotonic()
-    # Checkpoint at least once per heartbeat (a third of the lease): a short lease under
-    # frequent kills must still move the unit's cursor forward between deaths.
-    lease_left = (ctx.lease.lease_expires_at - _now()).total_seconds()
-    flush_every = min(_FLUSH_EVERY_S, max(0.5, lease_left / 3))
+    flush_every = _flush_period(ctx)
+    # The attempt's first page lands at once: only a moved cursor gives an attempt back
+    # (see the coordinator's refund), and under frequent kills on a slow machine an
+    # attempt may not live to its first timed checkpoint.
+    first = True
     # Loop guard: a platform (or an attacker) whose next_href leads back to a page
     # already walked would keep the unit leased forever, heartbeats and all.
     seen = {_page_key(url)}
@@ -383,9 +399,12 @@ async def _walk(
             await ctx.land(batch, url)
             raise PagingLoop(f"next_href repeats a page of this unit: {shown}")
         seen.add(key)
-        due = len(batch) >= ctx.settings.flush_rows or (
-            time.monotonic() - last_flush >= flush_every
+        due = (
+            first
+            or len(batch) >= ctx.settings.flush_rows
+            or (time.monotonic() - last_flush >= flush_every)
         )
+        first = False
         if due or ctx.draining.is_set():
             await ctx.land(batch, next_href)
             batch = Batch()

@@ -177,7 +177,9 @@ class Crawl:
         await self.transport.close()
         await self.store.close()
 
-    def context(self, kind: str, payload: dict[str, Any], cursor: str | None = None) -> UnitContext:
+    def context(
+        self, kind: str, payload: dict[str, Any], cursor: str | None = None, lease_s: float = 300
+    ) -> UnitContext:
         lease = Lease(
             unit_id=1,
             job_id=1,
@@ -185,7 +187,7 @@ class Crawl:
             payload=payload,
             token=1,
             cursor=cursor,
-            lease_expires_at=datetime.now(UTC) + timedelta(minutes=5),
+            lease_expires_at=datetime.now(UTC) + timedelta(seconds=lease_s),
         )
         return UnitContext(lease, self.api, self.store, self.settings, self.metrics, self.draining)
 
@@ -385,6 +387,70 @@ async def test_a_drain_mid_batch_lands_every_fetched_id_and_none_is_fetched_twic
         await HANDLERS["user_range"](crawl.context("user_range", payload, cursor=ctx.cursor))
     assert sorted(asked) == list(range(1, 201))  # each id asked for once over both leases
     assert sorted(r[0] for r in await db.fetch(landed)) == list(range(1, 201))
+
+
+async def test_a_slow_sweep_batch_is_cut_at_the_checkpoint_period(
+    sim: Sim, db_dsn: str, db: asyncpg.Connection
+) -> None:
+    """A batch that outlasts a third of the lease lands what it has: the cursor moves."""
+    payload = {"id_from": 1, "id_to": 101}
+    async with Crawl(sim, db_dsn, concurrency=4, id_batch=100, web_profiles=False) as crawl:
+        fetch = crawl.api.fetch
+
+        async def slow(url: str, *args: Any, **kw: Any) -> Any:
+            await asyncio.sleep(0.05)  # 4 lanes x 0.05 s: 100 ids take 1.25 s
+            return await fetch(url, *args, **kw)
+
+        crawl.api.fetch = slow  # type: ignore[method-assign]
+        # A 1.5 s lease: a checkpoint every 0.5 s.
+        ctx = crawl.context("user_range", payload, lease_s=1.5)
+        cursors: list[str | None] = []
+        land = ctx.land
+
+        async def recorded(batch: Any, cursor: str | None) -> None:
+            cursors.append(cursor)
+            await land(batch, cursor)
+
+        ctx.land = recorded  # type: ignore[method-assign]
+        await HANDLERS["user_range"](ctx)
+    ends = [int(c.removeprefix("next_id=")) for c in cursors if c is not None]
+    assert len(ends) >= 2 and ends == sorted(ends) and ends[-1] == 101, ends
+    assert ends[0] < 101  # the first checkpoint came before the whole batch
+    landed = "SELECT id FROM users UNION ALL SELECT id FROM user_ids_gone"
+    assert sorted(r[0] for r in await db.fetch(landed)) == list(range(1, 101))
+
+
+async def test_a_list_attempt_checkpoints_its_first_page_at_once(
+    sim: Sim, db_dsn: str, db: asyncpg.Connection
+) -> None:
+    """Only a moved cursor gives an attempt back: the first page lands before the second."""
+    w = sim.world
+    track = int(np.argmax(np.bincount(w.likes.dst)))
+    payload = {"track_id": track, "list": "likers", "timestamps": "exact"}
+    async with Crawl(sim, db_dsn) as crawl:
+        pages = 0
+        fetch = crawl.api.fetch
+
+        async def counted(url: str, *args: Any, **kw: Any) -> Any:
+            nonlocal pages
+            pages += 1
+            return await fetch(url, *args, **kw)
+
+        crawl.api.fetch = counted  # type: ignore[method-assign]
+        ctx = crawl.context("track_list", payload)
+        landed_after: list[int] = []
+        land = ctx.land
+
+        async def recorded(batch: Any, cursor: str | None) -> None:
+            landed_after.append(pages)
+            await land(batch, cursor)
+
+        ctx.land = recorded  # type: ignore[method-assign]
+        await HANDLERS["track_list"](ctx)
+    assert int((w.likes.dst == track).sum()) > 2
+    # The first page alone, then (within the default 5 s period) the rest at the end.
+    assert landed_after[0] == 1, landed_after
+    assert await db.fetchval("SELECT count(*) FROM likes") == int((w.likes.dst == track).sum())
 
 
 async def test_reprocessing_and_resuming_change_nothing(
