@@ -57,7 +57,7 @@ from soundfleet.fleet import (
     FleetSpec,
     create_key,
     drop_database,
-    scratch_database,
+    fresh_database,
     start_fleet,
 )
 
@@ -379,7 +379,7 @@ def run_chaos(
     """
     world = World.generate(cfg.seed, cfg.users)
     artists, tracks = _pick_targets(world, cfg)
-    dsn = scratch_database(admin_dsn, f"soundfleet_chaos_{int(time.time())}")
+    dsn = fresh_database(admin_dsn, "soundfleet_chaos")
     counters = {
         "worker_kills": 0,
         "worker_freezes": 0,

@@ -32,7 +32,7 @@ from runtime.client import CoordinatorClient
 from schemas.settings import Settings
 from simulator.world import World
 from soundfleet.cli_db import migrate_target
-from soundfleet.fleet import FleetSpec, drop_database, scratch_database, start_fleet
+from soundfleet.fleet import FleetSpec, drop_database, fresh_database, start_fleet
 
 
 class _RssSampler(threading.Thread):
@@ -130,7 +130,7 @@ def run(
     reposts = np.bincount(world.reposts.dst, minlength=world.tracks.id.size + 1)
     ranked = [int(t) for t in np.argsort(-reposts, kind="stable") if reposts[t] > 0]
     huge, loop, normal = ranked[0], ranked[1], ranked[2 : 2 + others]
-    dsn = scratch_database(admin, f"soundfleet_hostile_{int(time.time())}")
+    dsn = fresh_database(admin, "soundfleet_hostile")
     migrate_target(database.DatabaseTarget(dsn, embedded=False))
     spec = FleetSpec(
         seed=5,

@@ -22,6 +22,7 @@ from runtime.sink import write_records
 from schemas.settings import Settings
 from schemas.tables import follows
 from soundfleet.cli_db import migrate_target
+from soundfleet.fleet import drop_database, fresh_database
 
 COLUMNS = ("follower_id", "followee_id", "event_time", "time_source", "fetched_at")
 
@@ -112,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     target = database.resolve(settings)
-    dsn = _scratch_database(target)
+    dsn = fresh_database(target.dsn, "sf_bench_ingest")
     try:
         migrate_target(database.DatabaseTarget(dsn, embedded=target.embedded))
         records = make_records(args.rows)
@@ -120,27 +121,7 @@ def main() -> None:
         result["server"] = "embedded" if target.embedded else "DATABASE_URL"
         print(json.dumps(result))
     finally:
-        asyncio.run(_drop(target.dsn, dsn))
-
-
-def _scratch_database(target: database.DatabaseTarget) -> str:
-    from sqlalchemy.engine import make_url
-
-    name = f"sf_bench_ingest_{int(time.time())}"
-
-    async def create() -> None:
-        async with database.connection(target.dsn) as conn:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-
-    asyncio.run(create())
-    return make_url(target.dsn).set(database=name).render_as_string(hide_password=False)
-
-
-async def _drop(admin_dsn: str, dsn: str) -> None:
-    from sqlalchemy.engine import make_url
-
-    async with database.connection(admin_dsn) as conn:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(dsn).database}" WITH (FORCE)')
+        drop_database(target.dsn, dsn)
 
 
 if __name__ == "__main__":

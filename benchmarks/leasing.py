@@ -40,13 +40,13 @@ from typing import Any
 import aiohttp
 import asyncpg
 import uvloop
-from sqlalchemy.engine import make_url
 
 from coordinator import queries as q
 from coordinator.auth import new_key
 from runtime import database
 from schemas.settings import Settings
 from soundfleet.cli_db import migrate_target
+from soundfleet.fleet import drop_database, fresh_database
 
 POOL_SIZE = 16
 
@@ -299,18 +299,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     target = database.resolve(settings)
-    name = f"sf_bench_leasing_{int(time.time())}"
-
-    async def create() -> None:
-        async with database.connection(target.dsn) as conn:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-
-    async def drop() -> None:
-        async with database.connection(target.dsn) as conn:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    asyncio.run(create())
-    dsn = make_url(target.dsn).set(database=name).render_as_string(hide_password=False)
+    dsn = fresh_database(target.dsn, "sf_bench_leasing")
     try:
         migrate_target(database.DatabaseTarget(dsn, embedded=target.embedded))
         result = run(
@@ -326,7 +315,7 @@ def main() -> None:
         result["server"] = "embedded" if target.embedded else "DATABASE_URL"
         print(json.dumps(result))
     finally:
-        asyncio.run(drop())
+        drop_database(target.dsn, dsn)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from coordinator import queries as q
 from runtime import database
 from schemas.settings import Settings
 from soundfleet.cli_db import migrate_target
-from soundfleet.fleet import drop_database, scratch_database
+from soundfleet.fleet import drop_database, fresh_database
 
 
 async def _scrapes(url: str, n: int, concurrency: int) -> list[float]:
@@ -57,7 +57,7 @@ async def _bare_query(dsn: str, rounds: int) -> list[float]:
 
 def run(admin: str, units: int, scrapes: int, concurrency: int) -> dict[str, Any]:
     """Seed, start a coordinator, scrape; the JSON summary."""
-    dsn = scratch_database(admin, f"soundfleet_metrics_{int(time.time())}")
+    dsn = fresh_database(admin, "soundfleet_metrics")
     try:
         migrate_target(database.DatabaseTarget(dsn, embedded=False))
         asyncio.run(seed_units(dsn, units))

@@ -44,7 +44,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -59,7 +58,7 @@ from runtime import database, processes
 from runtime.client import CoordinatorClient
 from schemas.settings import Settings
 from soundfleet.cli_db import migrate_target
-from soundfleet.fleet import create_key, drop_database, scratch_database
+from soundfleet.fleet import create_key, drop_database, fresh_database
 
 _CLIENT_ID = re.compile(r'"apiClient", "data": \{"id": "([A-Za-z0-9_-]+)"')
 
@@ -182,7 +181,7 @@ async def _fleet_cpu_s(
 @asynccontextmanager
 async def scratch_db(admin_dsn: str, prefix: str) -> AsyncIterator[str]:
     """A fresh, migrated database for one run (its DSN); dropped afterwards."""
-    dsn = await asyncio.to_thread(scratch_database, admin_dsn, f"{prefix}_{uuid.uuid4().hex[:8]}")
+    dsn = await asyncio.to_thread(fresh_database, admin_dsn, prefix)
     try:
         await asyncio.to_thread(migrate_target, database.DatabaseTarget(dsn, embedded=False))
         yield dsn

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,11 @@ def scratch_database(admin_dsn: str, name: str) -> str:
 
     asyncio.run(create())
     return make_url(admin_dsn).set(database=name).render_as_string(hide_password=False)
+
+
+def fresh_database(admin_dsn: str, prefix: str) -> str:
+    """Create a database named ``prefix`` and a random suffix (no other run has it)."""
+    return scratch_database(admin_dsn, f"{prefix}_{uuid.uuid4().hex[:8]}")
 
 
 def drop_database(admin_dsn: str, dsn: str) -> None:
