@@ -289,33 +289,29 @@ class ApiClient:
 
     # ------------------------------------------------------------------ requests
 
-    async def fetch(
+    def fetch(
         self,
         url: str,
         parse: Parser = None,
         *,
         not_found_ok: bool = True,
         lane: Lane | None = None,
-    ) -> Fetched:
-        """GET ``url`` (on the API host) and return its decoded, parsed body.
+    ) -> Coroutine[Any, Any, Fetched]:
+        """GET ``url`` (on the API host) and return its decoded, parsed body (awaitable).
 
         ``parse`` validates the decoded JSON (for example ``lambda d: parse(UserPage, d)``);
         a :class:`PayloadError` from it counts as a malformed body and is retried. A 404
         returns :data:`GONE` when ``not_found_ok``. Raises :class:`TransientError` once
-        retries are exhausted, :class:`OffHostError` or :class:`UnexpectedResponse` for
-        requests that must not be retried. ``lane`` is set by :meth:`Lane.fetch` only:
-        the request uses that lane's slot instead of taking one of its own.
+        retries are exhausted, :class:`OffHostError` (at once, before any await) or
+        :class:`UnexpectedResponse` for requests that must not be retried. ``lane`` is
+        set by :meth:`Lane.fetch` only: the request uses that lane's slot instead of
+        taking one of its own.
         """
-        # The one entry point of every request (callers take ``.data``): no wrapper
-        # coroutine above it, since each suspension of a request resumes through every
+        # The one entry point of every request (callers take ``.data``), and no
+        # coroutine of its own: each suspension of a request resumes through every
         # frame on its stack, and this is the path of every user of a sweep.
         check_on_api_host(url, self.api_base)
-        try:
-            return await self._attempt(url, parse, not_found_ok, lane)
-        except TransientError as exc:
-            # Building a retry controller costs more than a whole successful request,
-            # so it is built only once the first attempt has failed.
-            return await self._retry(url, parse, not_found_ok, lane, exc)
+        return self._attempt(url, parse, not_found_ok, lane, retry=True)
 
     def lane(self) -> Lane:
         """One request slot held across a run of requests (:meth:`Lane.fetch`).
@@ -383,67 +379,81 @@ class ApiClient:
         parse: Parser,
         not_found_ok: bool,
         lane: Lane | None,
+        retry: bool = False,
     ) -> Fetched:
-        # Synchronous fast paths first: a token in hand and a known client_id are the
-        # common case, and awaiting a coroutine that returns at once still builds one.
-        if not self.bucket.try_take():
-            await self.bucket.acquire()
-        client_id = self.client_ids.known or await self.client_ids.current()
-        url_sent = with_client_id(url, client_id)
-        if "app_version=" not in url_sent:
-            url_sent += self.profile.query_suffix()
-        target = self._yarl(url_sent)
-        deadlines = self._deadlines
-        # A lane's request uses the lane's slot (no context manager: entering one is a
-        # coroutine of its own, on every request of a sweep).
-        slots = self._slots if lane is None else None
-        if slots is not None:
-            await slots.acquire()
-        first = False
-        if self._first_answer is not None:
-            # The first request goes alone: its answer sets the bot protection's cookie,
-            # which every other request then carries (a fan-out of cookieless requests
-            # from a new worker is what a bot looks like).
-            if self._first_sent:
-                try:
-                    await self._first_answer.wait()
-                except BaseException:
-                    if slots is not None:
-                        slots.release()
-                    raise
-            else:
-                self._first_sent = first = True
-        started = time.monotonic()
-        task = deadlines.start(lane.task if lane is not None else None)
+        """One request; with ``retry`` a transient failure goes on to :meth:`_retry`.
+
+        (The retries' own attempts run without it: a failure ends them.)
+        """
         try:
-            resp = await self.transport.get(target, max_bytes=self._max_bytes)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            message = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            raise self._no_response(url, message, started) from exc
-        except BodyTooLarge as exc:
-            self._record("too_large", started)
-            raise BodyTooLarge(f"GET {url}: {exc}") from exc
-        except asyncio.CancelledError:
-            if not deadlines.timed_out(task):
-                raise
-            message = f"no response within {deadlines.timeout_s:g} s"
-            raise self._no_response(url, message, started) from None
-        finally:
-            deadlines.finish(task)
+            # Synchronous fast paths first: a token in hand and a known client_id are the
+            # common case, and awaiting a coroutine that returns at once still builds one.
+            if not self.bucket.try_take():
+                await self.bucket.acquire()
+            client_id = self.client_ids.known or await self.client_ids.current()
+            url_sent = with_client_id(url, client_id)
+            if "app_version=" not in url_sent:
+                url_sent += self.profile.query_suffix()
+            target = self._yarl(url_sent)
+            deadlines = self._deadlines
+            # A lane's request uses the lane's slot (no context manager: entering one is a
+            # coroutine of its own, on every request of a sweep).
+            slots = self._slots if lane is None else None
             if slots is not None:
-                slots.release()
-            if first and self._first_answer is not None:
-                self._first_answer.set()
-                self._first_answer = None
-        status, headers, body = resp.status, resp.headers, resp.body
-        if self._stats is not None:
-            self._stats.record(_STATUS.get(status) or str(status), time.monotonic() - started)
-        if status == 200:  # the common case, without another coroutine
-            if self._recovering:
-                self._recovered()
-            return Fetched(self._decode(url, body, headers.get("Content-Type", ""), parse), headers)
-        data = await self._interpret(url, client_id, status, body, headers, parse, not_found_ok)
-        return Fetched(data, headers)
+                await slots.acquire()
+            first = False
+            if self._first_answer is not None:
+                # The first request goes alone: its answer sets the bot protection's cookie,
+                # which every other request then carries (a fan-out of cookieless requests
+                # from a new worker is what a bot looks like).
+                if self._first_sent:
+                    try:
+                        await self._first_answer.wait()
+                    except BaseException:
+                        if slots is not None:
+                            slots.release()
+                        raise
+                else:
+                    self._first_sent = first = True
+            started = time.monotonic()
+            task = deadlines.start(lane.task if lane is not None else None)
+            try:
+                resp = await self.transport.get(target, max_bytes=self._max_bytes)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                message = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                raise self._no_response(url, message, started) from exc
+            except BodyTooLarge as exc:
+                self._record("too_large", started)
+                raise BodyTooLarge(f"GET {url}: {exc}") from exc
+            except asyncio.CancelledError:
+                if not deadlines.timed_out(task):
+                    raise
+                message = f"no response within {deadlines.timeout_s:g} s"
+                raise self._no_response(url, message, started) from None
+            finally:
+                deadlines.finish(task)
+                if slots is not None:
+                    slots.release()
+                if first and self._first_answer is not None:
+                    self._first_answer.set()
+                    self._first_answer = None
+            status, headers, body = resp.status, resp.headers, resp.body
+            if self._stats is not None:
+                self._stats.record(_STATUS.get(status) or str(status), time.monotonic() - started)
+            if status == 200:  # the common case, without another coroutine
+                if self._recovering:
+                    self._recovered()
+                return Fetched(
+                    self._decode(url, body, headers.get("Content-Type", ""), parse), headers
+                )
+            data = await self._interpret(url, client_id, status, body, headers, parse, not_found_ok)
+            return Fetched(data, headers)
+        except TransientError as exc:
+            if not retry:
+                raise
+            # Building a retry controller costs more than a whole successful request,
+            # so it is built only once the first attempt has failed.
+            return await self._retry(url, parse, not_found_ok, lane, exc)
 
     def _recovered(self) -> None:
         self._recovering = False
