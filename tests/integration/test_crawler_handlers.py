@@ -191,6 +191,18 @@ class Crawl:
         )
         return UnitContext(lease, self.api, self.store, self.settings, self.metrics, self.draining)
 
+    def record_requests(self) -> list[str]:
+        """From now on, every URL the client is asked for, in order (the list returned)."""
+        urls: list[str] = []
+        fetch = self.api.fetch
+
+        def recorded(url: str, *args: Any, **kw: Any) -> Any:
+            urls.append(url)
+            return fetch(url, *args, **kw)
+
+        self.api.fetch = recorded  # type: ignore[method-assign]
+        return urls
+
     async def run(self, kind: str, payload: dict[str, Any]) -> UnitResult:
         return await HANDLERS[kind](self.context(kind, payload))
 
@@ -198,6 +210,17 @@ class Crawl:
 def retries(metrics: WorkerMetrics, reason: str) -> float:
     value = metrics.registry.get_sample_value("soundfleet_worker_retries_total", {"reason": reason})
     return value or 0.0
+
+
+def record_landings(ctx: UnitContext, note: Callable[[str | None], None]) -> None:
+    """Call ``note(cursor)`` as each of ``ctx``'s landings begins."""
+    land = ctx.land
+
+    async def recorded(batch: Any, cursor: str | None) -> None:
+        note(cursor)
+        await land(batch, cursor)
+
+    ctx.land = recorded  # type: ignore[method-assign]
 
 
 async def rows(db: asyncpg.Connection, sql: str) -> set[tuple[Any, ...]]:
@@ -337,18 +360,10 @@ async def test_a_play_poll_batch_snapshots_every_visible_track_in_one_request(
     t = sim.world.tracks
     private = [int(i) for i in t.id[~t.public][:3]]
     asked = [*(int(i) for i in t.id[t.public][:45]), *private, 10**9]  # 49 ids
-    requests = 0
     async with Crawl(sim, db_dsn) as crawl:
-        fetch = crawl.api.fetch
-
-        async def counted(url: str, *args: Any, **kw: Any) -> Any:
-            nonlocal requests
-            requests += 1
-            return await fetch(url, *args, **kw)
-
-        crawl.api.fetch = counted  # type: ignore[method-assign]
+        requests = crawl.record_requests()
         await crawl.run("play_poll", {"track_ids": asked})
-    assert requests == 1
+    assert len(requests) == 1
     stats = await rows(db, "SELECT track_id, reposts_count FROM track_stats")
     visible = set(asked[:45])
     assert {tid for tid, _ in stats} == visible  # private and unknown ids: no snapshot
@@ -405,13 +420,7 @@ async def test_a_slow_sweep_batch_is_cut_at_the_checkpoint_period(
         # A 1.5 s lease: a checkpoint every 0.5 s.
         ctx = crawl.context("user_range", payload, lease_s=1.5)
         cursors: list[str | None] = []
-        land = ctx.land
-
-        async def recorded(batch: Any, cursor: str | None) -> None:
-            cursors.append(cursor)
-            await land(batch, cursor)
-
-        ctx.land = recorded  # type: ignore[method-assign]
+        record_landings(ctx, cursors.append)
         await HANDLERS["user_range"](ctx)
     ends = [int(c.removeprefix("next_id=")) for c in cursors if c is not None]
     assert len(ends) >= 2 and ends == sorted(ends) and ends[-1] == 101, ends
@@ -428,24 +437,10 @@ async def test_a_list_attempt_checkpoints_its_first_page_at_once(
     track = int(np.argmax(np.bincount(w.likes.dst)))
     payload = {"track_id": track, "list": "likers", "timestamps": "exact"}
     async with Crawl(sim, db_dsn) as crawl:
-        pages = 0
-        fetch = crawl.api.fetch
-
-        async def counted(url: str, *args: Any, **kw: Any) -> Any:
-            nonlocal pages
-            pages += 1
-            return await fetch(url, *args, **kw)
-
-        crawl.api.fetch = counted  # type: ignore[method-assign]
+        pages = crawl.record_requests()
         ctx = crawl.context("track_list", payload)
         landed_after: list[int] = []
-        land = ctx.land
-
-        async def recorded(batch: Any, cursor: str | None) -> None:
-            landed_after.append(pages)
-            await land(batch, cursor)
-
-        ctx.land = recorded  # type: ignore[method-assign]
+        record_landings(ctx, lambda _cursor: landed_after.append(len(pages)))
         await HANDLERS["track_list"](ctx)
     assert int((w.likes.dst == track).sum()) > 2
     # The first page alone, then (within the default 5 s period) the rest at the end.
