@@ -327,7 +327,7 @@ async def compare(dsn: str, world: World, cfg: ChaosConfig, tracks: list[int]) -
             for r in await conn.fetch("SELECT state, count(*) FROM work_units GROUP BY state")
         }
         out["units_by_state"] = states
-        dead = await conn.fetch(
+        given_up = await conn.fetch(
             "SELECT kind, state, payload::text AS payload, attempt, last_error "
             "FROM work_units WHERE state IN ('dead', 'failed')"
         )
@@ -339,7 +339,7 @@ async def compare(dsn: str, world: World, cfg: ChaosConfig, tracks: list[int]) -
                 "attempt": d["attempt"],
                 "error": (d["last_error"] or "")[:200],
             }
-            for d in dead
+            for d in given_up
         ]
         # How near the run came to giving a unit up: the fewest attempts any unit had
         # left, and which unit that was (a run that passes with none left is luck).

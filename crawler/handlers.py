@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -356,12 +357,12 @@ async def _walk(
     url = ctx.cursor or first_url
     check_on_api_host(url, ctx.settings.api_base)
     batch = Batch()
-    last_flush = time.monotonic()
     flush_every = _flush_period(ctx)
-    # The attempt's first page lands at once: only a moved cursor gives an attempt back
-    # (see the coordinator's refund), and under frequent kills on a slow machine an
-    # attempt may not live to its first timed checkpoint.
-    first = True
+    # The attempt's first page lands at once (as if the last checkpoint were long
+    # past): only a moved cursor gives an attempt back (see the coordinator's refund),
+    # and under frequent kills on a slow machine an attempt may not live to its first
+    # timed checkpoint.
+    last_flush = -math.inf
     # Loop guard: a platform (or an attacker) whose next_href leads back to a page
     # already walked would keep the unit leased forever, heartbeats and all.
     seen = {_page_key(url)}
@@ -399,12 +400,9 @@ async def _walk(
             await ctx.land(batch, url)
             raise PagingLoop(f"next_href repeats a page of this unit: {shown}")
         seen.add(key)
-        due = (
-            first
-            or len(batch) >= ctx.settings.flush_rows
-            or (time.monotonic() - last_flush >= flush_every)
+        due = len(batch) >= ctx.settings.flush_rows or (
+            time.monotonic() - last_flush >= flush_every
         )
-        first = False
         if due or ctx.draining.is_set():
             await ctx.land(batch, next_href)
             batch = Batch()

@@ -612,9 +612,9 @@ def _fit(
     level = decode_level(m.theta, k, m.period) if options.level else None
     background = None
     if level is not None:
+        # The level under the periodic term, as the fitted curve carries it.
         background = np.full(s.n, level)
-        if fitted_period is not None:
-            p = fitted_period
+        if (p := fitted_period) is not None:
             background *= periodic_factor(
                 np.array([p.amplitude]), np.array([p.phase]), p.period, s.n
             )[0]

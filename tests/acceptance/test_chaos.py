@@ -17,13 +17,13 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _failure(table: str, result: dict[str, Any]) -> str:
-    """What went wrong first (the table, the dead units and why), then the rest of the run."""
+    """What went wrong first (the table, the units given up and why), then the rest."""
     head = {"table": table, table: result[table], "units_given_up": result["units_given_up"]}
     return f"{head!r}\nunits: {result['units_by_state']!r}\nrun: {_summary(result)!r}"
 
 
 def _assert_tables_match(result: dict[str, Any]) -> None:
-    """Every crawled table equals the truth; a failure shows the dead units beside it."""
+    """Every crawled table equals the truth; a failure names the units given up first."""
     for table in ("users", "user_ids_gone", "reposts", "likes", "follower_pairs"):
         got = (result[table]["missing"], result[table]["extra"])
         assert got == (0, 0), _failure(table, result)
