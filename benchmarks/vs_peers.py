@@ -15,7 +15,8 @@ database of its own, into the same ``users`` / ``user_ids_gone`` columns:
   coordinator and crawled by 1 and 2 worker processes, leases, checkpoints, the fleet
   budget and metrics on (``benchmarks.sweep.fleet_run``).
 
-Rounds (``--repeats``, default 3) run bare, oneoff, soundfleet_1 and soundfleet_2 in turn;
+Rounds (``--repeats``, default 3) run bare, oneoff, soundfleet_1 and soundfleet_2 in turn,
+every second round in the reverse order (the machine drifts within a round);
 Scrapy, at about a twentieth of the others' speed, runs ``--scrapy-runs`` times (default
 1) in the first round. Each round's ratios are taken within the round (the machine is
 shared and drifts); the headline is the median over rounds. Users/s counts from the
@@ -38,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,30 +132,56 @@ def _scrapy_argv(web: str, dsn: str, ids: int, concurrency: int) -> list[str]:
 
 
 async def one_round(
-    args: argparse.Namespace, admin: str, web: str, sim: psutil.Process, log_dir: Path, scrapy: int
+    args: argparse.Namespace,
+    admin: str,
+    web: str,
+    sim: psutil.Process,
+    log_dir: Path,
+    scrapy: int,
+    reverse: bool = False,
 ) -> dict[str, Any]:
-    """bare, oneoff, (scrapy), soundfleet_1, soundfleet_2 in turn; ratios within the round."""
+    """bare, oneoff, (scrapy), soundfleet_1, soundfleet_2 in turn; ratios within the round.
+
+    ``reverse`` runs them in the opposite order: the machine drifts within a round, and
+    alternating the order keeps the drift from favouring whoever runs first.
+    """
     n, c = args.ids, args.concurrency
-    got: dict[str, Any] = {"bare": await ceiling(web, n, c, sim)}
-    async with scratch_db(admin, "bench_peers_oneoff") as dsn:
-        got["oneoff"] = await peer_run("one-off", _oneoff_argv(web, dsn, n, c), dsn, n, sim)
-    runs = []
-    for _ in range(scrapy):
-        async with scratch_db(admin, "bench_peers_scrapy") as dsn:
-            runs.append(await peer_run("Scrapy", _scrapy_argv(web, dsn, n, c), dsn, n, sim))
-    if runs:
-        got["scrapy"] = runs[0] if len(runs) == 1 else {"runs": runs}
-        got["scrapy"]["users_per_s_median"] = statistics.median(r["users_per_s"] for r in runs)
-    for workers in (1, 2):
-        async with scratch_db(admin, f"bench_peers_fleet{workers}") as dsn:
-            run = await fleet_run(dsn, web, n, c, workers, args.chunk, log_dir, sim)
-        got[f"soundfleet_{workers}"] = {k: v for k, v in run.items() if k != "per_worker"}
-    oneoff = got["oneoff"]["users_per_s"]
-    bare = got["bare"]["users_per_s"]
+    got: dict[str, Any] = {}
+
+    async def bare() -> None:
+        got["bare"] = await ceiling(web, n, c, sim)
+
+    async def oneoff() -> None:
+        async with scratch_db(admin, "bench_peers_oneoff") as dsn:
+            got["oneoff"] = await peer_run("one-off", _oneoff_argv(web, dsn, n, c), dsn, n, sim)
+
+    async def scrapy_runs() -> None:
+        runs = []
+        for _ in range(scrapy):
+            async with scratch_db(admin, "bench_peers_scrapy") as dsn:
+                runs.append(await peer_run("Scrapy", _scrapy_argv(web, dsn, n, c), dsn, n, sim))
+        if runs:
+            got["scrapy"] = runs[0] if len(runs) == 1 else {"runs": runs}
+            got["scrapy"]["users_per_s_median"] = statistics.median(r["users_per_s"] for r in runs)
+
+    def fleet(workers: int) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            async with scratch_db(admin, f"bench_peers_fleet{workers}") as dsn:
+                result = await fleet_run(dsn, web, n, c, workers, args.chunk, log_dir, sim)
+            got[f"soundfleet_{workers}"] = {k: v for k, v in result.items() if k != "per_worker"}
+
+        return run
+
+    order = [bare, oneoff, scrapy_runs, fleet(1), fleet(2)]
+    for contestant in reversed(order) if reverse else order:
+        await contestant()
+    got["order"] = list(got)
+    oneoff_rate = got["oneoff"]["users_per_s"]
+    bare_rate = got["bare"]["users_per_s"]
     got["ratios"] = {
-        **{f"soundfleet_{w}_over_oneoff": round(got[f"soundfleet_{w}"]["users_per_s"] / oneoff, 3)
-           for w in (1, 2)},
-        **{f"{k}_over_bare": round(got[k]["users_per_s"] / bare, 3)
+        **{f"soundfleet_{w}_over_oneoff":
+           round(got[f"soundfleet_{w}"]["users_per_s"] / oneoff_rate, 3) for w in (1, 2)},
+        **{f"{k}_over_bare": round(got[k]["users_per_s"] / bare_rate, 3)
            for k in ("oneoff", "soundfleet_1", "soundfleet_2")},
     }  # fmt: skip
     return got
@@ -181,7 +209,9 @@ async def main_async(args: argparse.Namespace, admin: str | None = None) -> dict
         rounds = []
         for i in range(args.repeats):
             scrapy = args.scrapy_runs if i == 0 else 0
-            rounds.append(await one_round(args, admin, server.url, sim, log_dir, scrapy))
+            rounds.append(
+                await one_round(args, admin, server.url, sim, log_dir, scrapy, reverse=i % 2 == 1)
+            )
     finally:
         processes.stop(server, grace_s=10)
 
