@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar, cast
+from urllib.parse import quote
 
 import aiohttp
 import structlog
@@ -235,6 +236,8 @@ class ApiClient:
         base = URL(api_base)
         self._origin = f"{base.scheme}://{base.raw_authority}"
         self._scheme, self._authority = base.scheme, base.raw_authority
+        # The query tail of the last client_id and app version (see _target).
+        self._tail: tuple[str | None, str | None, str | None] = (None, None, None)
         self._backoff = wait_random_exponential(
             multiplier=self.policy.backoff_base_s, max=self.policy.backoff_max_s
         )
@@ -349,29 +352,45 @@ class ApiClient:
                 return await self._attempt(url, parse, not_found_ok, lane)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    def _yarl(self, target: str) -> URL | str:
-        """``target`` as a yarl URL, built from its parts when that is safe.
+    def _target(self, url: str, client_id: str) -> URL | str:
+        """What is sent for ``url``: it with ``client_id`` and the web client's version.
 
         aiohttp parses and re-quotes every string URL (about a tenth of a request's
-        CPU); a URL on the API origin whose path and query are already percent-encoded
-        is assembled from the known origin instead. Anything else stays a string, for
-        aiohttp's full parse.
+        CPU), so a URL on the API origin whose path and query are already
+        percent-encoded, and that names neither parameter yet (every URL a crawl
+        builds, and the platform's ``next_href``), is assembled as a yarl URL from the
+        known origin and a query tail kept per client_id and version. Anything else
+        takes the general path and goes as a string, for aiohttp's full parse.
         """
         origin = self._origin
+        at = len(origin)
         if (
-            target.startswith(origin)
-            and target[len(origin) : len(origin) + 1] == "/"
-            and _ENCODED_TAIL.fullmatch(target, len(origin))
+            url.startswith(origin)
+            and url[at : at + 1] == "/"
+            and "client_id=" not in url
+            and "app_version=" not in url
+            and _ENCODED_TAIL.fullmatch(url, at)
         ):
-            path, _, query = target[len(origin) :].partition("?")
-            return URL.build(
-                scheme=self._scheme,
-                authority=self._authority,
-                path=path,
-                query_string=query,
-                encoded=True,
-            )
-        return target
+            tail = self._tail
+            if tail[0] != client_id or tail[1] != self.profile.app_version:
+                tail = self._tail = self._query_tail(client_id)
+            if tail[2] is not None:
+                path, sep, query = url[at:].partition("?")
+                return URL.build(
+                    scheme=self._scheme,
+                    authority=self._authority,
+                    path=path,
+                    query_string=f"{query}&{tail[2]}" if sep else tail[2],
+                    encoded=True,
+                )
+        sent = with_client_id(url, client_id)
+        return sent if "app_version=" in sent else sent + self.profile.query_suffix()
+
+    def _query_tail(self, client_id: str) -> tuple[str, str | None, str | None]:
+        """``client_id=…&app_version=…``, percent-encoded (None if they are not safe as is)."""
+        version = self.profile.app_version
+        tail = f"client_id={quote(client_id, safe='')}{self.profile.query_suffix()}"
+        return client_id, version, tail if _ENCODED_TAIL.fullmatch(tail) else None
 
     async def _attempt(
         self,
@@ -391,10 +410,7 @@ class ApiClient:
             if not self.bucket.try_take():
                 await self.bucket.acquire()
             client_id = self.client_ids.known or await self.client_ids.current()
-            url_sent = with_client_id(url, client_id)
-            if "app_version=" not in url_sent:
-                url_sent += self.profile.query_suffix()
-            target = self._yarl(url_sent)
+            target = self._target(url, client_id)
             deadlines = self._deadlines
             # A lane's request uses the lane's slot (no context manager: entering one is a
             # coroutine of its own, on every request of a sweep).
