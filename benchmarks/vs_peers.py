@@ -8,6 +8,9 @@ database of its own, into the same ``users`` / ``user_ids_gone`` columns:
   or stored): what the machine allows;
 - ``oneoff``: the one-off script a researcher writes (``benchmarks/peers/oneoff.py``:
   aiohttp, ``json.loads``, asyncpg COPY in batches of 2,000), in its own process;
+- ``oneoff_2``: the same script as two processes side by side, each with half the ids
+  and half the concurrency: what splitting a crawl over two processes costs on this
+  machine, the matched peer of two workers;
 - ``scrapy``: Scrapy as its experts configure it (``benchmarks/peers/scrapy_sweep.py``:
   asyncio reactor on uvloop, requests generated lazily from ``start()``, per-domain
   concurrency, unused middlewares off, an asyncpg COPY pipeline), in its own process;
@@ -15,8 +18,9 @@ database of its own, into the same ``users`` / ``user_ids_gone`` columns:
   coordinator and crawled by 1 and 2 worker processes, leases, checkpoints, the fleet
   budget and metrics on (``benchmarks.sweep.fleet_run``).
 
-Rounds (``--repeats``, default 3) run bare, oneoff, soundfleet_1 and soundfleet_2 in turn,
-every second round in the reverse order (the machine drifts within a round);
+Rounds (``--repeats``, default 3) run bare, oneoff, oneoff_2, soundfleet_1 and
+soundfleet_2 in turn, every second round in the reverse order (the machine drifts
+within a round);
 Scrapy, at about a twentieth of the others' speed, runs ``--scrapy-runs`` times (default
 1) in the first round. Each round's ratios are taken within the round (the machine is
 shared and drifts); the headline is the median over rounds. Users/s counts from the
@@ -24,7 +28,9 @@ first request (the job's submission for soundfleet) to the last row landed; CPU 
 user is each contestant's own processes (plus, for soundfleet, the coordinator and
 the PostgreSQL backends) and the simulator's.
 
-Target (issue 26): soundfleet (2 workers) / oneoff >= 0.9, median of the rounds.
+Target (issue 26): soundfleet / oneoff >= 0.9, median of the rounds; reported for one
+worker against the script's one process, two workers against it, and two workers
+against the script's two processes.
 """
 
 from __future__ import annotations
@@ -87,42 +93,56 @@ async def _watch_backends(dsn: str, seen: dict[int, float], stop: asyncio.Event)
 
 
 async def peer_run(
-    name: str, argv: list[str], dsn: str, ids: int, sim: psutil.Process
+    name: str, argvs: list[list[str]], dsn: str, ids: int, sim: psutil.Process
 ) -> dict[str, Any]:
-    """Run one peer process to completion; its users/s (by its own clock), CPU and rows."""
+    """Run a peer's processes side by side to completion; users/s, CPU and rows.
+
+    Users/s is by the peer's own clock (each process times its crawl; the slowest
+    one's counts).
+    """
     backends: dict[int, float] = {}
     stop = asyncio.Event()
     watch = asyncio.create_task(_watch_backends(dsn, backends, stop))
     sim_cpu, own_cpu = _cpu_s(sim), _children_cpu_s()
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=3600)
+
     try:
-        proc = await asyncio.to_thread(
-            subprocess.run, argv, capture_output=True, text=True, check=False, timeout=3600
-        )
+        procs = await asyncio.gather(*(asyncio.to_thread(run, argv) for argv in argvs))
     finally:
         stop.set()
         await watch
-    if proc.returncode != 0:
-        raise RuntimeError(f"the {name} peer failed:\n{proc.stderr[-3000:]}")
+    for proc in procs:
+        if proc.returncode != 0:
+            raise RuntimeError(f"the {name} peer failed:\n{proc.stderr[-3000:]}")
     own_cpu, sim_cpu = _children_cpu_s() - own_cpu, _cpu_s(sim) - sim_cpu
-    stats: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    seconds = float(stats.pop("seconds"))
+    stats = [json.loads(proc.stdout.strip().splitlines()[-1]) for proc in procs]
+    seconds = max(float(s.pop("seconds")) for s in stats)
     return {
         "seconds": round(seconds, 2),
         "users_per_s": round(ids / seconds, 1),
         "rows_landed": await _landed(dsn),
-        # the peer's whole process, start-up included, against its crawl's users
+        **({"processes": len(argvs)} if len(argvs) > 1 else {}),
+        # the peer's whole processes, start-up included, against its crawl's users
         "cpu_us_per_user": {
             "client": round(1e6 * own_cpu / ids, 1),
             "simulator": round(1e6 * sim_cpu / ids, 1),
             "postgres": round(1e6 * sum(backends.values()) / ids, 1),
         },
-        **stats,
+        **stats[0],
     }
 
 
-def _oneoff_argv(web: str, dsn: str, ids: int, concurrency: int) -> list[str]:
+def _oneoff_argvs(web: str, dsn: str, ids: int, concurrency: int, parts: int) -> list[list[str]]:
+    """The one-off script as ``parts`` processes, each with its share of ids and slots."""
     module = "benchmarks.peers.oneoff"
-    return [sys.executable, "-m", module, web, dsn, str(ids), str(concurrency)]
+    bounds = [1 + ids * k // parts for k in range(parts + 1)]
+    return [
+        [sys.executable, "-m", module, web, dsn, str(bounds[k + 1] - 1),
+         str(max(1, concurrency // parts)), str(bounds[k])]
+        for k in range(parts)
+    ]  # fmt: skip
 
 
 def _scrapy_argv(web: str, dsn: str, ids: int, concurrency: int) -> list[str]:
@@ -151,15 +171,21 @@ async def one_round(
     async def bare() -> None:
         got["bare"] = await ceiling(web, n, c, sim)
 
-    async def oneoff() -> None:
-        async with scratch_db(admin, "bench_peers_oneoff") as dsn:
-            got["oneoff"] = await peer_run("one-off", _oneoff_argv(web, dsn, n, c), dsn, n, sim)
+    def oneoff(parts: int) -> Callable[[], Awaitable[None]]:
+        name = "oneoff" if parts == 1 else f"oneoff_{parts}"
+
+        async def run() -> None:
+            async with scratch_db(admin, f"bench_peers_{name}") as dsn:
+                argvs = _oneoff_argvs(web, dsn, n, c, parts)
+                got[name] = await peer_run("one-off", argvs, dsn, n, sim)
+
+        return run
 
     async def scrapy_runs() -> None:
         runs = []
         for _ in range(scrapy):
             async with scratch_db(admin, "bench_peers_scrapy") as dsn:
-                runs.append(await peer_run("Scrapy", _scrapy_argv(web, dsn, n, c), dsn, n, sim))
+                runs.append(await peer_run("Scrapy", [_scrapy_argv(web, dsn, n, c)], dsn, n, sim))
         if runs:
             got["scrapy"] = runs[0] if len(runs) == 1 else {"runs": runs}
             got["scrapy"]["users_per_s_median"] = statistics.median(r["users_per_s"] for r in runs)
@@ -172,7 +198,7 @@ async def one_round(
 
         return run
 
-    order = [bare, oneoff, scrapy_runs, fleet(1), fleet(2)]
+    order = [bare, oneoff(1), oneoff(2), scrapy_runs, fleet(1), fleet(2)]
     for contestant in reversed(order) if reverse else order:
         await contestant()
     got["order"] = list(got)
@@ -181,8 +207,10 @@ async def one_round(
     got["ratios"] = {
         **{f"soundfleet_{w}_over_oneoff":
            round(got[f"soundfleet_{w}"]["users_per_s"] / oneoff_rate, 3) for w in (1, 2)},
+        "soundfleet_2_over_oneoff_2":
+            round(got["soundfleet_2"]["users_per_s"] / got["oneoff_2"]["users_per_s"], 3),
         **{f"{k}_over_bare": round(got[k]["users_per_s"] / bare_rate, 3)
-           for k in ("oneoff", "soundfleet_1", "soundfleet_2")},
+           for k in ("oneoff", "oneoff_2", "soundfleet_1", "soundfleet_2")},
     }  # fmt: skip
     return got
 
@@ -224,7 +252,7 @@ async def main_async(args: argparse.Namespace, admin: str | None = None) -> dict
         for w in (1, 2):
             rate = statistics.median(r[f"soundfleet_{w}"]["users_per_s"] for r in rounds)
             summary[f"soundfleet_{w}_over_scrapy"] = round(rate / scrapy_rate, 2)
-    contestants = ("oneoff", "soundfleet_1", "soundfleet_2")
+    contestants = ("oneoff", "oneoff_2", "soundfleet_1", "soundfleet_2")
     complete = all(r[k]["rows_landed"] == args.ids for r in rounds for k in contestants)
     if scrapy_rate:
         complete = complete and rounds[0]["scrapy"].get("rows_landed", args.ids) == args.ids
@@ -235,7 +263,15 @@ async def main_async(args: argparse.Namespace, admin: str | None = None) -> dict
         "cpu_count": os.cpu_count(),
         "summary": summary,
         "targets": {
-            "soundfleet_2_over_oneoff_ge_0_9": summary["soundfleet_2_over_oneoff"] >= 0.9,
+            # one worker against the one script process, and two against either form
+            **{
+                f"{key}_ge_0_9": summary[key] >= 0.9
+                for key in (
+                    "soundfleet_1_over_oneoff",
+                    "soundfleet_2_over_oneoff",
+                    "soundfleet_2_over_oneoff_2",
+                )
+            },
             "rows_complete": complete,
         },
         "rounds": rounds,

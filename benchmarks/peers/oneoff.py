@@ -1,7 +1,8 @@
 """The script a researcher writes instead of a crawler (the peer in ``benchmarks/vs_peers.py``).
 
-``python -m benchmarks.peers.oneoff WEB_BASE DSN IDS CONCURRENCY``: client_id from the
-homepage, ``GET /users/{id}`` for ids 1..IDS, ``json.loads``, asyncpg COPY in batches of
+``python -m benchmarks.peers.oneoff WEB_BASE DSN IDS CONCURRENCY [FIRST]``: client_id from
+the homepage, ``GET /users/{id}`` for ids FIRST..IDS (FIRST 1 unless given: two processes
+split a range), ``json.loads``, asyncpg COPY in batches of
 2,000 into the same ``users`` / ``user_ids_gone`` columns soundfleet lands. No leases,
 retries, checkpoints, validation or metrics. Prints its seconds as one JSON line.
 """
@@ -25,9 +26,9 @@ COLS = ("id", "permalink", "username", "full_name", "description", "city", "coun
         "fetched_at")  # fmt: skip
 
 
-async def main(web: str, dsn: str, n: int, conc: int) -> None:
+async def main(web: str, dsn: str, n: int, conc: int, first: int) -> None:
     db = await asyncpg.connect(dsn)
-    lock, ids = asyncio.Lock(), iter(range(1, n + 1))
+    lock, ids = asyncio.Lock(), iter(range(first, n + 1))
     users: list[tuple[Any, ...]] = []
     gone: list[tuple[int, datetime]] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc)) as http:
@@ -69,4 +70,5 @@ async def main(web: str, dsn: str, n: int, conc: int) -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+    first = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    uvloop.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), first))
