@@ -12,21 +12,7 @@ from aiohttp import web
 from crawler.errors import TransientError
 from crawler.http import ApiClient, RetryPolicy
 from crawler.transport import AiohttpTransport, create_session
-
-
-class FixedId:
-    """A client_id that never changes (the server here does not check it)."""
-
-    known = "fixedid12345678"
-
-    async def current(self) -> str:
-        return self.known
-
-    async def rejected(self, value: str) -> None:
-        raise AssertionError(f"{value} refused")
-
-    def advise(self, value: str | None) -> None:
-        return None
+from tests.fake_client_ids import StaticClientIds
 
 
 @pytest.fixture
@@ -65,7 +51,7 @@ async def api_client(api: str, timeout_s: float, retries: int) -> AsyncIterator[
     policy = RetryPolicy(max_retries=retries, backoff_base_s=0.01, backoff_max_s=0.02)
     try:
         yield ApiClient(
-            transport, api, FixedId(), concurrency=4, timeout_s=timeout_s, policy=policy
+            transport, api, StaticClientIds(), concurrency=4, timeout_s=timeout_s, policy=policy
         )
     finally:
         await transport.close()

@@ -9,6 +9,7 @@ from yarl import URL
 
 from crawler.http import ApiClient
 from crawler.transport import BrowserProfile, Response
+from tests.fake_client_ids import StaticClientIds
 
 API = "https://api-v2.soundcloud.com"
 
@@ -33,28 +34,12 @@ class Recording:
         return None
 
 
-class Ids:
-    """A client_id provider whose id the test changes."""
-
-    def __init__(self, known: str) -> None:
-        self.known = known
-
-    async def current(self) -> str:
-        return self.known
-
-    async def rejected(self, value: str) -> None:
-        raise AssertionError(f"{value} refused")
-
-    def advise(self, value: str | None) -> None:
-        return None
-
-
 def _query(url: URL | str) -> list[tuple[str, str]]:
     return parse_qsl(urlsplit(str(url)).query, keep_blank_values=True)
 
 
 async def test_each_request_carries_the_current_client_id_and_version_once() -> None:
-    transport, ids = Recording(), Ids("FIRST123")
+    transport, ids = Recording(), StaticClientIds("FIRST123")
     profile = BrowserProfile(app_version="1764842160")
     client = ApiClient(transport, API, ids, concurrency=2, profile=profile)
 
@@ -88,7 +73,9 @@ async def test_each_request_carries_the_current_client_id_and_version_once() -> 
 
 async def test_a_url_not_yet_percent_encoded_goes_as_a_string_for_a_full_parse() -> None:
     transport = Recording()
-    client = ApiClient(transport, API, Ids("ID123456"), concurrency=2, profile=BrowserProfile())
+    client = ApiClient(
+        transport, API, StaticClientIds("ID123456"), concurrency=2, profile=BrowserProfile()
+    )
     await client.fetch(f"{API}/search/users?q=daft punk")
     (sent,) = transport.sent
     assert sent == f"{API}/search/users?q=daft punk&client_id=ID123456"
@@ -97,7 +84,7 @@ async def test_a_url_not_yet_percent_encoded_goes_as_a_string_for_a_full_parse()
 async def test_a_version_the_page_names_unencoded_is_not_pasted_into_an_assembled_url() -> None:
     transport = Recording()
     profile = BrowserProfile(app_version="1 2")
-    client = ApiClient(transport, API, Ids("ID123456"), concurrency=2, profile=profile)
+    client = ApiClient(transport, API, StaticClientIds("ID123456"), concurrency=2, profile=profile)
     await client.fetch(f"{API}/users/3")
     (sent,) = transport.sent
     assert isinstance(sent, str)
