@@ -160,7 +160,7 @@ async def one_round(
     scrapy: int,
     reverse: bool = False,
 ) -> dict[str, Any]:
-    """bare, oneoff, (scrapy), soundfleet_1, soundfleet_2 in turn; ratios within the round.
+    """bare, oneoff, oneoff_2, (scrapy), soundfleet_1, soundfleet_2; ratios within the round.
 
     ``reverse`` runs them in the opposite order: the machine drifts within a round, and
     alternating the order keeps the drift from favouring whoever runs first.

@@ -153,7 +153,7 @@ class WorkerSettings(BaseSettings):
         # 1,000: a default unit lands once. A batch is also cut after a checkpoint
         # period (crawler.handlers._flush_period), so on a slow platform this bounds
         # nothing and on loopback a sweep ran ~6% faster than at 500 (six of six
-        # interleaved pairs, docs/benchmarks.md).
+        # interleaved pairs of a 100,000-id sweep).
         default=1000,
         ge=1,
         le=10_000,
